@@ -1,0 +1,284 @@
+//! Configuration: every setting is an environment variable with a matching flag and a default
+//! that runs out of the box. The README's configuration table lists them all; a test keeps
+//! the two in sync.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncchat",
+    version,
+    about = "SyncChat: a real-time chat backend"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print the REST OpenAPI spec (YAML).
+    Openapi,
+    /// Print the GraphQL schema (SDL).
+    GraphqlSchema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user with the admin role.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "SYNCCHAT_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+/// A value that must never show up in logs or debug output.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(
+        long,
+        env = "SYNCCHAT_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: SocketAddr,
+
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://...`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/syncchat.db?mode=rwc",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(
+        long,
+        env = "SYNCCHAT_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// Redis URL for presence and cross-node fan-out; unset = in-process.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Folder for embedded state (SQLite file, generated JWT secret, files).
+    #[arg(
+        long,
+        env = "SYNCCHAT_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Secret that signs access tokens; unset = generated once and kept in the data folder.
+    #[arg(
+        long,
+        env = "SYNCCHAT_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<Secret>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(
+        long,
+        env = "SYNCCHAT_ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of a refresh token (a session), in seconds.
+    #[arg(
+        long,
+        env = "SYNCCHAT_REFRESH_TOKEN_TTL_SECS",
+        default_value_t = 2_592_000,
+        global = true
+    )]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "SYNCCHAT_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log format: `text` or `json`.
+    #[arg(
+        long,
+        env = "SYNCCHAT_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(
+        long,
+        env = "SYNCCHAT_MAX_BODY_BYTES",
+        default_value_t = 1_048_576,
+        global = true
+    )]
+    pub max_body_bytes: usize,
+
+    /// Deepest GraphQL query accepted.
+    #[arg(
+        long,
+        env = "SYNCCHAT_GRAPHQL_MAX_DEPTH",
+        default_value_t = 16,
+        global = true
+    )]
+    pub graphql_max_depth: usize,
+
+    /// Highest GraphQL query complexity accepted.
+    #[arg(
+        long,
+        env = "SYNCCHAT_GRAPHQL_MAX_COMPLEXITY",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub graphql_max_complexity: usize,
+
+    /// Messages a user may send per second, sustained.
+    #[arg(
+        long,
+        env = "SYNCCHAT_RATE_SEND_PER_SEC",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_send_per_sec: u32,
+
+    /// Messages a user may send in a burst above the sustained rate.
+    #[arg(
+        long,
+        env = "SYNCCHAT_RATE_SEND_BURST",
+        default_value_t = 40,
+        global = true
+    )]
+    pub rate_send_burst: u32,
+
+    /// Conversations a user may create per minute.
+    #[arg(
+        long,
+        env = "SYNCCHAT_RATE_CONVERSATIONS_PER_MIN",
+        default_value_t = 30,
+        global = true
+    )]
+    pub rate_conversations_per_min: u32,
+
+    /// Register/login/refresh attempts per client IP per minute.
+    #[arg(
+        long,
+        env = "SYNCCHAT_RATE_AUTH_PER_IP_PER_MIN",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_auth_per_ip_per_min: u32,
+
+    /// Login attempts per account per minute.
+    #[arg(
+        long,
+        env = "SYNCCHAT_RATE_AUTH_PER_ACCOUNT_PER_MIN",
+        default_value_t = 10,
+        global = true
+    )]
+    pub rate_auth_per_account_per_min: u32,
+
+    /// Name of this node in metrics and logs; unset = generated at start.
+    #[arg(long, env = "SYNCCHAT_NODE_ID", global = true)]
+    pub node_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// The configuration from defaults alone, as a fresh machine would run it.
+    pub fn from_defaults() -> Self {
+        Cli::parse_from(["syncchat"]).config
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let id = uuid::Uuid::now_v7().simple().to_string();
+            format!("node-{}", &id[id.len() - 6..])
+        })
+    }
+
+    /// The JWT secret: configured, or generated once and kept in the data folder.
+    pub fn resolve_jwt_secret(&self) -> anyhow::Result<Secret> {
+        if let Some(secret) = &self.jwt_secret {
+            anyhow::ensure!(
+                secret.0.len() >= 32,
+                "SYNCCHAT_JWT_SECRET must be at least 32 characters"
+            );
+            return Ok(secret.clone());
+        }
+        load_or_create_secret(&self.data_dir.join("jwt-secret"))
+    }
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    use anyhow::Context;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 32 {
+            return Ok(Secret(existing));
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret = hex::encode(bytes);
+    std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "SYNCCHAT_JWT_SECRET is not set: generated one and stored it in the data folder; \
+         set it explicitly when running several nodes"
+    );
+    Ok(Secret(secret))
+}

@@ -1,0 +1,50 @@
+use crate::error::AppError;
+
+/// A message body: 1-4000 characters after trimming surrounding whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+pub const MAX_BODY_CHARS: usize = 4000;
+
+impl MessageBody {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(AppError::bad_input(
+                "body",
+                "message body must not be empty",
+            ));
+        }
+        if trimmed.chars().count() > MAX_BODY_CHARS {
+            return Err(AppError::bad_input(
+                "body",
+                format!("message body must be at most {MAX_BODY_CHARS} characters"),
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_and_bounds() {
+        assert_eq!(
+            MessageBody::parse("  hi \n")
+                .map(MessageBody::into_inner)
+                .ok(),
+            Some("hi".into())
+        );
+        assert!(MessageBody::parse("   \n\t").is_err());
+        assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
+        assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
+        // Surrounding whitespace does not count towards the limit.
+        assert!(MessageBody::parse(&format!("  {}  ", "a".repeat(4000))).is_ok());
+    }
+}

@@ -1,0 +1,38 @@
+use crate::error::AppError;
+
+/// A conversation title: 1-200 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if len == 0 || len > 200 {
+            return Err(AppError::bad_input(
+                "title",
+                "title must be 1 to 200 characters",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds() {
+        assert!(Title::parse(" ").is_err());
+        assert!(Title::parse(&"t".repeat(201)).is_err());
+        assert_eq!(
+            Title::parse(" Team ").map(Title::into_inner).ok(),
+            Some("Team".into())
+        );
+    }
+}

@@ -1,0 +1,47 @@
+use async_graphql::{Context, Object, Result};
+use uuid::Uuid;
+
+use crate::graphql::{GqlResult, caller, services};
+use crate::service::SendMessageInput;
+use crate::service::views::{MessageView, ReadState};
+
+#[derive(Default)]
+pub struct MessageMutation;
+
+#[Object]
+impl MessageMutation {
+    /// Stores a message and returns it with its `seq`. Retrying with the same
+    /// `clientMessageId` returns the first message.
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        input: SendMessageInput,
+    ) -> Result<MessageView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).send_message(&caller, input).await.gql()
+    }
+
+    async fn edit_message(&self, ctx: &Context<'_>, id: Uuid, body: String) -> Result<MessageView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).edit_message(&caller, id, &body).await.gql()
+    }
+
+    async fn delete_message(&self, ctx: &Context<'_>, id: Uuid) -> Result<MessageView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).delete_message(&caller, id).await.gql()
+    }
+
+    /// Moves the read marker forward to `seq` (never back).
+    async fn mark_read(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+        seq: i64,
+    ) -> Result<ReadState> {
+        let caller = caller(ctx).gql()?;
+        services(ctx)
+            .mark_read(&caller, conversation_id, seq)
+            .await
+            .gql()
+    }
+}

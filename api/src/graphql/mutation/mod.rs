@@ -1,0 +1,12 @@
+//! Mutation root, merged from one object per area.
+
+mod auth;
+mod conversations;
+mod messages;
+
+#[derive(async_graphql::MergedObject, Default)]
+pub struct MutationRoot(
+    auth::AuthMutation,
+    conversations::ConversationMutation,
+    messages::MessageMutation,
+);

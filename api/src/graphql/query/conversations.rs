@@ -1,0 +1,36 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Object, Result};
+use uuid::Uuid;
+
+use crate::graphql::{GqlResult, caller, connection, services};
+use crate::service::conversations::encode_activity_cursor;
+use crate::service::views::ConversationView;
+
+#[derive(Default)]
+pub struct ConversationQuery;
+
+#[Object]
+impl ConversationQuery {
+    /// The signed-in user's conversations, newest activity first, with the last message and
+    /// unread count.
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<Connection<String, ConversationView>> {
+        let caller = caller(ctx).gql()?;
+        let page = services(ctx)
+            .list_conversations(&caller, first, after)
+            .await
+            .gql()?;
+        Ok(connection(page, false, |c| {
+            encode_activity_cursor(c.updated_at, c.id)
+        }))
+    }
+
+    async fn conversation(&self, ctx: &Context<'_>, id: Uuid) -> Result<ConversationView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).get_conversation(&caller, id).await.gql()
+    }
+}

@@ -1,0 +1,39 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Object, Result};
+use uuid::Uuid;
+
+use crate::graphql::{GqlResult, caller, connection, services};
+use crate::service::HistoryQuery;
+use crate::service::views::MessageView;
+
+#[derive(Default)]
+pub struct MessageQuery;
+
+#[Object]
+impl MessageQuery {
+    /// History by `seq`, always in ascending order. `after: n` reads forward from seq n,
+    /// `before: n` reads back from it, neither reads the newest page. `first`/`last` set the
+    /// page size (default 50, max 200). Cursors are seq numbers.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+        before: Option<i64>,
+        after: Option<i64>,
+        first: Option<u64>,
+        last: Option<u64>,
+    ) -> Result<Connection<String, MessageView>> {
+        let caller = caller(ctx).gql()?;
+        let q = HistoryQuery {
+            before,
+            after,
+            limit: first.or(last),
+        };
+        let backward = after.is_none();
+        let page = services(ctx)
+            .list_messages(&caller, conversation_id, q)
+            .await
+            .gql()?;
+        Ok(connection(page, backward, |m| m.seq.to_string()))
+    }
+}

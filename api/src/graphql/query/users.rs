@@ -1,0 +1,39 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Object, Result};
+use uuid::Uuid;
+
+use crate::graphql::{GqlResult, caller, connection, services};
+use crate::service::views::UserView;
+
+#[derive(Default)]
+pub struct UserQuery;
+
+#[Object]
+impl UserQuery {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> Result<UserView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).me(&caller).await.gql()
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<UserView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).get_user(&caller, id).await.gql()
+    }
+
+    /// Users by username prefix, in username order.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<Connection<String, UserView>> {
+        let caller = caller(ctx).gql()?;
+        let page = services(ctx)
+            .search_users(&caller, search, first, after)
+            .await
+            .gql()?;
+        Ok(connection(page, false, |u| u.username.clone()))
+    }
+}

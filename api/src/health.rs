@@ -1,0 +1,32 @@
+//! `/healthz` (the process answers) and `/readyz` (its dependencies answer too).
+
+use poem::http::StatusCode;
+use poem::web::{Data, Json};
+use poem::{IntoResponse, Response, handler};
+
+use crate::service::Services;
+
+#[handler]
+pub fn healthz() -> &'static str {
+    "ok"
+}
+
+#[handler]
+pub async fn readyz(services: Data<&Services>) -> Response {
+    let database = match services.db().ping().await {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    let ready = database == "ok";
+    let body = Json(serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": database,
+        "eventBus": services.bus().name(),
+    }));
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    body.with_status(status).into_response()
+}

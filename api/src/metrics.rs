@@ -1,0 +1,189 @@
+//! Every metric SyncChat exports, in one place: names (`syncchat_` prefix, base units),
+//! help text, label sets (bounded: route templates, operation kinds, never ids) and buckets.
+//!
+//! Buckets sit around the targets of the scaling guide: delivery < 100 ms, API < 200 ms,
+//! DB < 50 ms, so each target is a bucket edge and `histogram_quantile` is exact there.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "syncchat_http_requests_total";
+pub const HTTP_DURATION: &str = "syncchat_http_request_duration_seconds";
+pub const GRAPHQL_OPERATIONS: &str = "syncchat_graphql_operations_total";
+pub const GRAPHQL_DURATION: &str = "syncchat_graphql_operation_duration_seconds";
+pub const DB_QUERY_DURATION: &str = "syncchat_db_query_duration_seconds";
+pub const DB_POOL_CONNECTIONS: &str = "syncchat_db_pool_connections";
+pub const MESSAGES: &str = "syncchat_messages_total";
+pub const REGISTRATIONS: &str = "syncchat_registrations_total";
+pub const LOGINS: &str = "syncchat_logins_total";
+pub const CONVERSATIONS_CREATED: &str = "syncchat_conversations_created_total";
+pub const RATE_LIMITED: &str = "syncchat_rate_limited_total";
+pub const EVENTS_PUBLISHED: &str = "syncchat_events_published_total";
+pub const BUILD_INFO: &str = "syncchat_build_info";
+
+/// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Database latencies: 100 µs .. 5 s, with 50 ms as an edge.
+const DB_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (tests build many apps in one process) and
+/// describes every metric. Returns the handle that renders `/metrics`.
+pub fn install(node_id: &str) -> anyhow::Result<PrometheusHandle> {
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .add_global_label("node", node_id)
+        .set_buckets_for_metric(Matcher::Full(DB_QUERY_DURATION.into()), DB_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .install_recorder()?;
+    let handle = HANDLE.get_or_init(|| handle).clone();
+    describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        Unit::Count,
+        "HTTP requests by route template, method and status class."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request duration by route template and method."
+    );
+    describe_counter!(
+        GRAPHQL_OPERATIONS,
+        Unit::Count,
+        "GraphQL operations by type, operation name and outcome."
+    );
+    describe_histogram!(
+        GRAPHQL_DURATION,
+        Unit::Seconds,
+        "GraphQL operation duration by type and operation name."
+    );
+    describe_histogram!(
+        DB_QUERY_DURATION,
+        Unit::Seconds,
+        "Database statement duration by operation and outcome."
+    );
+    describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        Unit::Count,
+        "Database pool connections by state (idle, in_use, max)."
+    );
+    describe_counter!(
+        MESSAGES,
+        Unit::Count,
+        "Chat messages by kind: sent, edited, deleted."
+    );
+    describe_counter!(REGISTRATIONS, Unit::Count, "Users registered.");
+    describe_counter!(LOGINS, Unit::Count, "Login attempts by outcome.");
+    describe_counter!(
+        CONVERSATIONS_CREATED,
+        Unit::Count,
+        "Conversations created by kind."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        Unit::Count,
+        "Requests refused by a rate limit, by limit."
+    );
+    describe_counter!(
+        EVENTS_PUBLISHED,
+        Unit::Count,
+        "Committed events published to the event bus, by kind."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        Unit::Count,
+        "Always 1; labels carry the version and node."
+    );
+}
+
+pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Duration) {
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let method = bounded_method(method);
+    counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status_class" => class)
+        .increment(1);
+    histogram!(HTTP_DURATION, "route" => route, "method" => method).record(elapsed.as_secs_f64());
+}
+
+fn bounded_method(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+pub fn record_graphql(
+    op_type: &'static str,
+    name: String,
+    outcome: &'static str,
+    elapsed: Duration,
+) {
+    counter!(GRAPHQL_OPERATIONS, "type" => op_type, "name" => name.clone(), "outcome" => outcome)
+        .increment(1);
+    histogram!(GRAPHQL_DURATION, "type" => op_type, "name" => name).record(elapsed.as_secs_f64());
+}
+
+pub fn record_db_query(operation: &'static str, elapsed: Duration, failed: bool) {
+    let outcome = if failed { "error" } else { "ok" };
+    histogram!(DB_QUERY_DURATION, "operation" => operation, "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn set_db_pool(idle: usize, in_use: usize, max: u32) {
+    gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(idle as f64);
+    gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(in_use as f64);
+    gauge!(DB_POOL_CONNECTIONS, "state" => "max").set(f64::from(max));
+}
+
+pub fn message(kind: &'static str) {
+    counter!(MESSAGES, "kind" => kind).increment(1);
+}
+
+pub fn registration() {
+    counter!(REGISTRATIONS).increment(1);
+}
+
+pub fn login(outcome: &'static str) {
+    counter!(LOGINS, "outcome" => outcome).increment(1);
+}
+
+pub fn conversation_created(kind: &'static str) {
+    counter!(CONVERSATIONS_CREATED, "kind" => kind).increment(1);
+}
+
+pub fn rate_limited(limit: &'static str) {
+    counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+pub fn event_published(kind: &'static str) {
+    counter!(EVENTS_PUBLISHED, "kind" => kind).increment(1);
+}

@@ -1,0 +1,145 @@
+use std::sync::Arc;
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+
+use super::{ApiTags, BearerAuth, ProblemResponse, svc};
+use crate::service::views::{MessageView, ReadState};
+use crate::service::{HistoryQuery, SendMessageInput, Services};
+
+pub struct MessageApi {
+    pub services: Option<Arc<Services>>,
+}
+
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct MessageList {
+    /// Ascending by `seq`.
+    items: Vec<MessageView>,
+    /// A seq: pass as `before` (or `after` when paging forward) for the next page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct NewMessage {
+    body: String,
+    client_message_id: Option<String>,
+    #[oai(default)]
+    attachment_ids: Vec<Uuid>,
+}
+
+#[derive(Object)]
+struct EditMessage {
+    body: String,
+}
+
+#[derive(Object)]
+struct MarkRead {
+    seq: i64,
+}
+
+#[OpenApi(tag = "ApiTags::Messages")]
+impl MessageApi {
+    /// History by seq, ascending. `after=n` reads forward from seq n, `before=n` reads back
+    /// from it, neither reads the newest page. `limit` defaults to 50, at most 200.
+    #[oai(
+        path = "/conversations/:id/messages",
+        method = "get",
+        operation_id = "listMessages"
+    )]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        before: Query<Option<i64>>,
+        after: Query<Option<i64>>,
+        limit: Query<Option<u64>>,
+    ) -> Result<Json<MessageList>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        let q = HistoryQuery {
+            before: before.0,
+            after: after.0,
+            limit: limit.0,
+        };
+        let page = services.list_messages(&caller, id.0, q).await?;
+        Ok(Json(MessageList {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    /// Send a message. Retrying with the same `clientMessageId` returns the first message.
+    #[oai(
+        path = "/conversations/:id/messages",
+        method = "post",
+        operation_id = "sendMessage"
+    )]
+    async fn send(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<NewMessage>,
+    ) -> Result<Json<MessageView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        let input = SendMessageInput {
+            conversation_id: id.0,
+            body: body.0.body,
+            client_message_id: body.0.client_message_id,
+            attachment_ids: body.0.attachment_ids,
+        };
+        Ok(Json(services.send_message(&caller, input).await?))
+    }
+
+    /// Edit one of your messages.
+    #[oai(path = "/messages/:id", method = "patch", operation_id = "editMessage")]
+    async fn edit(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<EditMessage>,
+    ) -> Result<Json<MessageView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(
+            services.edit_message(&caller, id.0, &body.0.body).await?,
+        ))
+    }
+
+    /// Delete one of your messages: it keeps its seq, its body is removed.
+    #[oai(
+        path = "/messages/:id",
+        method = "delete",
+        operation_id = "deleteMessage"
+    )]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<MessageView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.delete_message(&caller, id.0).await?))
+    }
+
+    /// Move your read marker forward to `seq` (never back).
+    #[oai(
+        path = "/conversations/:id/read",
+        method = "post",
+        operation_id = "markRead"
+    )]
+    async fn mark_read(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<MarkRead>,
+    ) -> Result<Json<ReadState>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.mark_read(&caller, id.0, body.0.seq).await?))
+    }
+}

@@ -1,0 +1,74 @@
+//! The REST façade (poem-openapi) under `/api/v1`: handlers translate HTTP into service
+//! calls and service errors into problem+json. No rule lives here.
+
+mod auth;
+mod conversations;
+mod messages;
+mod problem;
+mod users;
+
+use poem_openapi::auth::Bearer;
+use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+
+use crate::service::{Caller, Services};
+pub use problem::{ProblemResponse, problem_response};
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Register, log in, refresh and end sessions.
+    Auth,
+    /// Look up users.
+    Users,
+    /// Create, list and join conversations.
+    Conversations,
+    /// Send, edit, delete and read messages.
+    Messages,
+}
+
+/// `Authorization: Bearer <accessToken>` from register, login or refresh.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT")]
+pub struct BearerAuth(Bearer);
+
+impl BearerAuth {
+    async fn caller(&self, services: &Services) -> Result<Caller, ProblemResponse> {
+        Ok(services.authenticate(&self.0.token).await?)
+    }
+}
+
+pub type Api = (
+    auth::AuthApi,
+    users::UserApi,
+    conversations::ConversationApi,
+    messages::MessageApi,
+);
+
+pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
+    let services = services.map(std::sync::Arc::new);
+    let api = (
+        auth::AuthApi {
+            services: services.clone(),
+        },
+        users::UserApi {
+            services: services.clone(),
+        },
+        conversations::ConversationApi {
+            services: services.clone(),
+        },
+        messages::MessageApi { services },
+    );
+    OpenApiService::new(api, "SyncChat REST API", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Integrator API of SyncChat. Errors are application/problem+json with a stable `code` \
+             (UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT, RATE_LIMITED, \
+             UNAVAILABLE, INTERNAL). Lists answer {items, nextCursor}.",
+        )
+        .server("/api/v1")
+}
+
+/// The services, which exist in a running server but not when only the spec is printed.
+fn svc(services: &Option<std::sync::Arc<Services>>) -> Result<&Services, ProblemResponse> {
+    services.as_deref().ok_or_else(|| {
+        crate::error::AppError::Unavailable("the server is not serving requests".into()).into()
+    })
+}

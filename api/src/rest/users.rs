@@ -1,0 +1,63 @@
+use std::sync::Arc;
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+
+use super::{ApiTags, BearerAuth, ProblemResponse, svc};
+use crate::service::Services;
+use crate::service::views::UserView;
+
+pub struct UserApi {
+    pub services: Option<Arc<Services>>,
+}
+
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct UserList {
+    items: Vec<UserView>,
+    next_cursor: Option<String>,
+}
+
+#[OpenApi(prefix_path = "/users", tag = "ApiTags::Users")]
+impl UserApi {
+    /// The signed-in user.
+    #[oai(path = "/me", method = "get", operation_id = "me")]
+    async fn me(&self, auth: BearerAuth) -> Result<Json<UserView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.me(&caller).await?))
+    }
+
+    /// Users by username prefix, in username order.
+    #[oai(path = "/", method = "get", operation_id = "listUsers")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        search: Query<Option<String>>,
+        limit: Query<Option<u64>>,
+        after: Query<Option<String>>,
+    ) -> Result<Json<UserList>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        let page = services
+            .search_users(&caller, search.0, limit.0, after.0)
+            .await?;
+        Ok(Json(UserList {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    #[oai(path = "/:id", method = "get", operation_id = "getUser")]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<UserView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.get_user(&caller, id.0).await?))
+    }
+}

@@ -1,0 +1,300 @@
+//! Registration, login, token refresh with rotation, logout, and turning a bearer token
+//! into a [`Caller`].
+
+use std::net::IpAddr;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::tokens::{new_refresh_token, parse_refresh_token};
+use super::views::{AuthPayload, UserView};
+use super::{Caller, Services, now};
+use crate::domain::{Email, Password, Username};
+use crate::error::{AppError, AppResult};
+use crate::metrics as m;
+use crate::storage::{is_unique_violation, session, user};
+
+#[derive(Debug, Clone, async_graphql::InputObject, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RegisterInput {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, async_graphql::InputObject, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
+pub struct LoginInput {
+    /// Username or email.
+    pub login: String,
+    pub password: String,
+    /// A label for this device, shown in session lists.
+    pub device: Option<String>,
+}
+
+/// A hash to verify against when the account does not exist, so that a wrong username
+/// takes as long as a wrong password.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Wq9tqgqXm5m0Ly0cM2ArSZ1mEJ2KN1dmqEi5b3Q1pAU";
+
+impl Services {
+    #[instrument(skip_all, fields(user.username = %input.username))]
+    pub async fn register(
+        &self,
+        input: RegisterInput,
+        ip: Option<IpAddr>,
+    ) -> AppResult<AuthPayload> {
+        self.limits().check_auth_ip(ip)?;
+        let username = Username::parse(input.username.trim())?;
+        let email = Email::parse(&input.email)?;
+        let password = Password::parse(&input.password)?;
+        let display_name = match input.display_name.as_deref().map(str::trim) {
+            Some("") | None => None,
+            Some(name) if name.chars().count() > 64 => {
+                return Err(AppError::bad_input(
+                    "displayName",
+                    "display name must be at most 64 characters",
+                ));
+            }
+            Some(name) => Some(name.to_owned()),
+        };
+        let created = self
+            .create_user(&username, &email, &password, display_name, user::ROLE_USER)
+            .await?;
+        m::registration();
+        self.open_session(created, None).await
+    }
+
+    /// Creates a user with the given role; used by registration and `syncchat admin create-user`.
+    pub async fn create_user(
+        &self,
+        username: &Username,
+        email: &Email,
+        password: &Password,
+        display_name: Option<String>,
+        role: &str,
+    ) -> AppResult<user::Model> {
+        let db = self.db();
+        if user::Entity::find()
+            .filter(user::Column::Username.eq(username.as_str()))
+            .one(db)
+            .await?
+            .is_some()
+        {
+            return Err(AppError::Conflict("username is taken".into()));
+        }
+        if user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .one(db)
+            .await?
+            .is_some()
+        {
+            return Err(AppError::Conflict("email is already registered".into()));
+        }
+        let password_hash = hash_password(password.expose().to_owned()).await?;
+        let model = user::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            username: Set(username.as_str().to_owned()),
+            email: Set(email.as_str().to_owned()),
+            password_hash: Set(password_hash),
+            display_name: Set(display_name),
+            role: Set(role.to_owned()),
+            disabled: Set(false),
+            created_at: Set(now()),
+            last_seen_at: Set(None),
+        };
+        model.insert(db).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::Conflict("username or email is taken".into())
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    #[instrument(skip_all, fields(user.login = %input.login))]
+    pub async fn login(&self, input: LoginInput, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
+        self.limits().check_auth_ip(ip)?;
+        let login = input.login.trim().to_lowercase();
+        if login.is_empty() || login.len() > 254 {
+            return Err(AppError::bad_input(
+                "login",
+                "login must be a username or an email",
+            ));
+        }
+        self.limits().check_auth_account(&login)?;
+        let column = if login.contains('@') {
+            user::Column::Email
+        } else {
+            user::Column::Username
+        };
+        let found = user::Entity::find()
+            .filter(column.eq(login.as_str()))
+            .one(self.db())
+            .await?;
+        let hash = found
+            .as_ref()
+            .map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+        let password_ok = verify_password(input.password, hash).await?;
+        let Some(found) = found.filter(|_| password_ok) else {
+            m::login("invalid");
+            return Err(AppError::Unauthenticated(
+                "invalid login or password".into(),
+            ));
+        };
+        if found.disabled {
+            m::login("disabled");
+            return Err(AppError::Forbidden("this account is disabled".into()));
+        }
+        m::login("ok");
+        let device = input.device.map(|d| d.chars().take(100).collect());
+        self.open_session(found, device).await
+    }
+
+    /// Exchanges a refresh token for a new pair. The old refresh token stops working; using
+    /// it again is taken as theft and revokes the whole session.
+    #[instrument(skip_all)]
+    pub async fn refresh(&self, token: &str, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
+        self.limits().check_auth_ip(ip)?;
+        let (session_id, presented_hash) = parse_refresh_token(token)?;
+        let invalid = || AppError::Unauthenticated("invalid refresh token".into());
+        let db = self.db();
+        let Some(sess) = session::Entity::find_by_id(session_id).one(db).await? else {
+            return Err(invalid());
+        };
+        if sess.revoked_at.is_some() || sess.expires_at <= now() {
+            return Err(invalid());
+        }
+        let (new_token, new_hash) = new_refresh_token(session_id);
+        // Compare-and-swap on the stored hash: of two concurrent refreshes with the same token,
+        // exactly one wins; the loser is treated as a reuse.
+        let swapped = session::Entity::update_many()
+            .col_expr(session::Column::TokenHash, Expr::value(new_hash))
+            .filter(session::Column::Id.eq(session_id))
+            .filter(session::Column::TokenHash.eq(presented_hash))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        if swapped.rows_affected != 1 {
+            tracing::warn!(session.id = %session_id, user.id = %sess.user_id, "refresh token reused: revoking session");
+            self.revoke_session(session_id).await?;
+            return Err(AppError::Unauthenticated(
+                "refresh token was already used; session revoked".into(),
+            ));
+        }
+        let Some(found) = user::Entity::find_by_id(sess.user_id).one(db).await? else {
+            return Err(invalid());
+        };
+        if found.disabled {
+            self.revoke_session(session_id).await?;
+            return Err(AppError::Unauthenticated("this account is disabled".into()));
+        }
+        let access_token = self.inner.tokens.issue_access(found.id, session_id)?;
+        Ok(AuthPayload {
+            access_token,
+            expires_in: self.inner.tokens.access_ttl_secs,
+            refresh_token: new_token,
+            user: UserView::from_model(found, true),
+        })
+    }
+
+    /// Ends the caller's session: its refresh token and access tokens stop working.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, session.id = %caller.session_id))]
+    pub async fn logout(&self, caller: &Caller) -> AppResult<bool> {
+        self.revoke_session(caller.session_id).await?;
+        Ok(true)
+    }
+
+    /// Turns a bearer access token into a caller: valid signature, not expired, session not
+    /// revoked, user not disabled.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
+        let claims = self.inner.tokens.verify_access(token)?;
+        let db = self.db();
+        let sess = session::Entity::find_by_id(claims.sid).one(db).await?;
+        if !sess.is_some_and(|s| s.revoked_at.is_none() && s.user_id == claims.sub) {
+            return Err(AppError::Unauthenticated("session has ended".into()));
+        }
+        let Some(found) = user::Entity::find_by_id(claims.sub).one(db).await? else {
+            return Err(AppError::Unauthenticated("unknown user".into()));
+        };
+        if found.disabled {
+            return Err(AppError::Unauthenticated("this account is disabled".into()));
+        }
+        Ok(Caller {
+            user_id: found.id,
+            session_id: claims.sid,
+            is_admin: found.role == user::ROLE_ADMIN,
+        })
+    }
+
+    async fn open_session(
+        &self,
+        found: user::Model,
+        device: Option<String>,
+    ) -> AppResult<AuthPayload> {
+        let session_id = Uuid::now_v7();
+        let (refresh_token, token_hash) = new_refresh_token(session_id);
+        let created_at = now();
+        session::ActiveModel {
+            id: Set(session_id),
+            user_id: Set(found.id),
+            token_hash: Set(token_hash),
+            device: Set(device),
+            created_at: Set(created_at),
+            expires_at: Set(
+                created_at + chrono::Duration::seconds(self.inner.tokens.refresh_ttl_secs)
+            ),
+            revoked_at: Set(None),
+        }
+        .insert(self.db())
+        .await?;
+        let access_token = self.inner.tokens.issue_access(found.id, session_id)?;
+        Ok(AuthPayload {
+            access_token,
+            expires_in: self.inner.tokens.access_ttl_secs,
+            refresh_token,
+            user: UserView::from_model(found, true),
+        })
+    }
+
+    async fn revoke_session(&self, session_id: Uuid) -> AppResult<()> {
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now()))
+            .filter(session::Column::Id.eq(session_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+}
+
+/// argon2id with the crate's defaults (OWASP's m=19 MiB, t=2, p=1), off the async threads.
+async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing password: {e}")))
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?
+}
+
+async fn verify_password(password: String, hash: String) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| {
+            AppError::Internal(anyhow::anyhow!("stored password hash is malformed: {e}"))
+        })?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?
+}

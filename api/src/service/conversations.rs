@@ -1,0 +1,610 @@
+//! Conversations: create (direct, deduplicated per pair; or group), add participants, leave,
+//! list the caller's conversations by newest activity, and read one.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use syncchat_realtime::{Event, EventKind};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::users::page_limit;
+use super::views::{
+    ConversationKind, ConversationView, MessageView, Page, ParticipantRole, ParticipantView,
+    UserRef, conversation_kind,
+};
+use super::{Caller, Services, now};
+use crate::domain::Title;
+use crate::error::{AppError, AppResult};
+use crate::metrics as m;
+use crate::storage::{conversation, is_unique_violation, message, participant, user};
+
+/// Most people one call may add.
+pub const MAX_PARTICIPANTS_PER_CALL: usize = 100;
+/// Most people one group may hold.
+pub const MAX_GROUP_SIZE: u64 = 1000;
+
+#[derive(Debug, Clone, async_graphql::InputObject, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateConversationInput {
+    /// The other people; the caller is always included.
+    pub participant_ids: Vec<Uuid>,
+    pub title: Option<String>,
+    /// `DIRECT` needs exactly one other person. Default: direct when there is exactly one
+    /// other person and no title, group otherwise.
+    pub kind: Option<ConversationKind>,
+}
+
+impl Services {
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn create_conversation(
+        &self,
+        caller: &Caller,
+        input: CreateConversationInput,
+    ) -> AppResult<ConversationView> {
+        let others: Vec<Uuid> = dedupe(
+            input
+                .participant_ids
+                .iter()
+                .copied()
+                .filter(|id| *id != caller.user_id),
+        );
+        if others.len() > MAX_PARTICIPANTS_PER_CALL {
+            return Err(AppError::bad_input(
+                "participantIds",
+                format!("at most {MAX_PARTICIPANTS_PER_CALL} participants per call"),
+            ));
+        }
+        let title = input.title.as_deref().map(Title::parse).transpose()?;
+        let kind = input
+            .kind
+            .unwrap_or(if others.len() == 1 && title.is_none() {
+                ConversationKind::Direct
+            } else {
+                ConversationKind::Group
+            });
+        if kind == ConversationKind::Direct && others.len() != 1 {
+            return Err(AppError::bad_input(
+                "participantIds",
+                "a direct conversation has exactly two people: give one other participant",
+            ));
+        }
+        if kind == ConversationKind::Direct && title.is_some() {
+            return Err(AppError::bad_input(
+                "title",
+                "a direct conversation has no title",
+            ));
+        }
+        self.ensure_users_exist(&others).await?;
+        self.limits().check_create_conversation(caller.user_id)?;
+
+        let conversation_id = match kind {
+            ConversationKind::Direct => self.create_direct(caller.user_id, others[0]).await?,
+            ConversationKind::Group => {
+                self.create_group(caller.user_id, &others, title.map(Title::into_inner))
+                    .await?
+            }
+        };
+        self.conversation_view(caller, conversation_id).await
+    }
+
+    async fn create_direct(&self, me: Uuid, other: Uuid) -> AppResult<Uuid> {
+        let key = direct_key(me, other);
+        let existing = || {
+            conversation::Entity::find()
+                .filter(conversation::Column::DirectKey.eq(key.clone()))
+                .one(self.db())
+        };
+        if let Some(found) = existing().await? {
+            return Ok(found.id);
+        }
+        match self
+            .insert_conversation(
+                me,
+                &[other],
+                conversation::KIND_DIRECT,
+                None,
+                Some(key.clone()),
+            )
+            .await
+        {
+            Ok(id) => Ok(id),
+            // Someone created the same pair concurrently: theirs is the one.
+            Err(AppError::Conflict(_)) => existing()
+                .await?
+                .map(|c| c.id)
+                .ok_or_else(|| AppError::not_found("conversation")),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_group(
+        &self,
+        me: Uuid,
+        others: &[Uuid],
+        title: Option<String>,
+    ) -> AppResult<Uuid> {
+        self.insert_conversation(me, others, conversation::KIND_GROUP, title, None)
+            .await
+    }
+
+    async fn insert_conversation(
+        &self,
+        me: Uuid,
+        others: &[Uuid],
+        kind: &'static str,
+        title: Option<String>,
+        direct_key: Option<String>,
+    ) -> AppResult<Uuid> {
+        let id = Uuid::now_v7();
+        let at = now();
+        let txn = self.db().begin().await?;
+        let inserted = conversation::ActiveModel {
+            id: Set(id),
+            kind: Set(kind.to_owned()),
+            title: Set(title),
+            direct_key: Set(direct_key),
+            created_by: Set(me),
+            created_at: Set(at),
+            updated_at: Set(at),
+            last_seq: Set(0),
+        }
+        .insert(&txn)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(AppError::Conflict("conversation exists".into()));
+            }
+            other => other?,
+        };
+        let owner_role = if kind == conversation::KIND_GROUP {
+            participant::ROLE_OWNER
+        } else {
+            participant::ROLE_MEMBER
+        };
+        let rows = std::iter::once((me, owner_role))
+            .chain(others.iter().map(|u| (*u, participant::ROLE_MEMBER)))
+            .map(|(user_id, role)| participant::ActiveModel {
+                conversation_id: Set(id),
+                user_id: Set(user_id),
+                role: Set(role.to_owned()),
+                joined_at: Set(at),
+                last_read_seq: Set(0),
+            });
+        participant::Entity::insert_many(rows).exec(&txn).await?;
+        txn.commit().await?;
+        m::conversation_created(kind);
+        let mut participant_ids = vec![me];
+        participant_ids.extend_from_slice(others);
+        self.publish(Event {
+            conversation_id: id,
+            seq: 0,
+            committed_at: now(),
+            kind: EventKind::ConversationChanged { participant_ids },
+        })
+        .await;
+        Ok(id)
+    }
+
+    #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
+    pub async fn add_participants(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+        user_ids: Vec<Uuid>,
+    ) -> AppResult<ConversationView> {
+        let conv = self.conversation_for(caller, conversation_id).await?;
+        if conv.kind == conversation::KIND_DIRECT {
+            return Err(AppError::bad_input(
+                "conversationId",
+                "people cannot be added to a direct conversation",
+            ));
+        }
+        let wanted = dedupe(user_ids);
+        if wanted.is_empty() || wanted.len() > MAX_PARTICIPANTS_PER_CALL {
+            return Err(AppError::bad_input(
+                "userIds",
+                format!("give 1 to {MAX_PARTICIPANTS_PER_CALL} people to add"),
+            ));
+        }
+        self.ensure_users_exist(&wanted).await?;
+        let present: HashSet<Uuid> = participant::Entity::find()
+            .filter(participant::Column::ConversationId.eq(conversation_id))
+            .filter(participant::Column::UserId.is_in(wanted.clone()))
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|p| p.user_id)
+            .collect();
+        let new: Vec<Uuid> = wanted
+            .into_iter()
+            .filter(|u| !present.contains(u))
+            .collect();
+        if !new.is_empty() {
+            let size = participant::Entity::find()
+                .filter(participant::Column::ConversationId.eq(conversation_id))
+                .count(self.db())
+                .await?;
+            if size + new.len() as u64 > MAX_GROUP_SIZE {
+                return Err(AppError::bad_input(
+                    "userIds",
+                    format!("a group holds at most {MAX_GROUP_SIZE} people"),
+                ));
+            }
+            let at = now();
+            let txn = self.db().begin().await?;
+            // New members start with everything before their arrival marked read.
+            participant::Entity::insert_many(new.iter().map(|user_id| participant::ActiveModel {
+                conversation_id: Set(conversation_id),
+                user_id: Set(*user_id),
+                role: Set(participant::ROLE_MEMBER.to_owned()),
+                joined_at: Set(at),
+                last_read_seq: Set(conv.last_seq),
+            }))
+            .exec(&txn)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    AppError::Conflict("already a participant".into())
+                } else {
+                    e.into()
+                }
+            })?;
+            touch_conversation(&txn, conversation_id).await?;
+            txn.commit().await?;
+            self.publish(Event {
+                conversation_id,
+                seq: conv.last_seq,
+                committed_at: now(),
+                kind: EventKind::ConversationChanged {
+                    participant_ids: new,
+                },
+            })
+            .await;
+        }
+        self.conversation_view(caller, conversation_id).await
+    }
+
+    #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
+    pub async fn leave_conversation(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+    ) -> AppResult<bool> {
+        let conv = self.conversation_for(caller, conversation_id).await?;
+        if conv.kind == conversation::KIND_DIRECT {
+            return Err(AppError::bad_input(
+                "conversationId",
+                "a direct conversation cannot be left",
+            ));
+        }
+        let txn = self.db().begin().await?;
+        participant::Entity::delete_many()
+            .filter(participant::Column::ConversationId.eq(conversation_id))
+            .filter(participant::Column::UserId.eq(caller.user_id))
+            .exec(&txn)
+            .await?;
+        touch_conversation(&txn, conversation_id).await?;
+        txn.commit().await?;
+        self.publish(Event {
+            conversation_id,
+            seq: conv.last_seq,
+            committed_at: now(),
+            kind: EventKind::ConversationChanged {
+                participant_ids: vec![caller.user_id],
+            },
+        })
+        .await;
+        Ok(true)
+    }
+
+    /// The caller's conversations, newest activity first.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn list_conversations(
+        &self,
+        caller: &Caller,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> AppResult<Page<ConversationView>> {
+        let limit = page_limit(first, 20, 100)?;
+        let mine = Query::select()
+            .column(participant::Column::ConversationId)
+            .from(participant::Entity)
+            .and_where(participant::Column::UserId.eq(caller.user_id))
+            .to_owned();
+        let mut query =
+            conversation::Entity::find().filter(conversation::Column::Id.in_subquery(mine));
+        if let Some(cursor) = after {
+            let (at, id) = decode_activity_cursor(&cursor)?;
+            query = query.filter(
+                Condition::any()
+                    .add(conversation::Column::UpdatedAt.lt(at))
+                    .add(
+                        Condition::all()
+                            .add(conversation::Column::UpdatedAt.eq(at))
+                            .add(conversation::Column::Id.lt(id)),
+                    ),
+            );
+        }
+        let mut rows = query
+            .order_by_desc(conversation::Column::UpdatedAt)
+            .order_by_desc(conversation::Column::Id)
+            .limit(limit + 1)
+            .all(self.db())
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if has_more {
+            rows.last()
+                .map(|c| encode_activity_cursor(c.updated_at, c.id))
+        } else {
+            None
+        };
+        let items = self.conversation_views(caller, rows).await?;
+        Ok(Page {
+            items,
+            next_cursor,
+            has_more,
+        })
+    }
+
+    #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
+    pub async fn get_conversation(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+    ) -> AppResult<ConversationView> {
+        self.conversation_view(caller, conversation_id).await
+    }
+
+    async fn conversation_view(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+    ) -> AppResult<ConversationView> {
+        let conv = self.conversation_for(caller, conversation_id).await?;
+        self.conversation_views(caller, vec![conv])
+            .await?
+            .pop()
+            .ok_or_else(|| AppError::not_found("conversation"))
+    }
+
+    /// The conversation, if the caller takes part in it; `NOT_FOUND` otherwise, whether or
+    /// not it exists.
+    pub(crate) async fn conversation_for(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+    ) -> AppResult<conversation::Model> {
+        self.participation(caller, conversation_id)
+            .await
+            .map(|(c, _)| c)
+    }
+
+    pub(crate) async fn participation(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+    ) -> AppResult<(conversation::Model, participant::Model)> {
+        let db = self.db();
+        let me = participant::Entity::find_by_id((conversation_id, caller.user_id))
+            .one(db)
+            .await?;
+        let conv = match me {
+            Some(_) => {
+                conversation::Entity::find_by_id(conversation_id)
+                    .one(db)
+                    .await?
+            }
+            None => None,
+        };
+        match (conv, me) {
+            (Some(c), Some(p)) => Ok((c, p)),
+            _ => Err(AppError::not_found("conversation")),
+        }
+    }
+
+    /// Builds full views for conversations the caller is in, with a fixed number of queries
+    /// per page plus one unread count per conversation.
+    async fn conversation_views(
+        &self,
+        caller: &Caller,
+        convs: Vec<conversation::Model>,
+    ) -> AppResult<Vec<ConversationView>> {
+        if convs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = self.db();
+        let ids: Vec<Uuid> = convs.iter().map(|c| c.id).collect();
+        let members = participant::Entity::find()
+            .filter(participant::Column::ConversationId.is_in(ids.clone()))
+            .order_by_asc(participant::Column::JoinedAt)
+            .all(db)
+            .await?;
+        let last_messages = message::Entity::find()
+            .filter(convs.iter().fold(Condition::any(), |cond, c| {
+                cond.add(
+                    Condition::all()
+                        .add(message::Column::ConversationId.eq(c.id))
+                        .add(message::Column::Seq.eq(c.last_seq)),
+                )
+            }))
+            .all(db)
+            .await?;
+        let mut user_ids: Vec<Uuid> = members.iter().map(|p| p.user_id).collect();
+        user_ids.extend(last_messages.iter().map(|msg| msg.sender_id));
+        let users = self.user_refs(dedupe(user_ids)).await?;
+        let user_ref = |id: Uuid| {
+            users.get(&id).cloned().unwrap_or_else(|| UserRef {
+                id,
+                username: "unknown".into(),
+                display_name: None,
+            })
+        };
+
+        let mut by_conv: HashMap<Uuid, Vec<participant::Model>> = HashMap::new();
+        for p in members {
+            by_conv.entry(p.conversation_id).or_default().push(p);
+        }
+        let mut last_by_conv: HashMap<Uuid, message::Model> = last_messages
+            .into_iter()
+            .map(|msg| (msg.conversation_id, msg))
+            .collect();
+
+        let mut views = Vec::with_capacity(convs.len());
+        for c in convs {
+            let parts = by_conv.remove(&c.id).unwrap_or_default();
+            let last_read_seq = parts
+                .iter()
+                .find(|p| p.user_id == caller.user_id)
+                .map_or(0, |p| p.last_read_seq);
+            let unread_count = self
+                .unread_count(c.id, caller.user_id, last_read_seq, c.last_seq)
+                .await?;
+            let last_message = last_by_conv.remove(&c.id).map(|msg| {
+                let sender = user_ref(msg.sender_id);
+                MessageView::from_model(msg, sender)
+            });
+            views.push(ConversationView {
+                id: c.id,
+                kind: conversation_kind(&c),
+                title: c.title,
+                created_by: c.created_by,
+                created_at: c.created_at,
+                updated_at: c.updated_at,
+                last_seq: c.last_seq,
+                participants: parts
+                    .into_iter()
+                    .map(|p| ParticipantView {
+                        user: user_ref(p.user_id),
+                        role: if p.role == participant::ROLE_OWNER {
+                            ParticipantRole::Owner
+                        } else {
+                            ParticipantRole::Member
+                        },
+                        joined_at: p.joined_at,
+                        last_read_seq: p.last_read_seq,
+                    })
+                    .collect(),
+                last_message,
+                unread_count,
+                last_read_seq,
+            });
+        }
+        Ok(views)
+    }
+
+    pub(crate) async fn unread_count(
+        &self,
+        conversation_id: Uuid,
+        user_id: Uuid,
+        last_read_seq: i64,
+        last_seq: i64,
+    ) -> AppResult<i64> {
+        if last_read_seq >= last_seq {
+            return Ok(0);
+        }
+        let n = message::Entity::find()
+            .filter(message::Column::ConversationId.eq(conversation_id))
+            .filter(message::Column::Seq.gt(last_read_seq))
+            .filter(message::Column::SenderId.ne(user_id))
+            .filter(message::Column::DeletedAt.is_null())
+            .count(self.db())
+            .await?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    pub(crate) async fn user_refs(&self, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, UserRef>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found = user::Entity::find()
+            .filter(user::Column::Id.is_in(ids))
+            .all(self.db())
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|u| (u.id, UserRef::from(u)))
+            .collect())
+    }
+
+    async fn ensure_users_exist(&self, ids: &[Uuid]) -> AppResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found = user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.to_vec()))
+            .filter(user::Column::Disabled.eq(false))
+            .count(self.db())
+            .await?;
+        if found != ids.len() as u64 {
+            return Err(AppError::bad_input(
+                "participantIds",
+                "one or more participants do not exist",
+            ));
+        }
+        Ok(())
+    }
+}
+
+async fn touch_conversation<C: sea_orm::ConnectionTrait>(db: &C, id: Uuid) -> AppResult<()> {
+    conversation::Entity::update_many()
+        .col_expr(conversation::Column::UpdatedAt, Expr::value(now()))
+        .filter(conversation::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn dedupe(ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
+
+fn direct_key(a: Uuid, b: Uuid) -> String {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    format!("{lo}:{hi}")
+}
+
+pub(crate) fn encode_activity_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
+}
+
+fn decode_activity_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
+    let invalid = || AppError::bad_input("after", "invalid cursor");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (micros, id) = raw.split_once('|').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    Ok((at, Uuid::try_parse(id).map_err(|_| invalid())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_key_is_order_independent() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(direct_key(a, b), direct_key(b, a));
+    }
+
+    #[test]
+    fn activity_cursor_round_trips() {
+        let at = now();
+        let id = Uuid::now_v7();
+        assert_eq!(
+            decode_activity_cursor(&encode_activity_cursor(at, id)).ok(),
+            Some((at, id))
+        );
+        assert!(decode_activity_cursor("!!").is_err());
+    }
+}

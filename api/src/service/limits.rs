@@ -1,0 +1,91 @@
+//! Per-user and per-IP rate limits (token buckets from `governor`), answered with
+//! `RATE_LIMITED` and how long to wait.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::metrics as m;
+
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    pub send_per_sec: u32,
+    pub send_burst: u32,
+    pub conversations_per_min: u32,
+    pub auth_per_ip_per_min: u32,
+    pub auth_per_account_per_min: u32,
+}
+
+pub struct Limits {
+    send: DefaultKeyedRateLimiter<Uuid>,
+    conversations: DefaultKeyedRateLimiter<Uuid>,
+    auth_ip: DefaultKeyedRateLimiter<IpAddr>,
+    auth_account: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+}
+
+fn nz(v: u32) -> NonZeroU32 {
+    NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Limits {
+    pub fn new(s: LimitSettings) -> Self {
+        Limits {
+            send: RateLimiter::keyed(
+                Quota::per_second(nz(s.send_per_sec)).allow_burst(nz(s.send_burst)),
+            ),
+            conversations: RateLimiter::keyed(Quota::per_minute(nz(s.conversations_per_min))),
+            auth_ip: RateLimiter::keyed(Quota::per_minute(nz(s.auth_per_ip_per_min))),
+            auth_account: RateLimiter::keyed(Quota::per_minute(nz(s.auth_per_account_per_min))),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    pub fn check_send(&self, user: Uuid) -> Result<(), AppError> {
+        self.check(&self.send, &user, "send_message")
+    }
+
+    pub fn check_create_conversation(&self, user: Uuid) -> Result<(), AppError> {
+        self.check(&self.conversations, &user, "create_conversation")
+    }
+
+    pub fn check_auth_ip(&self, ip: Option<IpAddr>) -> Result<(), AppError> {
+        match ip {
+            Some(ip) => self.check(&self.auth_ip, &ip, "auth_ip"),
+            None => Ok(()),
+        }
+    }
+
+    pub fn check_auth_account(&self, login: &str) -> Result<(), AppError> {
+        self.check(&self.auth_account, &login.to_lowercase(), "auth_account")
+    }
+
+    fn check<K: Hash + Eq + Clone>(
+        &self,
+        limiter: &DefaultKeyedRateLimiter<K>,
+        key: &K,
+        name: &'static str,
+    ) -> Result<(), AppError> {
+        limiter.check_key(key).map_err(|not_until| {
+            m::rate_limited(name);
+            let wait = not_until.wait_time_from(self.clock.now());
+            AppError::RateLimited {
+                retry_after: wait.max(Duration::from_millis(1)),
+            }
+        })
+    }
+
+    /// Forgets keys whose buckets are full again, so memory stays bounded.
+    pub fn shrink(&self) {
+        self.send.retain_recent();
+        self.conversations.retain_recent();
+        self.auth_ip.retain_recent();
+        self.auth_account.retain_recent();
+    }
+}

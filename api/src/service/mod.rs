@@ -1,0 +1,99 @@
+//! The service layer: every business rule of SyncChat. GraphQL resolvers and REST handlers
+//! call these functions and only translate their inputs and outputs.
+//!
+//! Authorization policy: a conversation is visible only to its participants. For anyone else
+//! it does not exist (`NOT_FOUND`), so ids cannot be probed. `FORBIDDEN` is reserved for
+//! callers who can see the thing but may not do this to it (edit someone else's message).
+
+mod auth;
+pub(crate) mod conversations;
+mod limits;
+mod messages;
+mod tokens;
+mod users;
+pub mod views;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use syncchat_realtime::{Event, EventBus};
+use uuid::Uuid;
+
+pub use auth::{LoginInput, RegisterInput};
+pub use conversations::CreateConversationInput;
+pub use limits::{LimitSettings, Limits};
+pub use messages::{HistoryQuery, SendMessageInput};
+pub use tokens::TokenSettings;
+
+use crate::metrics as m;
+
+/// The signed-in user behind a request, established from a valid access token.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub is_admin: bool,
+}
+
+/// Cheap to clone; shared by every request.
+#[derive(Clone)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    bus: Arc<dyn EventBus>,
+    tokens: tokens::TokenIssuer,
+    limits: Limits,
+}
+
+impl Services {
+    pub fn new(
+        db: DatabaseConnection,
+        bus: Arc<dyn EventBus>,
+        tokens: TokenSettings,
+        limits: LimitSettings,
+    ) -> Self {
+        Services {
+            inner: Arc::new(Inner {
+                db,
+                bus,
+                tokens: tokens::TokenIssuer::new(tokens),
+                limits: Limits::new(limits),
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.inner.bus
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Publishes an event that has committed.
+    async fn publish(&self, event: Event) {
+        m::event_published(event.kind.as_label());
+        self.inner.bus.publish(event).await;
+    }
+}
+
+/// `now()` truncated to microseconds: what Postgres keeps, so a timestamp read back equals
+/// the one written on both backends (cursors compare them).
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().trunc_subsecs(6)
+}
+
+impl Services {
+    /// Drops rate-limiter state for keys that are idle again.
+    pub fn shrink_limits(&self) {
+        self.inner.limits.shrink();
+    }
+}

@@ -1,0 +1,196 @@
+//! What the service layer returns. Both façades expose these shapes as they are (GraphQL
+//! objects and OpenAPI schemas are derived on the same structs), so the two surfaces cannot
+//! drift apart in field names or meaning.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::storage::{conversation, message, user};
+
+/// A user as others see them.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UserRef {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: Option<String>,
+}
+
+/// A user with the fields only they (and admins) may see.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "User")]
+#[oai(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: Option<String>,
+    /// Only present for the signed-in user themself.
+    pub email: Option<String>,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ConversationKind {
+    Direct,
+    Group,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ParticipantRole {
+    Owner,
+    Member,
+}
+
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Attachment")]
+#[oai(rename_all = "camelCase")]
+pub struct AttachmentView {
+    pub id: Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Message")]
+#[oai(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    /// Position in the conversation: strictly increasing, assigned at commit.
+    pub seq: i64,
+    pub sender: UserRef,
+    /// `null` once the message is deleted.
+    pub body: Option<String>,
+    pub client_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub attachments: Vec<AttachmentView>,
+}
+
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Participant")]
+#[oai(rename_all = "camelCase")]
+pub struct ParticipantView {
+    pub user: UserRef,
+    pub role: ParticipantRole,
+    pub joined_at: DateTime<Utc>,
+    pub last_read_seq: i64,
+}
+
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Conversation")]
+#[oai(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub id: Uuid,
+    pub kind: ConversationKind,
+    pub title: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// Last activity: creation, a message, a membership change.
+    pub updated_at: DateTime<Utc>,
+    /// The newest message's `seq` (0 when there is none).
+    pub last_seq: i64,
+    pub participants: Vec<ParticipantView>,
+    pub last_message: Option<MessageView>,
+    /// Messages from others after the caller's read marker, not counting deleted ones.
+    pub unread_count: i64,
+    /// The caller's read marker.
+    pub last_read_seq: i64,
+}
+
+/// The caller's read marker after `markRead`.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReadState {
+    pub conversation_id: Uuid,
+    pub last_read_seq: i64,
+    pub unread_count: i64,
+}
+
+/// Tokens handed out by register, login and refresh.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AuthPayload {
+    /// Short-lived JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single-use token for `refreshToken`; rotated on every refresh.
+    pub refresh_token: String,
+    pub user: UserView,
+}
+
+/// One page of a list, newest-first or by `seq` depending on the list.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `after` (or `before` for message history) to get the next page.
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+impl From<user::Model> for UserRef {
+    fn from(u: user::Model) -> Self {
+        UserRef {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+        }
+    }
+}
+
+impl UserView {
+    pub fn from_model(u: user::Model, include_private: bool) -> Self {
+        UserView {
+            id: u.id,
+            role: if u.role == user::ROLE_ADMIN {
+                Role::Admin
+            } else {
+                Role::User
+            },
+            email: include_private.then_some(u.email),
+            username: u.username,
+            display_name: u.display_name,
+            created_at: u.created_at,
+            last_seen_at: u.last_seen_at,
+        }
+    }
+}
+
+impl MessageView {
+    pub fn from_model(m: message::Model, sender: UserRef) -> Self {
+        MessageView {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            seq: m.seq,
+            sender,
+            body: m.deleted_at.is_none().then_some(m.body),
+            client_message_id: m.client_message_id,
+            created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+            attachments: Vec::new(),
+        }
+    }
+}
+
+pub fn conversation_kind(c: &conversation::Model) -> ConversationKind {
+    if c.kind == conversation::KIND_DIRECT {
+        ConversationKind::Direct
+    } else {
+        ConversationKind::Group
+    }
+}

@@ -1,0 +1,215 @@
+//! Building the application from its configuration, and running it: the same code path for
+//! `syncchat serve` and for tests, which bind port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::web::Html;
+use poem::{EndpointExt, Route, Server, get, handler};
+use sea_orm::{DatabaseConnection, DbBackend};
+use syncchat_migrations::{Migrator, MigratorTrait};
+use syncchat_realtime::{EventBus, InProcessBus};
+
+use crate::config::Config;
+use crate::graphql::{self, SchemaLimits};
+use crate::service::{LimitSettings, Services, TokenSettings};
+use crate::{health, metrics, rest, storage, web};
+
+pub struct App {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    services: Services,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+    node_id: String,
+}
+
+impl App {
+    /// Connects to storage, applies migrations and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let node_id = config.node_id();
+        let prometheus = metrics::install(&node_id)?;
+        let db = storage::connect(&config.database_url, config.db_max_connections).await?;
+        Migrator::up(&db, None)
+            .await
+            .context("applying database migrations")?;
+        let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+        let services = Services::new(
+            db,
+            bus,
+            TokenSettings {
+                secret: config.resolve_jwt_secret()?.0,
+                access_ttl_secs: config.access_token_ttl_secs,
+                refresh_ttl_secs: config.refresh_token_ttl_secs,
+            },
+            limit_settings(&config),
+        );
+        let limits = SchemaLimits {
+            max_depth: config.graphql_max_depth,
+            max_complexity: config.graphql_max_complexity,
+        };
+        let schema = graphql::build_schema(Some(services.clone()), limits);
+        let api = rest::api_service(Some(services.clone()));
+        let max_body = config.max_body_bytes;
+
+        let prometheus_for_route = prometheus.clone();
+        let routes = Route::new()
+            .at(
+                "/graphql",
+                get(graphql::http::graphiql).post(graphql::http::execute),
+            )
+            .nest("/api/docs", api.swagger_ui())
+            .at("/api/openapi.yaml", api.spec_endpoint_yaml())
+            .nest("/api/v1", api)
+            .at("/healthz", get(health::healthz))
+            .at("/readyz", get(health::readyz))
+            .at("/metrics", get(MetricsEndpoint(prometheus_for_route)))
+            .at("/admin", get(admin_page))
+            .data(schema)
+            .data(services.clone())
+            .around(move |ep, req| web::around(ep, req, max_body))
+            .boxed();
+
+        let acceptor = TcpListener::bind(config.bind)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no address")?;
+        spawn_housekeeping(services.clone(), prometheus);
+        Ok(App {
+            acceptor,
+            addr,
+            services,
+            endpoint: routes,
+            node_id,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains for up to 10 s.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(10)))
+            .await
+    }
+}
+
+fn limit_settings(config: &Config) -> LimitSettings {
+    LimitSettings {
+        send_per_sec: config.rate_send_per_sec,
+        send_burst: config.rate_send_burst,
+        conversations_per_min: config.rate_conversations_per_min,
+        auth_per_ip_per_min: config.rate_auth_per_ip_per_min,
+        auth_per_account_per_min: config.rate_auth_per_account_per_min,
+    }
+}
+
+/// Background upkeep: pool gauges, histogram upkeep, rate-limiter memory.
+fn spawn_housekeeping(services: Services, prometheus: PrometheusHandle) {
+    let collector = metrics_process::Collector::new("syncchat_");
+    collector.describe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            collector.collect();
+            record_pool(services.db());
+            prometheus.run_upkeep();
+            services.shrink_limits();
+        }
+    });
+}
+
+fn record_pool(db: &DatabaseConnection) {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            let idle = pool.num_idle();
+            metrics::set_db_pool(
+                idle,
+                (pool.size() as usize).saturating_sub(idle),
+                pool.options().get_max_connections(),
+            );
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            let idle = pool.num_idle();
+            metrics::set_db_pool(
+                idle,
+                (pool.size() as usize).saturating_sub(idle),
+                pool.options().get_max_connections(),
+            );
+        }
+        _ => {}
+    }
+}
+
+struct MetricsEndpoint(PrometheusHandle);
+
+impl poem::Endpoint for MetricsEndpoint {
+    type Output = poem::Response;
+
+    async fn call(&self, _req: poem::Request) -> poem::Result<Self::Output> {
+        Ok(poem::Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(self.0.render()))
+    }
+}
+
+#[handler]
+fn admin_page() -> Html<String> {
+    Html(syncchat_admin_ui::render_status_page(env!(
+        "CARGO_PKG_VERSION"
+    )))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining connections");
+}

@@ -1,0 +1,12 @@
+//! Storage: sea-orm entities (one module per table) and the database connection.
+
+pub mod attachment;
+pub mod conversation;
+pub mod message;
+pub mod participant;
+pub mod session;
+pub mod user;
+
+mod connect;
+
+pub use connect::{connect, is_unique_violation};
