@@ -4,7 +4,7 @@
 //! Buckets sit around the targets of the scaling guide: delivery < 100 ms, API < 200 ms,
 //! DB < 50 ms, so each target is a bucket edge and `histogram_quantile` is exact there.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{
@@ -36,10 +36,14 @@ const DB_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static INSTALLING: Mutex<()> = Mutex::new(());
 
 /// Installs the process-wide recorder once (tests build many apps in one process) and
 /// describes every metric. Returns the handle that renders `/metrics`.
 pub fn install(node_id: &str) -> anyhow::Result<PrometheusHandle> {
+    let _guard = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }

@@ -53,12 +53,10 @@ impl EventBus for InProcessBus {
         Box::pin(futures_util::stream::unfold(
             receiver,
             |mut rx| async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(event) => return Some((Ok(event), rx)),
-                        Err(broadcast::error::RecvError::Lagged(n)) => return Some((Err(n), rx)),
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
+                match rx.recv().await {
+                    Ok(event) => Some((Ok(event), rx)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => Some((Err(n), rx)),
+                    Err(broadcast::error::RecvError::Closed) => None,
                 }
             },
         ))

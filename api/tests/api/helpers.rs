@@ -1,0 +1,329 @@
+//! `spawn_app()`: a real SyncChat server on 127.0.0.1:0 with its own fresh database, and a
+//! small client for both façades.
+
+use std::path::Path;
+
+use clap::Parser;
+use serde_json::{Value, json};
+use syncchat_api::App;
+use syncchat_api::config::{Cli, Config};
+use tokio::sync::{OnceCell, oneshot};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub database_url: String,
+    _data: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A registered user with tokens.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Arguments every test server gets; tests add their own after these.
+fn base_args(database_url: &str, data: &Path) -> Vec<String> {
+    vec![
+        "syncchat".into(),
+        "--bind".into(),
+        "127.0.0.1:0".into(),
+        "--database-url".into(),
+        database_url.into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--jwt-secret".into(),
+        "test-secret-test-secret-test-secret!".into(),
+        "--log".into(),
+        "warn".into(),
+        // Generous limits; the limit tests lower the one they test.
+        "--rate-send-per-sec".into(),
+        "1000".into(),
+        "--rate-send-burst".into(),
+        "1000".into(),
+        "--rate-conversations-per-min".into(),
+        "1000".into(),
+        "--rate-auth-per-ip-per-min".into(),
+        "1000".into(),
+        "--rate-auth-per-account-per-min".into(),
+        "1000".into(),
+    ]
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Spawns a server; `None` when the backend is not configured (Postgres without
+/// `SYNCCHAT_TEST_DATABASE_URL`), which fails instead when `SYNCCHAT_TEST_REQUIRE_ALL=1`.
+pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> Option<TestApp> {
+    let data = tempfile::tempdir().expect("tempdir");
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}/syncchat.db?mode=rwc", data.path().display()),
+        Backend::Postgres => match fresh_postgres_database().await {
+            Some(url) => url,
+            None => {
+                assert!(
+                    std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(),
+                    "SYNCCHAT_TEST_REQUIRE_ALL is set but SYNCCHAT_TEST_DATABASE_URL is not"
+                );
+                eprintln!("skipping the Postgres run: SYNCCHAT_TEST_DATABASE_URL is not set");
+                return None;
+            }
+        },
+    };
+    Some(start(backend, database_url, data, extra).await)
+}
+
+async fn start(
+    backend: Backend,
+    database_url: String,
+    data: tempfile::TempDir,
+    extra: &[&str],
+) -> TestApp {
+    let mut args = base_args(&database_url, data.path());
+    // `extra` is flag/value pairs that replace the base value of the same flag.
+    for pair in extra.chunks(2) {
+        if let [flag, value] = pair {
+            match args.iter().position(|a| a == flag) {
+                Some(i) => args[i + 1] = (*value).to_owned(),
+                None => args.extend([(*flag).to_owned(), (*value).to_owned()]),
+            }
+        }
+    }
+    let config: Config = Cli::parse_from(args).config;
+    syncchat_api::telemetry::init(&config.log, config.log_format);
+    let app = App::build(config).await.expect("app builds");
+    let base = format!("http://{}", app.addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = app
+            .run_until(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        backend,
+        database_url,
+        _data: data,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Stops the server and starts a new one on the same database and data folder.
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        let data = std::mem::replace(&mut self._data, tempfile::tempdir().expect("tempdir"));
+        start(self.backend, self.database_url.clone(), data, &[]).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST /graphql; returns the whole response body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+            .await
+            .expect("graphql request")
+            .json()
+            .await
+            .expect("graphql json")
+    }
+
+    /// GraphQL call that must succeed; returns `data`.
+    pub async fn gql_ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = self.gql(token, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// A REST call; returns (status, body as JSON or Null).
+    pub async fn rest(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, self.url(&format!("/api/v1{path}")));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("rest request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn register(&self, username: &str) -> TestUser {
+        let (status, body) = self
+            .rest(
+                "POST",
+                "/auth/register",
+                None,
+                Some(json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 200, "register {username}: {body}");
+        TestUser {
+            id: body["user"]["id"].as_str().expect("id").to_owned(),
+            token: body["accessToken"].as_str().expect("token").to_owned(),
+            refresh: body["refreshToken"].as_str().expect("refresh").to_owned(),
+        }
+    }
+
+    /// Creates a conversation through REST and returns its id.
+    pub async fn conversation(
+        &self,
+        owner: &TestUser,
+        others: &[&TestUser],
+        title: Option<&str>,
+    ) -> String {
+        let ids: Vec<&str> = others.iter().map(|u| u.id.as_str()).collect();
+        let (status, body) = self
+            .rest(
+                "POST",
+                "/conversations",
+                Some(&owner.token),
+                Some(json!({"participantIds": ids, "title": title})),
+            )
+            .await;
+        assert_eq!(status, 200, "create conversation: {body}");
+        body["id"].as_str().expect("conversation id").to_owned()
+    }
+
+    pub async fn send(&self, user: &TestUser, conversation: &str, body: &str) -> Value {
+        let (status, resp) = self
+            .rest(
+                "POST",
+                &format!("/conversations/{conversation}/messages"),
+                Some(&user.token),
+                Some(json!({"body": body})),
+            )
+            .await;
+        assert_eq!(status, 200, "send: {resp}");
+        resp
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+/// The `code` of the first GraphQL error.
+pub fn gql_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_owned()
+}
+
+static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
+
+/// A new, empty Postgres database on the server of `SYNCCHAT_TEST_DATABASE_URL`.
+async fn fresh_postgres_database() -> Option<String> {
+    use sea_orm::{ConnectionTrait, Database};
+    let admin_url = std::env::var("SYNCCHAT_TEST_DATABASE_URL").ok()?;
+    let admin = Database::connect(admin_url.as_str())
+        .await
+        .expect("connect to SYNCCHAT_TEST_DATABASE_URL");
+    // Databases of earlier runs go first; the test binaries run one after another.
+    PG_CLEANUP
+        .get_or_init(|| async {
+            let old = admin
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'syncchat_t_%'",
+                ))
+                .await
+                .unwrap_or_default();
+            for row in old {
+                if let Ok(name) = row.try_get::<String>("", "datname") {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                }
+            }
+        })
+        .await;
+    let name = format!("syncchat_t_{}", uuid::Uuid::now_v7().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    let _ = admin.close().await;
+    let (prefix, _) = admin_url.rsplit_once('/').expect("database url has a path");
+    Some(format!("{prefix}/{name}"))
+}
+
+/// Declares each scenario once per backend: `mod sqlite { fn x() }` and `mod postgres { fn x() }`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await.expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;

@@ -1,0 +1,14 @@
+//! Integration tests of the SyncChat server: a real server on port 0 per test, a fresh
+//! database per test. Every scenario runs on SQLite; on Postgres too when
+//! `SYNCCHAT_TEST_DATABASE_URL` is set (CI sets it, and `SYNCCHAT_TEST_REQUIRE_ALL=1` makes
+//! its absence a failure rather than a skip).
+
+mod helpers;
+
+mod auth;
+mod config_docs;
+mod contracts;
+mod conversations;
+mod limits;
+mod messages;
+mod observability;

@@ -1,0 +1,4 @@
+//! End-to-end tests against the `syncchat` binary as a process.
+
+mod process;
+mod restart;
