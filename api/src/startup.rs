@@ -36,6 +36,11 @@ impl App {
         Migrator::up(&db, None)
             .await
             .context("applying database migrations")?;
+        if config.redis_url.is_some() {
+            tracing::warn!(
+                "REDIS_URL is set, but this version fans out in-process only: run a single node"
+            );
+        }
         let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
         let services = Services::new(
             db,

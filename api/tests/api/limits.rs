@@ -184,3 +184,28 @@ async fn oversized_bodies_and_malformed_json_get_problem_json() {
     let (status, body) = app.rest("GET", "/no/such/route", None, None).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
 }
+
+#[tokio::test]
+async fn creating_conversations_is_rate_limited_per_user() {
+    let app = spawn_app_with(Backend::Sqlite, &["--rate-conversations-per-min", "2"])
+        .await
+        .expect("app");
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let (status, _) = app
+            .rest(
+                "POST",
+                "/conversations",
+                Some(&ann.token),
+                Some(json!({"participantIds": [ben.id], "title": format!("g{i}")})),
+            )
+            .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+    let (_, list) = app
+        .rest("GET", "/conversations", Some(&ann.token), None)
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+}

@@ -12,3 +12,4 @@ mod conversations;
 mod limits;
 mod messages;
 mod observability;
+mod users;

@@ -10,12 +10,20 @@ pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("syncchat");
-    assert!(bin.exists(), "{} is missing: run `cargo test --workspace` (or `cargo build -p syncchat-api`) first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p syncchat-api`) first",
+        bin.display()
+    );
     bin
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub struct Server {
@@ -41,7 +49,11 @@ impl Server {
             .stderr(err)
             .spawn()
             .expect("spawn syncchat");
-        let server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
         server.wait_healthy().await;
         server
     }
