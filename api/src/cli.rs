@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use syncchat_migrations::{Migrator, MigratorTrait};
-use syncchat_realtime::InProcessBus;
+use syncchat_realtime::{EventBus, InProcessPresence};
 
 use crate::config::{AdminCommand, Cli, Command, Config};
 use crate::domain::{Email, Password, Username};
@@ -20,17 +20,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Migrate => {
             let db = storage::connect(&config.database_url, 1).await?;
-            Migrator::up(&db, None)
-                .await
-                .context("applying migrations")?;
+            Migrator::up(&db, None).await.context("applying migrations")?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin(AdminCommand::CreateUser {
-            username,
-            email,
-            password,
-        }) => create_admin(&config, &username, &email, &password).await,
+        Command::Admin(AdminCommand::CreateUser { username, email, password }) => {
+            create_admin(&config, &username, &email, &password).await
+        }
         Command::Openapi => {
             print!("{}", openapi_yaml());
             Ok(())
@@ -52,10 +48,7 @@ pub fn graphql_sdl() -> String {
     let defaults = Config::from_defaults();
     build_schema(
         None,
-        SchemaLimits {
-            max_depth: defaults.graphql_max_depth,
-            max_complexity: defaults.graphql_max_complexity,
-        },
+        SchemaLimits { max_depth: defaults.graphql_max_depth, max_complexity: defaults.graphql_max_complexity },
     )
     .sdl()
 }
@@ -65,10 +58,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let base = format!("http://{}", app.addr());
     tracing::info!(node = app.node_id(), addr = %app.addr(), database = %storage_kind(&config), "SyncChat is up");
     println!("SyncChat {} listening on {base}", env!("CARGO_PKG_VERSION"));
-    println!(
-        "  GraphQL (GraphiQL): {base}/graphql   subscriptions: ws://{}/graphql/ws",
-        app.addr()
-    );
+    println!("  GraphQL (GraphiQL): {base}/graphql   subscriptions: ws://{}/graphql/ws", app.addr());
     println!("  REST docs:          {base}/api/docs   spec: {base}/api/openapi.yaml");
     println!("  Admin console:      {base}/admin");
     println!("  Metrics:            {base}/metrics   health: {base}/healthz  {base}/readyz");
@@ -76,40 +66,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn storage_kind(config: &Config) -> &'static str {
-    if config.is_sqlite() {
-        "sqlite"
-    } else {
-        "postgres"
-    }
+    if config.is_sqlite() { "sqlite" } else { "postgres" }
 }
 
-async fn create_admin(
-    config: &Config,
-    username: &str,
-    email: &str,
-    password: &str,
-) -> anyhow::Result<()> {
+async fn create_admin(config: &Config, username: &str, email: &str, password: &str) -> anyhow::Result<()> {
     let username = Username::parse(username).map_err(|e| anyhow::anyhow!("{e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("{e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = storage::connect(&config.database_url, 1).await?;
-    Migrator::up(&db, None)
-        .await
-        .context("applying migrations")?;
+    Migrator::up(&db, None).await.context("applying migrations")?;
     let services = Services::new(
         db,
-        Arc::new(InProcessBus::new(1)),
-        TokenSettings {
-            secret: String::new(),
-            access_ttl_secs: 1,
-            refresh_ttl_secs: 1,
-        },
+        EventBus::in_process(),
+        Arc::new(InProcessPresence::default()),
+        TokenSettings { secret: String::new(), access_ttl_secs: 1, refresh_ttl_secs: 1 },
         LimitSettings {
             send_per_sec: 1,
             send_burst: 1,
             conversations_per_min: 1,
             auth_per_ip_per_min: 1,
             auth_per_account_per_min: 1,
+            typing_per_sec: 1,
         },
     );
     let user = services

@@ -9,11 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "syncchat",
-    version,
-    about = "SyncChat: a real-time chat backend"
-)]
+#[command(name = "syncchat", version, about = "SyncChat: a real-time chat backend")]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
@@ -69,30 +65,15 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the HTTP server listens on.
-    #[arg(
-        long,
-        env = "SYNCCHAT_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
     /// Database URL: `sqlite://path?mode=rwc` or `postgres://...`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://./data/syncchat.db?mode=rwc",
-        global = true
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/syncchat.db?mode=rwc", global = true)]
     pub database_url: String,
 
     /// Largest number of pooled database connections.
-    #[arg(
-        long,
-        env = "SYNCCHAT_DB_MAX_CONNECTIONS",
-        default_value_t = 16,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
 
     /// Redis URL for presence and cross-node fan-out; unset = in-process.
@@ -100,39 +81,19 @@ pub struct Config {
     pub redis_url: Option<String>,
 
     /// Folder for embedded state (SQLite file, generated JWT secret, files).
-    #[arg(
-        long,
-        env = "SYNCCHAT_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
     /// Secret that signs access tokens; unset = generated once and kept in the data folder.
-    #[arg(
-        long,
-        env = "SYNCCHAT_JWT_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<Secret>,
 
     /// Lifetime of an access token, in seconds.
-    #[arg(
-        long,
-        env = "SYNCCHAT_ACCESS_TOKEN_TTL_SECS",
-        default_value_t = 900,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_ACCESS_TOKEN_TTL_SECS", default_value_t = 900, global = true)]
     pub access_token_ttl_secs: u64,
 
     /// Lifetime of a refresh token (a session), in seconds.
-    #[arg(
-        long,
-        env = "SYNCCHAT_REFRESH_TOKEN_TTL_SECS",
-        default_value_t = 2_592_000,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_REFRESH_TOKEN_TTL_SECS", default_value_t = 2_592_000, global = true)]
     pub refresh_token_ttl_secs: u64,
 
     /// Log filter (tracing `EnvFilter` syntax).
@@ -140,85 +101,58 @@ pub struct Config {
     pub log: String,
 
     /// Log format: `text` or `json`.
-    #[arg(
-        long,
-        env = "SYNCCHAT_LOG_FORMAT",
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
 
     /// Largest accepted request body, in bytes.
-    #[arg(
-        long,
-        env = "SYNCCHAT_MAX_BODY_BYTES",
-        default_value_t = 1_048_576,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
     pub max_body_bytes: usize,
 
     /// Deepest GraphQL query accepted.
-    #[arg(
-        long,
-        env = "SYNCCHAT_GRAPHQL_MAX_DEPTH",
-        default_value_t = 16,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_GRAPHQL_MAX_DEPTH", default_value_t = 16, global = true)]
     pub graphql_max_depth: usize,
 
     /// Highest GraphQL query complexity accepted.
-    #[arg(
-        long,
-        env = "SYNCCHAT_GRAPHQL_MAX_COMPLEXITY",
-        default_value_t = 2000,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_GRAPHQL_MAX_COMPLEXITY", default_value_t = 2000, global = true)]
     pub graphql_max_complexity: usize,
 
     /// Messages a user may send per second, sustained.
-    #[arg(
-        long,
-        env = "SYNCCHAT_RATE_SEND_PER_SEC",
-        default_value_t = 20,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_RATE_SEND_PER_SEC", default_value_t = 20, global = true)]
     pub rate_send_per_sec: u32,
 
     /// Messages a user may send in a burst above the sustained rate.
-    #[arg(
-        long,
-        env = "SYNCCHAT_RATE_SEND_BURST",
-        default_value_t = 40,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_RATE_SEND_BURST", default_value_t = 40, global = true)]
     pub rate_send_burst: u32,
 
     /// Conversations a user may create per minute.
-    #[arg(
-        long,
-        env = "SYNCCHAT_RATE_CONVERSATIONS_PER_MIN",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_RATE_CONVERSATIONS_PER_MIN", default_value_t = 30, global = true)]
     pub rate_conversations_per_min: u32,
 
     /// Register/login/refresh attempts per client IP per minute.
-    #[arg(
-        long,
-        env = "SYNCCHAT_RATE_AUTH_PER_IP_PER_MIN",
-        default_value_t = 60,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_RATE_AUTH_PER_IP_PER_MIN", default_value_t = 60, global = true)]
     pub rate_auth_per_ip_per_min: u32,
 
     /// Login attempts per account per minute.
-    #[arg(
-        long,
-        env = "SYNCCHAT_RATE_AUTH_PER_ACCOUNT_PER_MIN",
-        default_value_t = 10,
-        global = true
-    )]
+    #[arg(long, env = "SYNCCHAT_RATE_AUTH_PER_ACCOUNT_PER_MIN", default_value_t = 10, global = true)]
     pub rate_auth_per_account_per_min: u32,
+
+    /// `setTyping` calls a user may make per second (bursts of three times that).
+    #[arg(long, env = "SYNCCHAT_RATE_TYPING_PER_SEC", default_value_t = 2, global = true)]
+    pub rate_typing_per_sec: u32,
+
+    /// Seconds a WebSocket may take to send `connection_init` before it is closed (4408).
+    #[arg(long, env = "SYNCCHAT_WS_INIT_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Seconds between server keep-alive pings on WebSockets; a client silent for three
+    /// intervals is disconnected.
+    #[arg(long, env = "SYNCCHAT_WS_KEEPALIVE_SECS", default_value_t = 15, global = true)]
+    pub ws_keepalive_secs: u64,
+
+    /// Outgoing messages buffered per WebSocket; a client that lets more pile up is
+    /// disconnected as a slow consumer (and resumes by seq).
+    #[arg(long, env = "SYNCCHAT_WS_QUEUE", default_value_t = 1024, global = true)]
+    pub ws_queue: usize,
 
     /// Name of this node in metrics and logs; unset = generated at start.
     #[arg(long, env = "SYNCCHAT_NODE_ID", global = true)]
@@ -251,10 +185,7 @@ impl Config {
     /// The JWT secret: configured, or generated once and kept in the data folder.
     pub fn resolve_jwt_secret(&self) -> anyhow::Result<Secret> {
         if let Some(secret) = &self.jwt_secret {
-            anyhow::ensure!(
-                secret.0.len() >= 32,
-                "SYNCCHAT_JWT_SECRET must be at least 32 characters"
-            );
+            anyhow::ensure!(secret.0.len() >= 32, "SYNCCHAT_JWT_SECRET must be at least 32 characters");
             return Ok(secret.clone());
         }
         load_or_create_secret(&self.data_dir.join("jwt-secret"))

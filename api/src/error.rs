@@ -60,10 +60,7 @@ pub enum AppError {
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    BadUserInput {
-        field: Option<&'static str>,
-        message: String,
-    },
+    BadUserInput { field: Option<&'static str>, message: String },
     #[error("{0}")]
     Conflict(String),
     #[error("too many requests: retry in {}s", retry_after.as_secs().max(1))]
@@ -91,10 +88,7 @@ impl AppError {
     }
 
     pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
-        AppError::BadUserInput {
-            field: Some(field),
-            message: message.into(),
-        }
+        AppError::BadUserInput { field: Some(field), message: message.into() }
     }
 
     pub fn not_found(what: &str) -> Self {

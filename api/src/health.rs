@@ -21,12 +21,9 @@ pub async fn readyz(services: Data<&Services>) -> Response {
     let body = Json(serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database,
-        "eventBus": services.bus().name(),
+        "eventBus": services.bus().fanout_name(),
+        "presence": services.presence_store().name(),
     }));
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     body.with_status(status).into_response()
 }

@@ -7,9 +7,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
-};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "syncchat_http_requests_total";
@@ -25,15 +23,18 @@ pub const CONVERSATIONS_CREATED: &str = "syncchat_conversations_created_total";
 pub const RATE_LIMITED: &str = "syncchat_rate_limited_total";
 pub const EVENTS_PUBLISHED: &str = "syncchat_events_published_total";
 pub const BUILD_INFO: &str = "syncchat_build_info";
+pub const WS_CONNECTIONS: &str = "syncchat_websocket_connections";
+pub const SUBSCRIPTIONS: &str = "syncchat_subscriptions";
+pub const DELIVERY_LATENCY: &str = "syncchat_delivery_latency_seconds";
+pub const DELIVERIES: &str = "syncchat_deliveries_total";
+pub const DROPPED_EVENTS: &str = "syncchat_dropped_events_total";
+pub const WS_CLOSED: &str = "syncchat_websocket_closed_total";
+pub const ONLINE_USERS: &str = "syncchat_online_users";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Database latencies: 100 µs .. 5 s, with 50 ms as an edge.
-const DB_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
-];
+const DB_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static INSTALLING: Mutex<()> = Mutex::new(());
@@ -41,9 +42,7 @@ static INSTALLING: Mutex<()> = Mutex::new(());
 /// Installs the process-wide recorder once (tests build many apps in one process) and
 /// describes every metric. Returns the handle that renders `/metrics`.
 pub fn install(node_id: &str) -> anyhow::Result<PrometheusHandle> {
-    let _guard = INSTALLING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = INSTALLING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
@@ -59,63 +58,19 @@ pub fn install(node_id: &str) -> anyhow::Result<PrometheusHandle> {
 }
 
 fn describe() {
-    describe_counter!(
-        HTTP_REQUESTS,
-        Unit::Count,
-        "HTTP requests by route template, method and status class."
-    );
-    describe_histogram!(
-        HTTP_DURATION,
-        Unit::Seconds,
-        "HTTP request duration by route template and method."
-    );
-    describe_counter!(
-        GRAPHQL_OPERATIONS,
-        Unit::Count,
-        "GraphQL operations by type, operation name and outcome."
-    );
-    describe_histogram!(
-        GRAPHQL_DURATION,
-        Unit::Seconds,
-        "GraphQL operation duration by type and operation name."
-    );
-    describe_histogram!(
-        DB_QUERY_DURATION,
-        Unit::Seconds,
-        "Database statement duration by operation and outcome."
-    );
-    describe_gauge!(
-        DB_POOL_CONNECTIONS,
-        Unit::Count,
-        "Database pool connections by state (idle, in_use, max)."
-    );
-    describe_counter!(
-        MESSAGES,
-        Unit::Count,
-        "Chat messages by kind: sent, edited, deleted."
-    );
+    describe_counter!(HTTP_REQUESTS, Unit::Count, "HTTP requests by route template, method and status class.");
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration by route template and method.");
+    describe_counter!(GRAPHQL_OPERATIONS, Unit::Count, "GraphQL operations by type, operation name and outcome.");
+    describe_histogram!(GRAPHQL_DURATION, Unit::Seconds, "GraphQL operation duration by type and operation name.");
+    describe_histogram!(DB_QUERY_DURATION, Unit::Seconds, "Database statement duration by operation and outcome.");
+    describe_gauge!(DB_POOL_CONNECTIONS, Unit::Count, "Database pool connections by state (idle, in_use, max).");
+    describe_counter!(MESSAGES, Unit::Count, "Chat messages by kind: sent, edited, deleted.");
     describe_counter!(REGISTRATIONS, Unit::Count, "Users registered.");
     describe_counter!(LOGINS, Unit::Count, "Login attempts by outcome.");
-    describe_counter!(
-        CONVERSATIONS_CREATED,
-        Unit::Count,
-        "Conversations created by kind."
-    );
-    describe_counter!(
-        RATE_LIMITED,
-        Unit::Count,
-        "Requests refused by a rate limit, by limit."
-    );
-    describe_counter!(
-        EVENTS_PUBLISHED,
-        Unit::Count,
-        "Committed events published to the event bus, by kind."
-    );
-    describe_gauge!(
-        BUILD_INFO,
-        Unit::Count,
-        "Always 1; labels carry the version and node."
-    );
+    describe_counter!(CONVERSATIONS_CREATED, Unit::Count, "Conversations created by kind.");
+    describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
+    describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Committed events published to the event bus, by kind.");
+    describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; labels carry the version and node.");
 }
 
 pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -127,8 +82,7 @@ pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Dura
         _ => "5xx",
     };
     let method = bounded_method(method);
-    counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status_class" => class)
-        .increment(1);
+    counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status_class" => class).increment(1);
     histogram!(HTTP_DURATION, "route" => route, "method" => method).record(elapsed.as_secs_f64());
 }
 
@@ -145,21 +99,14 @@ fn bounded_method(method: &str) -> &'static str {
     }
 }
 
-pub fn record_graphql(
-    op_type: &'static str,
-    name: String,
-    outcome: &'static str,
-    elapsed: Duration,
-) {
-    counter!(GRAPHQL_OPERATIONS, "type" => op_type, "name" => name.clone(), "outcome" => outcome)
-        .increment(1);
+pub fn record_graphql(op_type: &'static str, name: String, outcome: &'static str, elapsed: Duration) {
+    counter!(GRAPHQL_OPERATIONS, "type" => op_type, "name" => name.clone(), "outcome" => outcome).increment(1);
     histogram!(GRAPHQL_DURATION, "type" => op_type, "name" => name).record(elapsed.as_secs_f64());
 }
 
 pub fn record_db_query(operation: &'static str, elapsed: Duration, failed: bool) {
     let outcome = if failed { "error" } else { "ok" };
-    histogram!(DB_QUERY_DURATION, "operation" => operation, "outcome" => outcome)
-        .record(elapsed.as_secs_f64());
+    histogram!(DB_QUERY_DURATION, "operation" => operation, "outcome" => outcome).record(elapsed.as_secs_f64());
 }
 
 pub fn set_db_pool(idle: usize, in_use: usize, max: u32) {
@@ -190,4 +137,31 @@ pub fn rate_limited(limit: &'static str) {
 
 pub fn event_published(kind: &'static str) {
     counter!(EVENTS_PUBLISHED, "kind" => kind).increment(1);
+}
+
+pub fn ws_connection(delta: f64) {
+    gauge!(WS_CONNECTIONS).increment(delta);
+}
+
+pub fn subscription(delta: f64) {
+    gauge!(SUBSCRIPTIONS).increment(delta);
+}
+
+/// A message reached a subscriber; latency counts from its commit.
+pub fn delivered(committed_at: chrono::DateTime<chrono::Utc>) {
+    let latency = (chrono::Utc::now() - committed_at).to_std().unwrap_or_default();
+    histogram!(DELIVERY_LATENCY).record(latency.as_secs_f64());
+    counter!(DELIVERIES).increment(1);
+}
+
+pub fn dropped_events(reason: &'static str, n: u64) {
+    counter!(DROPPED_EVENTS, "reason" => reason).increment(n);
+}
+
+pub fn ws_closed(reason: &'static str) {
+    counter!(WS_CLOSED, "reason" => reason).increment(1);
+}
+
+pub fn online_users(n: usize) {
+    gauge!(ONLINE_USERS).set(n as f64);
 }

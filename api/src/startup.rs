@@ -12,9 +12,10 @@ use poem::web::Html;
 use poem::{EndpointExt, Route, Server, get, handler};
 use sea_orm::{DatabaseConnection, DbBackend};
 use syncchat_migrations::{Migrator, MigratorTrait};
-use syncchat_realtime::{EventBus, InProcessBus};
+use syncchat_realtime::{EventBus, InProcessPresence};
 
 use crate::config::Config;
+use crate::graphql::ws::WsSettings;
 use crate::graphql::{self, SchemaLimits};
 use crate::service::{LimitSettings, Services, TokenSettings};
 use crate::{health, metrics, rest, storage, web};
@@ -33,18 +34,15 @@ impl App {
         let node_id = config.node_id();
         let prometheus = metrics::install(&node_id)?;
         let db = storage::connect(&config.database_url, config.db_max_connections).await?;
-        Migrator::up(&db, None)
-            .await
-            .context("applying database migrations")?;
+        Migrator::up(&db, None).await.context("applying database migrations")?;
         if config.redis_url.is_some() {
-            tracing::warn!(
-                "REDIS_URL is set, but this version fans out in-process only: run a single node"
-            );
+            tracing::warn!("REDIS_URL is set, but this version fans out in-process only: run a single node");
         }
-        let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+        let bus = EventBus::in_process();
         let services = Services::new(
             db,
             bus,
+            Arc::new(InProcessPresence::default()),
             TokenSettings {
                 secret: config.resolve_jwt_secret()?.0,
                 access_ttl_secs: config.access_token_ttl_secs,
@@ -52,20 +50,16 @@ impl App {
             },
             limit_settings(&config),
         );
-        let limits = SchemaLimits {
-            max_depth: config.graphql_max_depth,
-            max_complexity: config.graphql_max_complexity,
-        };
+        let limits =
+            SchemaLimits { max_depth: config.graphql_max_depth, max_complexity: config.graphql_max_complexity };
         let schema = graphql::build_schema(Some(services.clone()), limits);
         let api = rest::api_service(Some(services.clone()));
         let max_body = config.max_body_bytes;
 
         let prometheus_for_route = prometheus.clone();
         let routes = Route::new()
-            .at(
-                "/graphql",
-                get(graphql::http::graphiql).post(graphql::http::execute),
-            )
+            .at("/graphql", get(graphql::http::GraphqlGet).post(graphql::http::execute))
+            .at("/graphql/ws", get(graphql::ws::upgrade))
             .nest("/api/docs", api.swagger_ui())
             .at("/api/openapi.yaml", api.spec_endpoint_yaml())
             .nest("/api/v1", api)
@@ -74,27 +68,24 @@ impl App {
             .at("/metrics", get(MetricsEndpoint(prometheus_for_route)))
             .at("/admin", get(admin_page))
             .data(schema)
+            .data(WsSettings {
+                init_timeout: Duration::from_secs(config.ws_init_timeout_secs.max(1)),
+                keepalive: Duration::from_secs(config.ws_keepalive_secs.max(1)),
+                queue: config.ws_queue,
+            })
             .data(services.clone())
             .around(move |ep, req| web::around(ep, req, max_body))
             .boxed();
 
-        let acceptor = TcpListener::bind(config.bind)
-            .into_acceptor()
-            .await
-            .with_context(|| format!("binding {}", config.bind))?;
+        let acceptor =
+            TcpListener::bind(config.bind).into_acceptor().await.with_context(|| format!("binding {}", config.bind))?;
         let addr = acceptor
             .local_addr()
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
         spawn_housekeeping(services.clone(), prometheus);
-        Ok(App {
-            acceptor,
-            addr,
-            services,
-            endpoint: routes,
-            node_id,
-        })
+        Ok(App { acceptor, addr, services, endpoint: routes, node_id })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -135,6 +126,7 @@ fn limit_settings(config: &Config) -> LimitSettings {
         conversations_per_min: config.rate_conversations_per_min,
         auth_per_ip_per_min: config.rate_auth_per_ip_per_min,
         auth_per_account_per_min: config.rate_auth_per_account_per_min,
+        typing_per_sec: config.rate_typing_per_sec,
     }
 }
 
@@ -184,17 +176,13 @@ impl poem::Endpoint for MetricsEndpoint {
     type Output = poem::Response;
 
     async fn call(&self, _req: poem::Request) -> poem::Result<Self::Output> {
-        Ok(poem::Response::builder()
-            .content_type("text/plain; version=0.0.4; charset=utf-8")
-            .body(self.0.render()))
+        Ok(poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(self.0.render()))
     }
 }
 
 #[handler]
 fn admin_page() -> Html<String> {
-    Html(syncchat_admin_ui::render_status_page(env!(
-        "CARGO_PKG_VERSION"
-    )))
+    Html(syncchat_admin_ui::render_status_page(env!("CARGO_PKG_VERSION")))
 }
 
 async fn shutdown_signal() {

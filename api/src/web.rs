@@ -15,11 +15,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 /// Wraps the whole app: one span per request carrying its id, a metric sample per request
 /// labelled with the route template, and every escaped error as problem+json.
-pub async fn around<E: Endpoint>(
-    ep: Arc<E>,
-    mut req: Request,
-    max_body: usize,
-) -> poem::Result<Response> {
+pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, max_body: usize) -> poem::Result<Response> {
     let started = Instant::now();
     let request_id = req
         .header(REQUEST_ID)
@@ -50,13 +46,7 @@ pub async fn around<E: Endpoint>(
     let elapsed = started.elapsed();
     // Scrapes of /metrics would drown the access log; they are still counted.
     if route != "/metrics" {
-        span.in_scope(|| {
-            tracing::info!(
-                http.status = status,
-                duration_ms = elapsed.as_secs_f64() * 1e3,
-                "request"
-            )
-        });
+        span.in_scope(|| tracing::info!(http.status = status, duration_ms = elapsed.as_secs_f64() * 1e3, "request"));
     }
     m::record_http(route, &method, status, elapsed);
     Ok(resp)
@@ -80,9 +70,7 @@ fn error_response(err: poem::Error) -> Response {
     let detail = match status {
         StatusCode::NOT_FOUND => "no such route".to_owned(),
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_owned(),
-        StatusCode::UNAUTHORIZED => {
-            "sign in first: send Authorization: Bearer <accessToken>".to_owned()
-        }
+        StatusCode::UNAUTHORIZED => "sign in first: send Authorization: Bearer <accessToken>".to_owned(),
         _ => status.canonical_reason().unwrap_or("error").to_owned(),
     };
     problem_response(status, detail)
@@ -90,27 +78,15 @@ fn error_response(err: poem::Error) -> Response {
 
 /// Refuses bodies over `max` bytes with 413, whether announced by Content-Length or not.
 async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
-    let too_large = || {
-        problem_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body exceeds {max} bytes"),
-        )
-    };
+    let too_large = || problem_response(StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds {max} bytes"));
     if req.header("upgrade").is_some() {
         return Ok(());
     }
-    if let Some(len) = req
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    if let Some(len) = req.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
         return if len > max { Err(too_large()) } else { Ok(()) };
     }
     if req.header("transfer-encoding").is_some() {
-        let body = req
-            .take_body()
-            .into_bytes_limit(max)
-            .await
-            .map_err(|_| too_large())?;
+        let body = req.take_body().into_bytes_limit(max).await.map_err(|_| too_large())?;
         req.set_body(Body::from_bytes(body));
     }
     Ok(())
@@ -139,13 +115,10 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "conversations", _] => "/api/v1/conversations/{id}",
         ["api", "v1", "conversations", _, "messages"] => "/api/v1/conversations/{id}/messages",
         ["api", "v1", "conversations", _, "read"] => "/api/v1/conversations/{id}/read",
-        ["api", "v1", "conversations", _, "participants"] => {
-            "/api/v1/conversations/{id}/participants"
-        }
-        ["api", "v1", "conversations", _, "participants", "me"] => {
-            "/api/v1/conversations/{id}/participants/me"
-        }
+        ["api", "v1", "conversations", _, "participants"] => "/api/v1/conversations/{id}/participants",
+        ["api", "v1", "conversations", _, "participants", "me"] => "/api/v1/conversations/{id}/participants/me",
         ["api", "v1", "messages", _] => "/api/v1/messages/{id}",
+        ["api", "v1", "presence"] => "/api/v1/presence",
         [""] => "/",
         _ => "other",
     }
@@ -157,10 +130,7 @@ mod tests {
 
     #[test]
     fn ids_never_reach_labels() {
-        assert_eq!(
-            route_template("/api/v1/conversations/0190-abc/messages"),
-            "/api/v1/conversations/{id}/messages"
-        );
+        assert_eq!(route_template("/api/v1/conversations/0190-abc/messages"), "/api/v1/conversations/{id}/messages");
         assert_eq!(route_template("/api/v1/users/me"), "/api/v1/users/me");
         assert_eq!(route_template("/wp-admin/evil.php"), "other");
     }

@@ -150,20 +150,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        unique(
-            m,
-            "ux_conversations_direct_key",
-            Conversations::Table,
-            &[Conversations::DirectKey],
-        )
-        .await?;
-        index(
-            m,
-            "ix_conversations_updated_at",
-            Conversations::Table,
-            &[Conversations::UpdatedAt],
-        )
-        .await?;
+        unique(m, "ux_conversations_direct_key", Conversations::Table, &[Conversations::DirectKey]).await?;
+        index(m, "ix_conversations_updated_at", Conversations::Table, &[Conversations::UpdatedAt]).await?;
 
         m.create_table(
             Table::create()
@@ -174,11 +162,7 @@ impl MigrationTrait for Migration {
                 .col(string(Participants::Role).default("member"))
                 .col(timestamp_with_time_zone(Participants::JoinedAt))
                 .col(big_integer(Participants::LastReadSeq).default(0))
-                .primary_key(
-                    Index::create()
-                        .col(Participants::ConversationId)
-                        .col(Participants::UserId),
-                )
+                .primary_key(Index::create().col(Participants::ConversationId).col(Participants::UserId))
                 .foreign_key(
                     ForeignKey::create()
                         .from(Participants::Table, Participants::ConversationId)
@@ -221,11 +205,7 @@ impl MigrationTrait for Migration {
                         .to(Conversations::Table, Conversations::Id)
                         .on_delete(ForeignKeyAction::Cascade),
                 )
-                .foreign_key(
-                    ForeignKey::create()
-                        .from(Messages::Table, Messages::SenderId)
-                        .to(Users::Table, Users::Id),
-                )
+                .foreign_key(ForeignKey::create().from(Messages::Table, Messages::SenderId).to(Users::Table, Users::Id))
                 .to_owned(),
         )
         .await?;
@@ -280,20 +260,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(
-            m,
-            "ix_attachments_owner",
-            Attachments::Table,
-            &[Attachments::OwnerId],
-        )
-        .await?;
-        index(
-            m,
-            "ix_attachments_message",
-            Attachments::Table,
-            &[Attachments::MessageId],
-        )
-        .await?;
+        index(m, "ix_attachments_owner", Attachments::Table, &[Attachments::OwnerId]).await?;
+        index(m, "ix_attachments_message", Attachments::Table, &[Attachments::MessageId]).await?;
         Ok(())
     }
 
@@ -306,28 +274,17 @@ impl MigrationTrait for Migration {
             Sessions::Table.into_iden(),
             Users::Table.into_iden(),
         ] {
-            m.drop_table(Table::drop().table(table).if_exists().to_owned())
-                .await?;
+            m.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         Ok(())
     }
 }
 
-async fn unique<T: IntoIden + Copy>(
-    m: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    cols: &[T],
-) -> Result<(), DbErr> {
+async fn unique<T: IntoIden + Copy>(m: &SchemaManager<'_>, name: &str, table: T, cols: &[T]) -> Result<(), DbErr> {
     create_index(m, name, table, cols, true).await
 }
 
-async fn index<T: IntoIden + Copy>(
-    m: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    cols: &[T],
-) -> Result<(), DbErr> {
+async fn index<T: IntoIden + Copy>(m: &SchemaManager<'_>, name: &str, table: T, cols: &[T]) -> Result<(), DbErr> {
     create_index(m, name, table, cols, false).await
 }
 

@@ -1,69 +1,138 @@
-//! The event bus: one trait, an in-process implementation for a single node.
+//! The event bus: local fan-out by topic, plus a pluggable [`Fanout`] that carries events
+//! between nodes (in-process: none needed; Redis: pub/sub channels per topic).
+//!
+//! Each topic with local subscribers has one bounded broadcast channel. A subscriber that
+//! falls more than `capacity` events behind loses the oldest and is told how many
+//! (`Err(n)`); it never slows the publisher or anyone else.
 
-use std::pin::Pin;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use futures_util::Stream;
 use tokio::sync::broadcast;
 
-use crate::Event;
+use crate::{Event, Topic};
 
-/// A stream of events as seen by one subscriber. `Err(n)` means the subscriber fell behind
-/// and `n` events were dropped for it: it must resume from storage.
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event, u64>> + Send>>;
-
-/// Publishes committed events to every node's subscribers.
+/// Carries events between nodes. `publish` must eventually hand every event to
+/// [`EventBus::dispatch`] on every node watching its topic, this one included.
 #[async_trait::async_trait]
-pub trait EventBus: Send + Sync + 'static {
-    /// Publishes an event that has committed. Never blocks on slow subscribers.
-    async fn publish(&self, event: Event);
-    /// Every event published from now on.
-    fn subscribe(&self) -> EventStream;
-    /// A short name for logs and `/readyz`.
+pub trait Fanout: Send + Sync + 'static {
+    async fn publish(&self, bus: &EventBus, event: Arc<Event>);
+    /// The first local subscriber of `topic` arrived: start receiving it.
+    fn watch(&self, topic: Topic);
+    /// The last local subscriber of `topic` left: stop receiving it.
+    fn unwatch(&self, topic: Topic);
     fn name(&self) -> &'static str;
 }
 
-/// A single-node bus over a bounded broadcast channel: a subscriber that lags more than the
-/// capacity loses the oldest events and is told how many, so it can resume from storage.
-pub struct InProcessBus {
-    sender: broadcast::Sender<Event>,
-}
-
-impl InProcessBus {
-    pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
-    }
-}
-
-impl Default for InProcessBus {
-    fn default() -> Self {
-        Self::new(4096)
-    }
-}
+/// Single node: publishing is dispatching.
+pub struct InProcess;
 
 #[async_trait::async_trait]
-impl EventBus for InProcessBus {
-    async fn publish(&self, event: Event) {
-        // No receiver is not an error: nobody is listening on this node right now.
-        let _ = self.sender.send(event);
+impl Fanout for InProcess {
+    async fn publish(&self, bus: &EventBus, event: Arc<Event>) {
+        bus.dispatch(event);
     }
-
-    fn subscribe(&self) -> EventStream {
-        let receiver = self.sender.subscribe();
-        Box::pin(futures_util::stream::unfold(
-            receiver,
-            |mut rx| async move {
-                match rx.recv().await {
-                    Ok(event) => Some((Ok(event), rx)),
-                    Err(broadcast::error::RecvError::Lagged(n)) => Some((Err(n), rx)),
-                    Err(broadcast::error::RecvError::Closed) => None,
-                }
-            },
-        ))
-    }
-
+    fn watch(&self, _topic: Topic) {}
+    fn unwatch(&self, _topic: Topic) {}
     fn name(&self) -> &'static str {
         "in-process"
+    }
+}
+
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
+    fanout: Arc<dyn Fanout>,
+    capacity: usize,
+}
+
+impl EventBus {
+    pub fn new(fanout: Arc<dyn Fanout>, capacity: usize) -> Self {
+        EventBus { inner: Arc::new(Inner { topics: Mutex::new(HashMap::new()), fanout, capacity: capacity.max(1) }) }
+    }
+
+    pub fn in_process() -> Self {
+        Self::new(Arc::new(InProcess), 1024)
+    }
+
+    pub fn fanout_name(&self) -> &'static str {
+        self.inner.fanout.name()
+    }
+
+    /// Publishes an event that has committed, to every node.
+    pub async fn publish(&self, event: Event) {
+        self.inner.fanout.publish(self, Arc::new(event)).await;
+    }
+
+    /// Hands an event to this node's subscribers of its topic (called by the fanout).
+    pub fn dispatch(&self, event: Arc<Event>) {
+        let sender = self.lock().get(&event.topic).cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send(event);
+        }
+    }
+
+    /// Every event on `topic` from now on.
+    pub fn subscribe(&self, topic: Topic) -> Subscription {
+        let mut topics = self.lock();
+        let receiver = match topics.get(&topic) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(self.inner.capacity);
+                topics.insert(topic, sender);
+                self.inner.fanout.watch(topic);
+                receiver
+            }
+        };
+        Subscription { receiver: Some(receiver), topic, bus: self.clone() }
+    }
+
+    /// Topics with local subscribers (for transports that resubscribe after a reconnect).
+    pub fn watched_topics(&self) -> Vec<Topic> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Topic, broadcast::Sender<Arc<Event>>>> {
+        self.inner.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A live subscription to one topic; dropping it may stop the node receiving the topic.
+pub struct Subscription {
+    receiver: Option<broadcast::Receiver<Arc<Event>>>,
+    topic: Topic,
+    bus: EventBus,
+}
+
+impl Subscription {
+    /// The next event; `Err(n)` when `n` events were lost because this subscriber lagged.
+    /// `None` only if the bus is gone.
+    pub async fn recv(&mut self) -> Option<Result<Arc<Event>, u64>> {
+        let receiver = self.receiver.as_mut()?;
+        match receiver.recv().await {
+            Ok(event) => Some(Ok(event)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Err(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    pub fn topic(&self) -> Topic {
+        self.topic
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut topics = self.bus.lock();
+        drop(self.receiver.take());
+        if topics.get(&self.topic).is_some_and(|s| s.receiver_count() == 0) {
+            topics.remove(&self.topic);
+            self.bus.inner.fanout.unwatch(self.topic);
+        }
     }
 }
 
@@ -71,45 +140,48 @@ impl EventBus for InProcessBus {
 mod tests {
     use super::*;
     use crate::EventKind;
-    use futures_util::StreamExt;
     use uuid::Uuid;
 
-    fn event(seq: i64) -> Event {
+    fn presence(user: Uuid) -> Event {
         Event {
-            conversation_id: Uuid::nil(),
-            seq,
+            topic: Topic::User(user),
             committed_at: chrono::Utc::now(),
-            kind: EventKind::MessageAdded {
-                message_id: Uuid::now_v7(),
-                sender_id: Uuid::nil(),
-            },
+            kind: EventKind::Presence { user_id: user, online: true, last_seen_at: None },
         }
     }
 
     #[tokio::test]
-    async fn subscriber_receives_events_in_publish_order() {
-        let bus = InProcessBus::new(16);
-        let mut stream = bus.subscribe();
-        for seq in 1..=3 {
-            bus.publish(event(seq)).await;
-        }
-        for seq in 1..=3 {
-            let got = stream.next().await.and_then(Result::ok).map(|e| e.seq);
-            assert_eq!(got, Some(seq));
-        }
+    async fn subscribers_get_only_their_topics() {
+        let bus = EventBus::in_process();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut sub_a = bus.subscribe(Topic::User(a));
+        bus.publish(presence(b)).await;
+        bus.publish(presence(a)).await;
+        let got = sub_a.recv().await.and_then(Result::ok).map(|e| e.topic);
+        assert_eq!(got, Some(Topic::User(a)));
     }
 
     #[tokio::test]
-    async fn lagging_subscriber_is_told_how_many_it_missed() {
-        let bus = InProcessBus::new(2);
-        let mut stream = bus.subscribe();
-        for seq in 1..=5 {
-            bus.publish(event(seq)).await;
+    async fn a_lagging_subscriber_is_told_how_many_it_missed() {
+        let bus = EventBus::new(Arc::new(InProcess), 2);
+        let user = Uuid::now_v7();
+        let mut sub = bus.subscribe(Topic::User(user));
+        for _ in 0..5 {
+            bus.publish(presence(user)).await;
         }
-        assert_eq!(stream.next().await, Some(Err(3)));
-        assert_eq!(
-            stream.next().await.and_then(Result::ok).map(|e| e.seq),
-            Some(4)
-        );
+        assert!(matches!(sub.recv().await, Some(Err(3))));
+        assert!(matches!(sub.recv().await, Some(Ok(_))));
+    }
+
+    #[tokio::test]
+    async fn topics_are_dropped_with_their_last_subscriber() {
+        let bus = EventBus::in_process();
+        let topic = Topic::User(Uuid::now_v7());
+        let first = bus.subscribe(topic);
+        let second = bus.subscribe(topic);
+        drop(first);
+        assert_eq!(bus.watched_topics(), vec![topic]);
+        drop(second);
+        assert!(bus.watched_topics().is_empty());
     }
 }

@@ -4,26 +4,98 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// One committed change, addressed to the participants of `conversation_id`.
+/// Who an event is for: the participants of a conversation, or the watchers of a user.
+/// Each topic is one fan-out channel; a node listens only to topics its subscribers need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum Topic {
+    /// Everything that happens in a conversation, for its participants.
+    Conversation(Uuid),
+    /// Events addressed to one user (they were added to or removed from a conversation).
+    User(Uuid),
+    /// A user's online status, for anyone watching it.
+    Presence(Uuid),
+}
+
+impl Topic {
+    /// The channel name used by transports that need one (Redis).
+    pub fn channel(&self) -> String {
+        match self {
+            Topic::Conversation(id) => format!("syncchat:c:{}", id.simple()),
+            Topic::User(id) => format!("syncchat:u:{}", id.simple()),
+            Topic::Presence(id) => format!("syncchat:p:{}", id.simple()),
+        }
+    }
+}
+
+/// One change, published once it has committed (typing and presence are not stored).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
-    pub conversation_id: Uuid,
-    /// The message's `seq` for message events; the conversation's last seq otherwise.
-    pub seq: i64,
-    /// When the change committed; the delivery latency is measured from here.
+    pub topic: Topic,
+    /// When the change committed; delivery latency is measured from here.
     pub committed_at: DateTime<Utc>,
     pub kind: EventKind,
+}
+
+/// A message as subscribers receive it: everything needed to render it, so delivery never
+/// reads the database.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSnapshot {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub seq: i64,
+    pub sender_id: Uuid,
+    pub sender_username: String,
+    pub sender_display_name: Option<String>,
+    /// `None` once deleted.
+    pub body: Option<String>,
+    pub client_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventKind {
-    MessageAdded { message_id: Uuid, sender_id: Uuid },
-    MessageEdited { message_id: Uuid },
-    MessageDeleted { message_id: Uuid },
-    Read { user_id: Uuid, last_read_seq: i64 },
-    ConversationChanged { participant_ids: Vec<Uuid> },
+    MessageAdded {
+        message: MessageSnapshot,
+    },
+    MessageEdited {
+        message: MessageSnapshot,
+    },
+    MessageDeleted {
+        message: MessageSnapshot,
+    },
+    #[serde(rename_all = "camelCase")]
+    Read {
+        conversation_id: Uuid,
+        user_id: Uuid,
+        last_read_seq: i64,
+    },
+    /// Membership changed: `participant_ids` is the membership after the change.
+    #[serde(rename_all = "camelCase")]
+    ConversationChanged {
+        conversation_id: Uuid,
+        participant_ids: Vec<Uuid>,
+        added: Vec<Uuid>,
+        removed: Vec<Uuid>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Typing {
+        conversation_id: Uuid,
+        user_id: Uuid,
+        username: String,
+        typing: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        user_id: Uuid,
+        online: bool,
+        last_seen_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl EventKind {
@@ -35,6 +107,21 @@ impl EventKind {
             EventKind::MessageDeleted { .. } => "message_deleted",
             EventKind::Read { .. } => "read",
             EventKind::ConversationChanged { .. } => "conversation_changed",
+            EventKind::Typing { .. } => "typing",
+            EventKind::Presence { .. } => "presence",
+        }
+    }
+
+    /// The conversation this event belongs to, if any.
+    pub fn conversation_id(&self) -> Option<Uuid> {
+        match self {
+            EventKind::MessageAdded { message }
+            | EventKind::MessageEdited { message }
+            | EventKind::MessageDeleted { message } => Some(message.conversation_id),
+            EventKind::Read { conversation_id, .. }
+            | EventKind::ConversationChanged { conversation_id, .. }
+            | EventKind::Typing { conversation_id, .. } => Some(*conversation_id),
+            EventKind::Presence { .. } => None,
         }
     }
 }

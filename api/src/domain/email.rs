@@ -34,10 +34,7 @@ mod tests {
 
     #[test]
     fn accepts_and_lowercases() {
-        assert_eq!(
-            Email::parse(" Ada@Example.COM ").map(|e| e.0).ok(),
-            Some("ada@example.com".into())
-        );
+        assert_eq!(Email::parse(" Ada@Example.COM ").map(|e| e.0).ok(), Some("ada@example.com".into()));
     }
 
     #[test]

@@ -10,10 +10,7 @@ impl MessageBody {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Err(AppError::bad_input(
-                "body",
-                "message body must not be empty",
-            ));
+            return Err(AppError::bad_input("body", "message body must not be empty"));
         }
         if trimmed.chars().count() > MAX_BODY_CHARS {
             return Err(AppError::bad_input(
@@ -35,12 +32,7 @@ mod tests {
 
     #[test]
     fn trims_and_bounds() {
-        assert_eq!(
-            MessageBody::parse("  hi \n")
-                .map(MessageBody::into_inner)
-                .ok(),
-            Some("hi".into())
-        );
+        assert_eq!(MessageBody::parse("  hi \n").map(MessageBody::into_inner).ok(), Some("hi".into()));
         assert!(MessageBody::parse("   \n\t").is_err());
         assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
         assert!(MessageBody::parse(&"é".repeat(4001)).is_err());

@@ -7,16 +7,10 @@ impl Password {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let len = raw.chars().count();
         if len < 10 {
-            return Err(AppError::bad_input(
-                "password",
-                "password must be at least 10 characters",
-            ));
+            return Err(AppError::bad_input("password", "password must be at least 10 characters"));
         }
         if len > 256 {
-            return Err(AppError::bad_input(
-                "password",
-                "password must be at most 256 characters",
-            ));
+            return Err(AppError::bad_input("password", "password must be at most 256 characters"));
         }
         Ok(Self(raw.to_owned()))
     }

@@ -9,10 +9,7 @@ impl Title {
         let trimmed = raw.trim();
         let len = trimmed.chars().count();
         if len == 0 || len > 200 {
-            return Err(AppError::bad_input(
-                "title",
-                "title must be 1 to 200 characters",
-            ));
+            return Err(AppError::bad_input("title", "title must be 1 to 200 characters"));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -30,9 +27,6 @@ mod tests {
     fn bounds() {
         assert!(Title::parse(" ").is_err());
         assert!(Title::parse(&"t".repeat(201)).is_err());
-        assert_eq!(
-            Title::parse(" Team ").map(Title::into_inner).ok(),
-            Some("Team".into())
-        );
+        assert_eq!(Title::parse(" Team ").map(Title::into_inner).ok(), Some("Team".into()));
     }
 }

@@ -8,15 +8,9 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let len = raw.chars().count();
         if !(3..=32).contains(&len) {
-            return Err(AppError::bad_input(
-                "username",
-                "username must be 3 to 32 characters",
-            ));
+            return Err(AppError::bad_input("username", "username must be 3 to 32 characters"));
         }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
+        if !raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
             return Err(AppError::bad_input(
                 "username",
                 "username may only contain lowercase letters, digits and underscores",
@@ -43,15 +37,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_length_and_characters() {
-        for bad in [
-            "ab",
-            "",
-            "Ada",
-            "ada-lovelace",
-            "ada lovelace",
-            "adé",
-            &"a".repeat(33),
-        ] {
+        for bad in ["ab", "", "Ada", "ada-lovelace", "ada lovelace", "adé", &"a".repeat(33)] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -4,9 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Response, ServerResult, Variables};
 
@@ -49,17 +47,9 @@ impl Extension for OperationMetricsExt {
     ) -> Response {
         let started = Instant::now();
         let response = next.run(ctx, operation_name).await;
-        let (op_type, name) = self
-            .shape
-            .lock()
-            .ok()
-            .and_then(|s| s.clone())
-            .unwrap_or(("unknown", "unknown".to_owned()));
-        let outcome = if response.errors.is_empty() {
-            "ok"
-        } else {
-            "error"
-        };
+        let (op_type, name) =
+            self.shape.lock().ok().and_then(|s| s.clone()).unwrap_or(("unknown", "unknown".to_owned()));
+        let outcome = if response.errors.is_empty() { "ok" } else { "error" };
         m::record_graphql(op_type, name, outcome, started.elapsed());
         response
     }
@@ -73,15 +63,9 @@ fn operation_shape(doc: &ExecutableDocument) -> Option<(&'static str, String)> {
         OperationType::Mutation => "mutation",
         OperationType::Subscription => "subscription",
     };
-    let field = op
-        .node
-        .selection_set
-        .node
-        .items
-        .iter()
-        .find_map(|sel| match &sel.node {
-            Selection::Field(f) => Some(f.node.name.node.to_string()),
-            _ => None,
-        });
+    let field = op.node.selection_set.node.items.iter().find_map(|sel| match &sel.node {
+        Selection::Field(f) => Some(f.node.name.node.to_string()),
+        _ => None,
+    });
     Some((op_type, field.unwrap_or_else(|| "fragment".to_owned())))
 }

@@ -3,20 +3,27 @@
 use async_graphql::http::GraphiQLSource;
 use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
 use poem::web::{Data, Html};
-use poem::{Request, handler};
+use poem::{Endpoint, IntoResponse, Request, handler};
 
 use super::{AppSchema, AuthState, ClientInfo};
-use crate::error::ErrorCode;
+use crate::error::{AppError, ErrorCode};
 use crate::service::Services;
 
-#[handler]
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
+/// GET `/graphql`: a WebSocket upgrade goes to the subscription transport, anything else
+/// gets GraphiQL.
+pub struct GraphqlGet;
+
+impl Endpoint for GraphqlGet {
+    type Output = poem::Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
+        let is_upgrade = req.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        if is_upgrade {
+            return super::ws::upgrade.call(req).await;
+        }
+        let page = GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish();
+        Ok(Html(page).into_response())
+    }
 }
 
 #[handler]
@@ -30,25 +37,20 @@ pub async fn execute(
         None => AuthState::Anonymous,
         Some(token) => match services.authenticate(token).await {
             Ok(caller) => AuthState::Authenticated(caller),
-            Err(e) => AuthState::Rejected(e.to_string()),
+            Err(e) => {
+                e.log_if_internal();
+                AuthState::Rejected { forbidden: matches!(e, AppError::Forbidden(_)), message: e.to_string() }
+            }
         },
     };
     let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let mut response = schema
-        .execute(gql.0.data(auth).data(ClientInfo { ip }))
-        .await;
+    let mut response = schema.execute(gql.0.data(auth).data(ClientInfo { ip })).await;
     // Parse, validation and argument-coercion errors come from async-graphql without a code:
     // they are all the client's input. Every error of ours already carries one.
     for error in &mut response.errors {
-        let has_code = error
-            .extensions
-            .as_ref()
-            .is_some_and(|ext| ext.get("code").is_some());
+        let has_code = error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
         if !has_code {
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", ErrorCode::BadUserInput.as_str());
+            error.extensions.get_or_insert_with(Default::default).set("code", ErrorCode::BadUserInput.as_str());
         }
     }
     response.into()
@@ -58,8 +60,5 @@ pub async fn execute(
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req.header("authorization")?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }

@@ -6,16 +6,18 @@ mod extension;
 pub mod http;
 mod mutation;
 mod query;
+mod subscription;
+pub mod ws;
 
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, EmptySubscription, OutputType, Schema};
+use async_graphql::{Context, OutputType, Schema};
 
 use crate::error::AppError;
 use crate::service::views::Page;
 use crate::service::{Caller, Services};
 pub use errors::GqlResult;
 
-pub type AppSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<query::QueryRoot, mutation::MutationRoot, subscription::SubscriptionRoot>;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SchemaLimits {
@@ -27,7 +29,7 @@ pub fn build_schema(services: Option<Services>, limits: SchemaLimits) -> AppSche
     let mut builder = Schema::build(
         query::QueryRoot::default(),
         mutation::MutationRoot::default(),
-        EmptySubscription,
+        subscription::SubscriptionRoot::default(),
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
@@ -43,7 +45,11 @@ pub fn build_schema(services: Option<Services>, limits: SchemaLimits) -> AppSche
 pub enum AuthState {
     Anonymous,
     Authenticated(Caller),
-    Rejected(String),
+    /// The token was refused: `FORBIDDEN` for a disabled account, `UNAUTHENTICATED` otherwise.
+    Rejected {
+        forbidden: bool,
+        message: String,
+    },
 }
 
 /// Request facts the HTTP layer hands to resolvers.
@@ -59,10 +65,9 @@ pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
 pub(crate) fn caller(ctx: &Context<'_>) -> Result<Caller, AppError> {
     match ctx.data_opt::<AuthState>() {
         Some(AuthState::Authenticated(c)) => Ok(c.clone()),
-        Some(AuthState::Rejected(why)) => Err(AppError::Unauthenticated(why.clone())),
-        _ => Err(AppError::Unauthenticated(
-            "sign in first: send Authorization: Bearer <accessToken>".into(),
-        )),
+        Some(AuthState::Rejected { forbidden: true, message }) => Err(AppError::Forbidden(message.clone())),
+        Some(AuthState::Rejected { message, .. }) => Err(AppError::Unauthenticated(message.clone())),
+        _ => Err(AppError::Unauthenticated("sign in first: send Authorization: Bearer <accessToken>".into())),
     }
 }
 
@@ -76,17 +81,9 @@ pub(crate) fn connection<T: OutputType>(
     backward: bool,
     cursor: impl Fn(&T) -> String,
 ) -> Connection<String, T> {
-    let (has_previous, has_next) = if backward {
-        (page.has_more, false)
-    } else {
-        (false, page.has_more)
-    };
+    let (has_previous, has_next) = if backward { (page.has_more, false) } else { (false, page.has_more) };
     let mut conn = Connection::new(has_previous, has_next);
-    conn.edges.extend(
-        page.items
-            .into_iter()
-            .map(|item| Edge::new(cursor(&item), item)),
-    );
+    conn.edges.extend(page.items.into_iter().map(|item| Edge::new(cursor(&item), item)));
     conn
 }
 
@@ -96,14 +93,7 @@ mod tests {
 
     #[test]
     fn sdl_names_the_design_operations() {
-        let sdl = build_schema(
-            None,
-            SchemaLimits {
-                max_depth: 16,
-                max_complexity: 2000,
-            },
-        )
-        .sdl();
+        let sdl = build_schema(None, SchemaLimits { max_depth: 16, max_complexity: 2000 }).sdl();
         for name in [
             "register(",
             "login(",

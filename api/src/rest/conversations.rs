@@ -43,13 +43,8 @@ impl ConversationApi {
     ) -> Result<Json<ConversationList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        let page = services
-            .list_conversations(&caller, limit.0, after.0)
-            .await?;
-        Ok(Json(ConversationList {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        }))
+        let page = services.list_conversations(&caller, limit.0, after.0).await?;
+        Ok(Json(ConversationList { items: page.items, next_cursor: page.next_cursor }))
     }
 
     /// Create a conversation; a direct one with the same person is returned if it exists.
@@ -65,22 +60,14 @@ impl ConversationApi {
     }
 
     #[oai(path = "/:id", method = "get", operation_id = "getConversation")]
-    async fn get(
-        &self,
-        auth: BearerAuth,
-        id: Path<Uuid>,
-    ) -> Result<Json<ConversationView>, ProblemResponse> {
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<ConversationView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         Ok(Json(services.get_conversation(&caller, id.0).await?))
     }
 
     /// Add people to a group conversation.
-    #[oai(
-        path = "/:id/participants",
-        method = "post",
-        operation_id = "addParticipants"
-    )]
+    #[oai(path = "/:id/participants", method = "post", operation_id = "addParticipants")]
     async fn add_participants(
         &self,
         auth: BearerAuth,
@@ -89,28 +76,14 @@ impl ConversationApi {
     ) -> Result<Json<ConversationView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(
-            services
-                .add_participants(&caller, id.0, body.0.user_ids)
-                .await?,
-        ))
+        Ok(Json(services.add_participants(&caller, id.0, body.0.user_ids).await?))
     }
 
     /// Leave a group conversation.
-    #[oai(
-        path = "/:id/participants/me",
-        method = "delete",
-        operation_id = "leaveConversation"
-    )]
-    async fn leave(
-        &self,
-        auth: BearerAuth,
-        id: Path<Uuid>,
-    ) -> Result<Json<LeaveResult>, ProblemResponse> {
+    #[oai(path = "/:id/participants/me", method = "delete", operation_id = "leaveConversation")]
+    async fn leave(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<LeaveResult>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(LeaveResult {
-            ok: services.leave_conversation(&caller, id.0).await?,
-        }))
+        Ok(Json(LeaveResult { ok: services.leave_conversation(&caller, id.0).await? }))
     }
 }

@@ -45,11 +45,7 @@ struct MarkRead {
 impl MessageApi {
     /// History by seq, ascending. `after=n` reads forward from seq n, `before=n` reads back
     /// from it, neither reads the newest page. `limit` defaults to 50, at most 200.
-    #[oai(
-        path = "/conversations/:id/messages",
-        method = "get",
-        operation_id = "listMessages"
-    )]
+    #[oai(path = "/conversations/:id/messages", method = "get", operation_id = "listMessages")]
     async fn list(
         &self,
         auth: BearerAuth,
@@ -60,24 +56,13 @@ impl MessageApi {
     ) -> Result<Json<MessageList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        let q = HistoryQuery {
-            before: before.0,
-            after: after.0,
-            limit: limit.0,
-        };
+        let q = HistoryQuery { before: before.0, after: after.0, limit: limit.0 };
         let page = services.list_messages(&caller, id.0, q).await?;
-        Ok(Json(MessageList {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        }))
+        Ok(Json(MessageList { items: page.items, next_cursor: page.next_cursor }))
     }
 
     /// Send a message. Retrying with the same `clientMessageId` returns the first message.
-    #[oai(
-        path = "/conversations/:id/messages",
-        method = "post",
-        operation_id = "sendMessage"
-    )]
+    #[oai(path = "/conversations/:id/messages", method = "post", operation_id = "sendMessage")]
     async fn send(
         &self,
         auth: BearerAuth,
@@ -105,33 +90,19 @@ impl MessageApi {
     ) -> Result<Json<MessageView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(
-            services.edit_message(&caller, id.0, &body.0.body).await?,
-        ))
+        Ok(Json(services.edit_message(&caller, id.0, &body.0.body).await?))
     }
 
     /// Delete one of your messages: it keeps its seq, its body is removed.
-    #[oai(
-        path = "/messages/:id",
-        method = "delete",
-        operation_id = "deleteMessage"
-    )]
-    async fn delete(
-        &self,
-        auth: BearerAuth,
-        id: Path<Uuid>,
-    ) -> Result<Json<MessageView>, ProblemResponse> {
+    #[oai(path = "/messages/:id", method = "delete", operation_id = "deleteMessage")]
+    async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<MessageView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         Ok(Json(services.delete_message(&caller, id.0).await?))
     }
 
     /// Move your read marker forward to `seq` (never back).
-    #[oai(
-        path = "/conversations/:id/read",
-        method = "post",
-        operation_id = "markRead"
-    )]
+    #[oai(path = "/conversations/:id/read", method = "post", operation_id = "markRead")]
     async fn mark_read(
         &self,
         auth: BearerAuth,

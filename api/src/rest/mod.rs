@@ -7,6 +7,7 @@
 mod auth;
 mod conversations;
 mod messages;
+mod presence;
 mod problem;
 mod users;
 
@@ -39,26 +40,17 @@ impl BearerAuth {
     }
 }
 
-pub type Api = (
-    auth::AuthApi,
-    users::UserApi,
-    conversations::ConversationApi,
-    messages::MessageApi,
-);
+pub type Api =
+    (auth::AuthApi, users::UserApi, conversations::ConversationApi, messages::MessageApi, presence::PresenceApi);
 
 pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
     let services = services.map(std::sync::Arc::new);
     let api = (
-        auth::AuthApi {
-            services: services.clone(),
-        },
-        users::UserApi {
-            services: services.clone(),
-        },
-        conversations::ConversationApi {
-            services: services.clone(),
-        },
-        messages::MessageApi { services },
+        auth::AuthApi { services: services.clone() },
+        users::UserApi { services: services.clone() },
+        conversations::ConversationApi { services: services.clone() },
+        messages::MessageApi { services: services.clone() },
+        presence::PresenceApi { services },
     );
     OpenApiService::new(api, "SyncChat REST API", env!("CARGO_PKG_VERSION"))
         .description(
@@ -71,7 +63,7 @@ pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
 
 /// The services, which exist in a running server but not when only the spec is printed.
 fn svc(services: &Option<std::sync::Arc<Services>>) -> Result<&Services, ProblemResponse> {
-    services.as_deref().ok_or_else(|| {
-        crate::error::AppError::Unavailable("the server is not serving requests".into()).into()
-    })
+    services
+        .as_deref()
+        .ok_or_else(|| crate::error::AppError::Unavailable("the server is not serving requests".into()).into())
 }

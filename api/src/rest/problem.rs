@@ -53,18 +53,8 @@ pub enum ProblemResponse {
     Unavailable(Json<Problem>),
 }
 
-fn problem(
-    code: ErrorCode,
-    status: u16,
-    detail: String,
-    field: Option<&str>,
-    retry_after: Option<u64>,
-) -> Problem {
-    let title = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error")
-        .to_owned();
+fn problem(code: ErrorCode, status: u16, detail: String, field: Option<&str>, retry_after: Option<u64>) -> Problem {
+    let title = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error").to_owned();
     Problem {
         ty: "about:blank".into(),
         title,
@@ -80,13 +70,7 @@ impl From<AppError> for ProblemResponse {
     fn from(e: AppError) -> Self {
         e.log_if_internal();
         let code = e.code();
-        let p = Json(problem(
-            code,
-            code.http_status(),
-            e.to_string(),
-            e.field(),
-            e.retry_after_secs(),
-        ));
+        let p = Json(problem(code, code.http_status(), e.to_string(), e.field(), e.retry_after_secs()));
         match code {
             ErrorCode::BadUserInput => ProblemResponse::BadRequest(p),
             ErrorCode::Unauthenticated => ProblemResponse::Unauthorized(p),
@@ -120,8 +104,5 @@ pub fn problem_response(status: StatusCode, detail: String) -> poem::Response {
     let json = serde_json::json!({
         "type": body.ty, "title": body.title, "status": body.status, "detail": body.detail, "code": body.code,
     });
-    poem::Response::builder()
-        .status(status)
-        .content_type("application/problem+json")
-        .body(json.to_string())
+    poem::Response::builder().status(status).content_type("application/problem+json").body(json.to_string())
 }

@@ -41,21 +41,12 @@ impl UserApi {
     ) -> Result<Json<UserList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        let page = services
-            .search_users(&caller, search.0, limit.0, after.0)
-            .await?;
-        Ok(Json(UserList {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        }))
+        let page = services.search_users(&caller, search.0, limit.0, after.0).await?;
+        Ok(Json(UserList { items: page.items, next_cursor: page.next_cursor }))
     }
 
     #[oai(path = "/:id", method = "get", operation_id = "getUser")]
-    async fn get(
-        &self,
-        auth: BearerAuth,
-        id: Path<Uuid>,
-    ) -> Result<Json<UserView>, ProblemResponse> {
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<UserView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         Ok(Json(services.get_user(&caller, id.0).await?))

@@ -40,15 +40,12 @@ pub struct LoginInput {
 
 /// A hash to verify against when the account does not exist, so that a wrong username
 /// takes as long as a wrong password.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Wq9tqgqXm5m0Ly0cM2ArSZ1mEJ2KN1dmqEi5b3Q1pAU";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Wq9tqgqXm5m0Ly0cM2ArSZ1mEJ2KN1dmqEi5b3Q1pAU";
 
 impl Services {
     #[instrument(skip_all, fields(user.username = %input.username))]
-    pub async fn register(
-        &self,
-        input: RegisterInput,
-        ip: Option<IpAddr>,
-    ) -> AppResult<AuthPayload> {
+    pub async fn register(&self, input: RegisterInput, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
         self.limits().check_auth_ip(ip)?;
         let username = Username::parse(input.username.trim())?;
         let email = Email::parse(&input.email)?;
@@ -56,16 +53,11 @@ impl Services {
         let display_name = match input.display_name.as_deref().map(str::trim) {
             Some("") | None => None,
             Some(name) if name.chars().count() > 64 => {
-                return Err(AppError::bad_input(
-                    "displayName",
-                    "display name must be at most 64 characters",
-                ));
+                return Err(AppError::bad_input("displayName", "display name must be at most 64 characters"));
             }
             Some(name) => Some(name.to_owned()),
         };
-        let created = self
-            .create_user(&username, &email, &password, display_name, user::ROLE_USER)
-            .await?;
+        let created = self.create_user(&username, &email, &password, display_name, user::ROLE_USER).await?;
         m::registration();
         self.open_session(created, None).await
     }
@@ -80,20 +72,10 @@ impl Services {
         role: &str,
     ) -> AppResult<user::Model> {
         let db = self.db();
-        if user::Entity::find()
-            .filter(user::Column::Username.eq(username.as_str()))
-            .one(db)
-            .await?
-            .is_some()
-        {
+        if user::Entity::find().filter(user::Column::Username.eq(username.as_str())).one(db).await?.is_some() {
             return Err(AppError::Conflict("username is taken".into()));
         }
-        if user::Entity::find()
-            .filter(user::Column::Email.eq(email.as_str()))
-            .one(db)
-            .await?
-            .is_some()
-        {
+        if user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(db).await?.is_some() {
             return Err(AppError::Conflict("email is already registered".into()));
         }
         let password_hash = hash_password(password.expose().to_owned()).await?;
@@ -109,11 +91,7 @@ impl Services {
             last_seen_at: Set(None),
         };
         model.insert(db).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                AppError::Conflict("username or email is taken".into())
-            } else {
-                e.into()
-            }
+            if is_unique_violation(&e) { AppError::Conflict("username or email is taken".into()) } else { e.into() }
         })
     }
 
@@ -122,30 +100,16 @@ impl Services {
         self.limits().check_auth_ip(ip)?;
         let login = input.login.trim().to_lowercase();
         if login.is_empty() || login.len() > 254 {
-            return Err(AppError::bad_input(
-                "login",
-                "login must be a username or an email",
-            ));
+            return Err(AppError::bad_input("login", "login must be a username or an email"));
         }
         self.limits().check_auth_account(&login)?;
-        let column = if login.contains('@') {
-            user::Column::Email
-        } else {
-            user::Column::Username
-        };
-        let found = user::Entity::find()
-            .filter(column.eq(login.as_str()))
-            .one(self.db())
-            .await?;
-        let hash = found
-            .as_ref()
-            .map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+        let column = if login.contains('@') { user::Column::Email } else { user::Column::Username };
+        let found = user::Entity::find().filter(column.eq(login.as_str())).one(self.db()).await?;
+        let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
         let password_ok = verify_password(input.password, hash).await?;
         let Some(found) = found.filter(|_| password_ok) else {
             m::login("invalid");
-            return Err(AppError::Unauthenticated(
-                "invalid login or password".into(),
-            ));
+            return Err(AppError::Unauthenticated("invalid login or password".into()));
         };
         if found.disabled {
             m::login("disabled");
@@ -183,9 +147,7 @@ impl Services {
         if swapped.rows_affected != 1 {
             tracing::warn!(session.id = %session_id, user.id = %sess.user_id, "refresh token reused: revoking session");
             self.revoke_session(session_id).await?;
-            return Err(AppError::Unauthenticated(
-                "refresh token was already used; session revoked".into(),
-            ));
+            return Err(AppError::Unauthenticated("refresh token was already used; session revoked".into()));
         }
         let Some(found) = user::Entity::find_by_id(sess.user_id).one(db).await? else {
             return Err(invalid());
@@ -211,7 +173,7 @@ impl Services {
     }
 
     /// Turns a bearer access token into a caller: valid signature, not expired, session not
-    /// revoked, user not disabled.
+    /// revoked (else `UNAUTHENTICATED`), user not disabled (else `FORBIDDEN`).
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
         let claims = self.inner.tokens.verify_access(token)?;
         let db = self.db();
@@ -223,20 +185,12 @@ impl Services {
             return Err(AppError::Unauthenticated("unknown user".into()));
         };
         if found.disabled {
-            return Err(AppError::Unauthenticated("this account is disabled".into()));
+            return Err(AppError::Forbidden("this account is disabled".into()));
         }
-        Ok(Caller {
-            user_id: found.id,
-            session_id: claims.sid,
-            is_admin: found.role == user::ROLE_ADMIN,
-        })
+        Ok(Caller { user_id: found.id, session_id: claims.sid, is_admin: found.role == user::ROLE_ADMIN })
     }
 
-    async fn open_session(
-        &self,
-        found: user::Model,
-        device: Option<String>,
-    ) -> AppResult<AuthPayload> {
+    async fn open_session(&self, found: user::Model, device: Option<String>) -> AppResult<AuthPayload> {
         let session_id = Uuid::now_v7();
         let (refresh_token, token_hash) = new_refresh_token(session_id);
         let created_at = now();
@@ -246,9 +200,7 @@ impl Services {
             token_hash: Set(token_hash),
             device: Set(device),
             created_at: Set(created_at),
-            expires_at: Set(
-                created_at + chrono::Duration::seconds(self.inner.tokens.refresh_ttl_secs)
-            ),
+            expires_at: Set(created_at + chrono::Duration::seconds(self.inner.tokens.refresh_ttl_secs)),
             revoked_at: Set(None),
         }
         .insert(self.db())
@@ -288,12 +240,9 @@ async fn hash_password(password: String) -> AppResult<String> {
 
 async fn verify_password(password: String, hash: String) -> AppResult<bool> {
     tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| {
-            AppError::Internal(anyhow::anyhow!("stored password hash is malformed: {e}"))
-        })?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored password hash is malformed: {e}")))?;
+        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
     })
     .await
     .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?

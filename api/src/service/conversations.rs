@@ -8,17 +8,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
-use syncchat_realtime::{Event, EventKind};
+use syncchat_realtime::{EventKind, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::users::page_limit;
 use super::views::{
-    ConversationKind, ConversationView, MessageView, Page, ParticipantRole, ParticipantView,
-    UserRef, conversation_kind,
+    ConversationKind, ConversationView, MessageView, Page, ParticipantRole, ParticipantView, UserRef, conversation_kind,
 };
 use super::{Caller, Services, now};
 use crate::domain::Title;
@@ -49,13 +48,7 @@ impl Services {
         caller: &Caller,
         input: CreateConversationInput,
     ) -> AppResult<ConversationView> {
-        let others: Vec<Uuid> = dedupe(
-            input
-                .participant_ids
-                .iter()
-                .copied()
-                .filter(|id| *id != caller.user_id),
-        );
+        let others: Vec<Uuid> = dedupe(input.participant_ids.iter().copied().filter(|id| *id != caller.user_id));
         if others.len() > MAX_PARTICIPANTS_PER_CALL {
             return Err(AppError::bad_input(
                 "participantIds",
@@ -63,13 +56,11 @@ impl Services {
             ));
         }
         let title = input.title.as_deref().map(Title::parse).transpose()?;
-        let kind = input
-            .kind
-            .unwrap_or(if others.len() == 1 && title.is_none() {
-                ConversationKind::Direct
-            } else {
-                ConversationKind::Group
-            });
+        let kind = input.kind.unwrap_or(if others.len() == 1 && title.is_none() {
+            ConversationKind::Direct
+        } else {
+            ConversationKind::Group
+        });
         if kind == ConversationKind::Direct && others.len() != 1 {
             return Err(AppError::bad_input(
                 "participantIds",
@@ -77,62 +68,37 @@ impl Services {
             ));
         }
         if kind == ConversationKind::Direct && title.is_some() {
-            return Err(AppError::bad_input(
-                "title",
-                "a direct conversation has no title",
-            ));
+            return Err(AppError::bad_input("title", "a direct conversation has no title"));
         }
         self.ensure_users_exist(&others).await?;
         self.limits().check_create_conversation(caller.user_id)?;
 
         let conversation_id = match kind {
             ConversationKind::Direct => self.create_direct(caller.user_id, others[0]).await?,
-            ConversationKind::Group => {
-                self.create_group(caller.user_id, &others, title.map(Title::into_inner))
-                    .await?
-            }
+            ConversationKind::Group => self.create_group(caller.user_id, &others, title.map(Title::into_inner)).await?,
         };
         self.conversation_view(caller, conversation_id).await
     }
 
     async fn create_direct(&self, me: Uuid, other: Uuid) -> AppResult<Uuid> {
         let key = direct_key(me, other);
-        let existing = || {
-            conversation::Entity::find()
-                .filter(conversation::Column::DirectKey.eq(key.clone()))
-                .one(self.db())
-        };
+        let existing =
+            || conversation::Entity::find().filter(conversation::Column::DirectKey.eq(key.clone())).one(self.db());
         if let Some(found) = existing().await? {
             return Ok(found.id);
         }
-        match self
-            .insert_conversation(
-                me,
-                &[other],
-                conversation::KIND_DIRECT,
-                None,
-                Some(key.clone()),
-            )
-            .await
-        {
+        match self.insert_conversation(me, &[other], conversation::KIND_DIRECT, None, Some(key.clone())).await {
             Ok(id) => Ok(id),
             // Someone created the same pair concurrently: theirs is the one.
-            Err(AppError::Conflict(_)) => existing()
-                .await?
-                .map(|c| c.id)
-                .ok_or_else(|| AppError::not_found("conversation")),
+            Err(AppError::Conflict(_)) => {
+                existing().await?.map(|c| c.id).ok_or_else(|| AppError::not_found("conversation"))
+            }
             Err(e) => Err(e),
         }
     }
 
-    async fn create_group(
-        &self,
-        me: Uuid,
-        others: &[Uuid],
-        title: Option<String>,
-    ) -> AppResult<Uuid> {
-        self.insert_conversation(me, others, conversation::KIND_GROUP, title, None)
-            .await
+    async fn create_group(&self, me: Uuid, others: &[Uuid], title: Option<String>) -> AppResult<Uuid> {
+        self.insert_conversation(me, others, conversation::KIND_GROUP, title, None).await
     }
 
     async fn insert_conversation(
@@ -164,32 +130,23 @@ impl Services {
             }
             other => other?,
         };
-        let owner_role = if kind == conversation::KIND_GROUP {
-            participant::ROLE_OWNER
-        } else {
-            participant::ROLE_MEMBER
-        };
-        let rows = std::iter::once((me, owner_role))
-            .chain(others.iter().map(|u| (*u, participant::ROLE_MEMBER)))
-            .map(|(user_id, role)| participant::ActiveModel {
+        let owner_role =
+            if kind == conversation::KIND_GROUP { participant::ROLE_OWNER } else { participant::ROLE_MEMBER };
+        let rows = std::iter::once((me, owner_role)).chain(others.iter().map(|u| (*u, participant::ROLE_MEMBER))).map(
+            |(user_id, role)| participant::ActiveModel {
                 conversation_id: Set(id),
                 user_id: Set(user_id),
                 role: Set(role.to_owned()),
                 joined_at: Set(at),
                 last_read_seq: Set(0),
-            });
+            },
+        );
         participant::Entity::insert_many(rows).exec(&txn).await?;
         txn.commit().await?;
         m::conversation_created(kind);
         let mut participant_ids = vec![me];
         participant_ids.extend_from_slice(others);
-        self.publish(Event {
-            conversation_id: id,
-            seq: 0,
-            committed_at: now(),
-            kind: EventKind::ConversationChanged { participant_ids },
-        })
-        .await;
+        self.publish_membership(id, participant_ids.clone(), participant_ids, Vec::new()).await?;
         Ok(id)
     }
 
@@ -202,17 +159,11 @@ impl Services {
     ) -> AppResult<ConversationView> {
         let conv = self.conversation_for(caller, conversation_id).await?;
         if conv.kind == conversation::KIND_DIRECT {
-            return Err(AppError::bad_input(
-                "conversationId",
-                "people cannot be added to a direct conversation",
-            ));
+            return Err(AppError::bad_input("conversationId", "people cannot be added to a direct conversation"));
         }
         let wanted = dedupe(user_ids);
         if wanted.is_empty() || wanted.len() > MAX_PARTICIPANTS_PER_CALL {
-            return Err(AppError::bad_input(
-                "userIds",
-                format!("give 1 to {MAX_PARTICIPANTS_PER_CALL} people to add"),
-            ));
+            return Err(AppError::bad_input("userIds", format!("give 1 to {MAX_PARTICIPANTS_PER_CALL} people to add")));
         }
         self.ensure_users_exist(&wanted).await?;
         let present: HashSet<Uuid> = participant::Entity::find()
@@ -223,20 +174,14 @@ impl Services {
             .into_iter()
             .map(|p| p.user_id)
             .collect();
-        let new: Vec<Uuid> = wanted
-            .into_iter()
-            .filter(|u| !present.contains(u))
-            .collect();
+        let new: Vec<Uuid> = wanted.into_iter().filter(|u| !present.contains(u)).collect();
         if !new.is_empty() {
             let size = participant::Entity::find()
                 .filter(participant::Column::ConversationId.eq(conversation_id))
                 .count(self.db())
                 .await?;
             if size + new.len() as u64 > MAX_GROUP_SIZE {
-                return Err(AppError::bad_input(
-                    "userIds",
-                    format!("a group holds at most {MAX_GROUP_SIZE} people"),
-                ));
+                return Err(AppError::bad_input("userIds", format!("a group holds at most {MAX_GROUP_SIZE} people")));
             }
             let at = now();
             let txn = self.db().begin().await?;
@@ -251,39 +196,21 @@ impl Services {
             .exec(&txn)
             .await
             .map_err(|e| {
-                if is_unique_violation(&e) {
-                    AppError::Conflict("already a participant".into())
-                } else {
-                    e.into()
-                }
+                if is_unique_violation(&e) { AppError::Conflict("already a participant".into()) } else { e.into() }
             })?;
             touch_conversation(&txn, conversation_id).await?;
             txn.commit().await?;
-            self.publish(Event {
-                conversation_id,
-                seq: conv.last_seq,
-                committed_at: now(),
-                kind: EventKind::ConversationChanged {
-                    participant_ids: new,
-                },
-            })
-            .await;
+            let members = self.member_ids(conversation_id).await?;
+            self.publish_membership(conversation_id, members, new, Vec::new()).await?;
         }
         self.conversation_view(caller, conversation_id).await
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
-    pub async fn leave_conversation(
-        &self,
-        caller: &Caller,
-        conversation_id: Uuid,
-    ) -> AppResult<bool> {
+    pub async fn leave_conversation(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<bool> {
         let conv = self.conversation_for(caller, conversation_id).await?;
         if conv.kind == conversation::KIND_DIRECT {
-            return Err(AppError::bad_input(
-                "conversationId",
-                "a direct conversation cannot be left",
-            ));
+            return Err(AppError::bad_input("conversationId", "a direct conversation cannot be left"));
         }
         let txn = self.db().begin().await?;
         participant::Entity::delete_many()
@@ -293,15 +220,8 @@ impl Services {
             .await?;
         touch_conversation(&txn, conversation_id).await?;
         txn.commit().await?;
-        self.publish(Event {
-            conversation_id,
-            seq: conv.last_seq,
-            committed_at: now(),
-            kind: EventKind::ConversationChanged {
-                participant_ids: vec![caller.user_id],
-            },
-        })
-        .await;
+        let members = self.member_ids(conversation_id).await?;
+        self.publish_membership(conversation_id, members, Vec::new(), vec![caller.user_id]).await?;
         Ok(true)
     }
 
@@ -319,19 +239,12 @@ impl Services {
             .from(participant::Entity)
             .and_where(participant::Column::UserId.eq(caller.user_id))
             .to_owned();
-        let mut query =
-            conversation::Entity::find().filter(conversation::Column::Id.in_subquery(mine));
+        let mut query = conversation::Entity::find().filter(conversation::Column::Id.in_subquery(mine));
         if let Some(cursor) = after {
             let (at, id) = decode_activity_cursor(&cursor)?;
-            query = query.filter(
-                Condition::any()
-                    .add(conversation::Column::UpdatedAt.lt(at))
-                    .add(
-                        Condition::all()
-                            .add(conversation::Column::UpdatedAt.eq(at))
-                            .add(conversation::Column::Id.lt(id)),
-                    ),
-            );
+            query = query.filter(Condition::any().add(conversation::Column::UpdatedAt.lt(at)).add(
+                Condition::all().add(conversation::Column::UpdatedAt.eq(at)).add(conversation::Column::Id.lt(id)),
+            ));
         }
         let mut rows = query
             .order_by_desc(conversation::Column::UpdatedAt)
@@ -341,39 +254,19 @@ impl Services {
             .await?;
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if has_more {
-            rows.last()
-                .map(|c| encode_activity_cursor(c.updated_at, c.id))
-        } else {
-            None
-        };
+        let next_cursor = if has_more { rows.last().map(|c| encode_activity_cursor(c.updated_at, c.id)) } else { None };
         let items = self.conversation_views(caller, rows).await?;
-        Ok(Page {
-            items,
-            next_cursor,
-            has_more,
-        })
+        Ok(Page { items, next_cursor, has_more })
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
-    pub async fn get_conversation(
-        &self,
-        caller: &Caller,
-        conversation_id: Uuid,
-    ) -> AppResult<ConversationView> {
+    pub async fn get_conversation(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<ConversationView> {
         self.conversation_view(caller, conversation_id).await
     }
 
-    async fn conversation_view(
-        &self,
-        caller: &Caller,
-        conversation_id: Uuid,
-    ) -> AppResult<ConversationView> {
+    async fn conversation_view(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<ConversationView> {
         let conv = self.conversation_for(caller, conversation_id).await?;
-        self.conversation_views(caller, vec![conv])
-            .await?
-            .pop()
-            .ok_or_else(|| AppError::not_found("conversation"))
+        self.conversation_views(caller, vec![conv]).await?.pop().ok_or_else(|| AppError::not_found("conversation"))
     }
 
     /// The conversation, if the caller takes part in it; `NOT_FOUND` otherwise, whether or
@@ -383,9 +276,7 @@ impl Services {
         caller: &Caller,
         conversation_id: Uuid,
     ) -> AppResult<conversation::Model> {
-        self.participation(caller, conversation_id)
-            .await
-            .map(|(c, _)| c)
+        self.participation(caller, conversation_id).await.map(|(c, _)| c)
     }
 
     pub(crate) async fn participation(
@@ -394,15 +285,9 @@ impl Services {
         conversation_id: Uuid,
     ) -> AppResult<(conversation::Model, participant::Model)> {
         let db = self.db();
-        let me = participant::Entity::find_by_id((conversation_id, caller.user_id))
-            .one(db)
-            .await?;
+        let me = participant::Entity::find_by_id((conversation_id, caller.user_id)).one(db).await?;
         let conv = match me {
-            Some(_) => {
-                conversation::Entity::find_by_id(conversation_id)
-                    .one(db)
-                    .await?
-            }
+            Some(_) => conversation::Entity::find_by_id(conversation_id).one(db).await?,
             None => None,
         };
         match (conv, me) {
@@ -442,32 +327,21 @@ impl Services {
         user_ids.extend(last_messages.iter().map(|msg| msg.sender_id));
         let users = self.user_refs(dedupe(user_ids)).await?;
         let user_ref = |id: Uuid| {
-            users.get(&id).cloned().unwrap_or_else(|| UserRef {
-                id,
-                username: "unknown".into(),
-                display_name: None,
-            })
+            users.get(&id).cloned().unwrap_or_else(|| UserRef { id, username: "unknown".into(), display_name: None })
         };
 
         let mut by_conv: HashMap<Uuid, Vec<participant::Model>> = HashMap::new();
         for p in members {
             by_conv.entry(p.conversation_id).or_default().push(p);
         }
-        let mut last_by_conv: HashMap<Uuid, message::Model> = last_messages
-            .into_iter()
-            .map(|msg| (msg.conversation_id, msg))
-            .collect();
+        let mut last_by_conv: HashMap<Uuid, message::Model> =
+            last_messages.into_iter().map(|msg| (msg.conversation_id, msg)).collect();
 
         let mut views = Vec::with_capacity(convs.len());
         for c in convs {
             let parts = by_conv.remove(&c.id).unwrap_or_default();
-            let last_read_seq = parts
-                .iter()
-                .find(|p| p.user_id == caller.user_id)
-                .map_or(0, |p| p.last_read_seq);
-            let unread_count = self
-                .unread_count(c.id, caller.user_id, last_read_seq, c.last_seq)
-                .await?;
+            let last_read_seq = parts.iter().find(|p| p.user_id == caller.user_id).map_or(0, |p| p.last_read_seq);
+            let unread_count = self.unread_count(c.id, caller.user_id, last_read_seq, c.last_seq).await?;
             let last_message = last_by_conv.remove(&c.id).map(|msg| {
                 let sender = user_ref(msg.sender_id);
                 MessageView::from_model(msg, sender)
@@ -525,14 +399,8 @@ impl Services {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let found = user::Entity::find()
-            .filter(user::Column::Id.is_in(ids))
-            .all(self.db())
-            .await?;
-        Ok(found
-            .into_iter()
-            .map(|u| (u.id, UserRef::from(u)))
-            .collect())
+        let found = user::Entity::find().filter(user::Column::Id.is_in(ids)).all(self.db()).await?;
+        Ok(found.into_iter().map(|u| (u.id, UserRef::from(u))).collect())
     }
 
     async fn ensure_users_exist(&self, ids: &[Uuid]) -> AppResult<()> {
@@ -545,12 +413,42 @@ impl Services {
             .count(self.db())
             .await?;
         if found != ids.len() as u64 {
-            return Err(AppError::bad_input(
-                "participantIds",
-                "one or more participants do not exist",
-            ));
+            return Err(AppError::bad_input("participantIds", "one or more participants do not exist"));
         }
         Ok(())
+    }
+}
+
+impl Services {
+    /// Tells the conversation and every added or removed user, so live subscriptions start
+    /// or stop delivering that conversation.
+    async fn publish_membership(
+        &self,
+        conversation_id: Uuid,
+        participant_ids: Vec<Uuid>,
+        added: Vec<Uuid>,
+        removed: Vec<Uuid>,
+    ) -> AppResult<()> {
+        let kind = EventKind::ConversationChanged { conversation_id, participant_ids, added, removed };
+        let EventKind::ConversationChanged { added, removed, .. } = &kind else {
+            return Ok(());
+        };
+        let mut topics = vec![Topic::Conversation(conversation_id)];
+        topics.extend(added.iter().chain(removed).map(|u| Topic::User(*u)));
+        for topic in topics {
+            self.publish(topic, kind.clone()).await;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn member_ids(&self, conversation_id: Uuid) -> AppResult<Vec<Uuid>> {
+        Ok(participant::Entity::find()
+            .filter(participant::Column::ConversationId.eq(conversation_id))
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|p| p.user_id)
+            .collect())
     }
 }
 
@@ -601,10 +499,7 @@ mod tests {
     fn activity_cursor_round_trips() {
         let at = now();
         let id = Uuid::now_v7();
-        assert_eq!(
-            decode_activity_cursor(&encode_activity_cursor(at, id)).ok(),
-            Some((at, id))
-        );
+        assert_eq!(decode_activity_cursor(&encode_activity_cursor(at, id)).ok(), Some((at, id)));
         assert!(decode_activity_cursor("!!").is_err());
     }
 }

@@ -20,6 +20,7 @@ pub struct LimitSettings {
     pub conversations_per_min: u32,
     pub auth_per_ip_per_min: u32,
     pub auth_per_account_per_min: u32,
+    pub typing_per_sec: u32,
 }
 
 pub struct Limits {
@@ -27,6 +28,7 @@ pub struct Limits {
     conversations: DefaultKeyedRateLimiter<Uuid>,
     auth_ip: DefaultKeyedRateLimiter<IpAddr>,
     auth_account: DefaultKeyedRateLimiter<String>,
+    typing: DefaultKeyedRateLimiter<Uuid>,
     clock: DefaultClock,
 }
 
@@ -37,12 +39,11 @@ fn nz(v: u32) -> NonZeroU32 {
 impl Limits {
     pub fn new(s: LimitSettings) -> Self {
         Limits {
-            send: RateLimiter::keyed(
-                Quota::per_second(nz(s.send_per_sec)).allow_burst(nz(s.send_burst)),
-            ),
+            send: RateLimiter::keyed(Quota::per_second(nz(s.send_per_sec)).allow_burst(nz(s.send_burst))),
             conversations: RateLimiter::keyed(Quota::per_minute(nz(s.conversations_per_min))),
             auth_ip: RateLimiter::keyed(Quota::per_minute(nz(s.auth_per_ip_per_min))),
             auth_account: RateLimiter::keyed(Quota::per_minute(nz(s.auth_per_account_per_min))),
+            typing: RateLimiter::keyed(Quota::per_second(nz(s.typing_per_sec)).allow_burst(nz(s.typing_per_sec * 3))),
             clock: DefaultClock::default(),
         }
     }
@@ -53,6 +54,10 @@ impl Limits {
 
     pub fn check_create_conversation(&self, user: Uuid) -> Result<(), AppError> {
         self.check(&self.conversations, &user, "create_conversation")
+    }
+
+    pub fn check_typing(&self, user: Uuid) -> Result<(), AppError> {
+        self.check(&self.typing, &user, "set_typing")
     }
 
     pub fn check_auth_ip(&self, ip: Option<IpAddr>) -> Result<(), AppError> {
@@ -75,9 +80,7 @@ impl Limits {
         limiter.check_key(key).map_err(|not_until| {
             m::rate_limited(name);
             let wait = not_until.wait_time_from(self.clock.now());
-            AppError::RateLimited {
-                retry_after: wait.max(Duration::from_millis(1)),
-            }
+            AppError::RateLimited { retry_after: wait.max(Duration::from_millis(1)) }
         })
     }
 
@@ -87,5 +90,6 @@ impl Limits {
         self.conversations.retain_recent();
         self.auth_ip.retain_recent();
         self.auth_account.retain_recent();
+        self.typing.retain_recent();
     }
 }

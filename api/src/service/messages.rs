@@ -3,10 +3,9 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
-use syncchat_realtime::{Event, EventKind};
+use syncchat_realtime::{EventKind, MessageSnapshot, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -45,11 +44,7 @@ pub struct HistoryQuery {
 
 impl Services {
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %input.conversation_id))]
-    pub async fn send_message(
-        &self,
-        caller: &Caller,
-        input: SendMessageInput,
-    ) -> AppResult<MessageView> {
+    pub async fn send_message(&self, caller: &Caller, input: SendMessageInput) -> AppResult<MessageView> {
         let body = MessageBody::parse(&input.body)?;
         let client_message_id = match input.client_message_id.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -62,10 +57,7 @@ impl Services {
             Some(id) => Some(id.to_owned()),
         };
         if !input.attachment_ids.is_empty() {
-            return Err(AppError::bad_input(
-                "attachmentIds",
-                "attachments are not supported yet",
-            ));
+            return Err(AppError::bad_input("attachmentIds", "attachments are not supported yet"));
         }
         self.conversation_for(caller, input.conversation_id).await?;
 
@@ -77,37 +69,22 @@ impl Services {
         }
         self.limits().check_send(caller.user_id)?;
 
-        let stored = match self
-            .store_message(
-                caller.user_id,
-                input.conversation_id,
-                body,
-                client_message_id.clone(),
-            )
-            .await
-        {
-            Err(AppError::Conflict(_)) if client_message_id.is_some() => {
-                // A concurrent retry won the race on the unique (sender, client id) index.
-                let cmid = client_message_id.unwrap_or_default();
-                let existing = self.find_by_client_id(caller.user_id, &cmid).await?;
-                let existing = existing
-                    .ok_or_else(|| AppError::Conflict("clientMessageId was reused".into()))?;
-                return self.retried(existing, input.conversation_id).await;
-            }
-            other => other?,
-        };
+        let stored =
+            match self.store_message(caller.user_id, input.conversation_id, body, client_message_id.clone()).await {
+                Err(AppError::Conflict(_)) if client_message_id.is_some() => {
+                    // A concurrent retry won the race on the unique (sender, client id) index.
+                    let cmid = client_message_id.unwrap_or_default();
+                    let existing = self.find_by_client_id(caller.user_id, &cmid).await?;
+                    let existing = existing.ok_or_else(|| AppError::Conflict("clientMessageId was reused".into()))?;
+                    return self.retried(existing, input.conversation_id).await;
+                }
+                other => other?,
+            };
         m::message("sent");
-        self.publish(Event {
-            conversation_id: stored.conversation_id,
-            seq: stored.seq,
-            committed_at: now(),
-            kind: EventKind::MessageAdded {
-                message_id: stored.id,
-                sender_id: stored.sender_id,
-            },
-        })
-        .await;
-        self.message_view(stored).await
+        let view = self.message_view(stored).await?;
+        let topic = Topic::Conversation(view.conversation_id);
+        self.publish(topic, EventKind::MessageAdded { message: MessageSnapshot::from(&view) }).await;
+        Ok(view)
     }
 
     /// Stores a message in one transaction: take the next `seq` from the conversation row
@@ -123,18 +100,12 @@ impl Services {
         let at = now();
         let txn = self.db().begin().await?;
         let updated = conversation::Entity::update_many()
-            .col_expr(
-                conversation::Column::LastSeq,
-                Expr::col(conversation::Column::LastSeq).add(1),
-            )
+            .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(1))
             .col_expr(conversation::Column::UpdatedAt, Expr::value(at))
             .filter(conversation::Column::Id.eq(conversation_id))
             .exec_with_returning(&txn)
             .await?;
-        let seq = updated
-            .first()
-            .map(|c| c.last_seq)
-            .ok_or_else(|| AppError::not_found("conversation"))?;
+        let seq = updated.first().map(|c| c.last_seq).ok_or_else(|| AppError::not_found("conversation"))?;
         let inserted = message::ActiveModel {
             id: Set(Uuid::now_v7()),
             conversation_id: Set(conversation_id),
@@ -155,10 +126,7 @@ impl Services {
             other => other?,
         };
         crate::storage::participant::Entity::update_many()
-            .col_expr(
-                crate::storage::participant::Column::LastReadSeq,
-                Expr::value(seq),
-            )
+            .col_expr(crate::storage::participant::Column::LastReadSeq, Expr::value(seq))
             .filter(crate::storage::participant::Column::ConversationId.eq(conversation_id))
             .filter(crate::storage::participant::Column::UserId.eq(sender))
             .filter(crate::storage::participant::Column::LastReadSeq.lt(seq))
@@ -168,11 +136,7 @@ impl Services {
         Ok(stored)
     }
 
-    async fn find_by_client_id(
-        &self,
-        sender: Uuid,
-        cmid: &str,
-    ) -> AppResult<Option<message::Model>> {
+    async fn find_by_client_id(&self, sender: Uuid, cmid: &str) -> AppResult<Option<message::Model>> {
         Ok(message::Entity::find()
             .filter(message::Column::SenderId.eq(sender))
             .filter(message::Column::ClientMessageId.eq(cmid))
@@ -180,56 +144,35 @@ impl Services {
             .await?)
     }
 
-    async fn retried(
-        &self,
-        existing: message::Model,
-        conversation_id: Uuid,
-    ) -> AppResult<MessageView> {
+    async fn retried(&self, existing: message::Model, conversation_id: Uuid) -> AppResult<MessageView> {
         if existing.conversation_id != conversation_id {
-            return Err(AppError::Conflict(
-                "clientMessageId was already used in another conversation".into(),
-            ));
+            return Err(AppError::Conflict("clientMessageId was already used in another conversation".into()));
         }
         self.message_view(existing).await
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
-    pub async fn edit_message(
-        &self,
-        caller: &Caller,
-        message_id: Uuid,
-        body: &str,
-    ) -> AppResult<MessageView> {
+    pub async fn edit_message(&self, caller: &Caller, message_id: Uuid, body: &str) -> AppResult<MessageView> {
         let body = MessageBody::parse(body)?;
         let msg = self.own_message(caller, message_id).await?;
         if msg.deleted_at.is_some() {
-            return Err(AppError::Conflict(
-                "a deleted message cannot be edited".into(),
-            ));
+            return Err(AppError::Conflict("a deleted message cannot be edited".into()));
         }
         let mut active: message::ActiveModel = msg.into();
         active.body = Set(body.into_inner());
         active.edited_at = Set(Some(now()));
         let updated = active.update(self.db()).await?;
         m::message("edited");
-        self.publish(Event {
-            conversation_id: updated.conversation_id,
-            seq: updated.seq,
-            committed_at: now(),
-            kind: EventKind::MessageEdited { message_id },
-        })
-        .await;
-        self.message_view(updated).await
+        let view = self.message_view(updated).await?;
+        let topic = Topic::Conversation(view.conversation_id);
+        self.publish(topic, EventKind::MessageEdited { message: MessageSnapshot::from(&view) }).await;
+        Ok(view)
     }
 
     /// Soft delete: the row keeps its `seq` (history has no holes) but loses its body.
     /// Deleting again returns the deleted message.
     #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
-    pub async fn delete_message(
-        &self,
-        caller: &Caller,
-        message_id: Uuid,
-    ) -> AppResult<MessageView> {
+    pub async fn delete_message(&self, caller: &Caller, message_id: Uuid) -> AppResult<MessageView> {
         let msg = self.own_message(caller, message_id).await?;
         if msg.deleted_at.is_some() {
             return self.message_view(msg).await;
@@ -239,30 +182,20 @@ impl Services {
         active.deleted_at = Set(Some(now()));
         let updated = active.update(self.db()).await?;
         m::message("deleted");
-        self.publish(Event {
-            conversation_id: updated.conversation_id,
-            seq: updated.seq,
-            committed_at: now(),
-            kind: EventKind::MessageDeleted { message_id },
-        })
-        .await;
-        self.message_view(updated).await
+        let view = self.message_view(updated).await?;
+        let topic = Topic::Conversation(view.conversation_id);
+        self.publish(topic, EventKind::MessageDeleted { message: MessageSnapshot::from(&view) }).await;
+        Ok(view)
     }
 
     /// A message the caller sent, in a conversation they are still in.
     async fn own_message(&self, caller: &Caller, message_id: Uuid) -> AppResult<message::Model> {
-        let msg = message::Entity::find_by_id(message_id)
-            .one(self.db())
-            .await?;
+        let msg = message::Entity::find_by_id(message_id).one(self.db()).await?;
         let msg = msg.ok_or_else(|| AppError::not_found("message"))?;
         // Existence is only revealed to participants.
-        self.conversation_for(caller, msg.conversation_id)
-            .await
-            .map_err(|_| AppError::not_found("message"))?;
+        self.conversation_for(caller, msg.conversation_id).await.map_err(|_| AppError::not_found("message"))?;
         if msg.sender_id != caller.user_id {
-            return Err(AppError::Forbidden(
-                "only the sender can change a message".into(),
-            ));
+            return Err(AppError::Forbidden("only the sender can change a message".into()));
         }
         Ok(msg)
     }
@@ -277,15 +210,11 @@ impl Services {
         let limit = page_limit(q.limit, 50, 200)?;
         for (field, v) in [("before", q.before), ("after", q.after)] {
             if v.is_some_and(|s| s < 0) {
-                return Err(AppError::bad_input(
-                    field,
-                    format!("{field} must be a seq (0 or more)"),
-                ));
+                return Err(AppError::bad_input(field, format!("{field} must be a seq (0 or more)")));
             }
         }
         self.conversation_for(caller, conversation_id).await?;
-        let mut query =
-            message::Entity::find().filter(message::Column::ConversationId.eq(conversation_id));
+        let mut query = message::Entity::find().filter(message::Column::ConversationId.eq(conversation_id));
         if let Some(before) = q.before {
             query = query.filter(message::Column::Seq.lt(before));
         }
@@ -293,11 +222,8 @@ impl Services {
             query = query.filter(message::Column::Seq.gt(after));
         }
         let forward = q.after.is_some();
-        query = if forward {
-            query.order_by_asc(message::Column::Seq)
-        } else {
-            query.order_by_desc(message::Column::Seq)
-        };
+        query =
+            if forward { query.order_by_asc(message::Column::Seq) } else { query.order_by_desc(message::Column::Seq) };
         let mut rows = query.limit(limit + 1).all(self.db()).await?;
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
@@ -305,26 +231,15 @@ impl Services {
             rows.reverse();
         }
         // Forward pages continue after their last seq, backward pages before their first.
-        let next_cursor = has_more
-            .then(|| if forward { rows.last() } else { rows.first() })
-            .flatten()
-            .map(|msg| msg.seq.to_string());
+        let next_cursor =
+            has_more.then(|| if forward { rows.last() } else { rows.first() }).flatten().map(|msg| msg.seq.to_string());
         let items = self.message_views(rows).await?;
-        Ok(Page {
-            items,
-            next_cursor,
-            has_more,
-        })
+        Ok(Page { items, next_cursor, has_more })
     }
 
     /// Moves the caller's read marker forward to `seq` (never back).
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id, seq))]
-    pub async fn mark_read(
-        &self,
-        caller: &Caller,
-        conversation_id: Uuid,
-        seq: i64,
-    ) -> AppResult<ReadState> {
+    pub async fn mark_read(&self, caller: &Caller, conversation_id: Uuid, seq: i64) -> AppResult<ReadState> {
         if seq < 0 {
             return Err(AppError::bad_input("seq", "seq must be 0 or more"));
         }
@@ -332,10 +247,7 @@ impl Services {
         if seq > conv.last_seq {
             return Err(AppError::bad_input(
                 "seq",
-                format!(
-                    "seq {seq} is beyond the conversation's last message ({})",
-                    conv.last_seq
-                ),
+                format!("seq {seq} is beyond the conversation's last message ({})", conv.last_seq),
             ));
         }
         let mut last_read_seq = me.last_read_seq;
@@ -349,40 +261,18 @@ impl Services {
                 .exec(self.db())
                 .await?;
             last_read_seq = seq;
-            self.publish(Event {
-                conversation_id,
-                seq,
-                committed_at: now(),
-                kind: EventKind::Read {
-                    user_id: caller.user_id,
-                    last_read_seq: seq,
-                },
-            })
-            .await;
+            let kind = EventKind::Read { conversation_id, user_id: caller.user_id, last_read_seq: seq };
+            self.publish(Topic::Conversation(conversation_id), kind).await;
         }
-        let unread_count = self
-            .unread_count(
-                conversation_id,
-                caller.user_id,
-                last_read_seq,
-                conv.last_seq,
-            )
-            .await?;
-        Ok(ReadState {
-            conversation_id,
-            last_read_seq,
-            unread_count,
-        })
+        let unread_count = self.unread_count(conversation_id, caller.user_id, last_read_seq, conv.last_seq).await?;
+        Ok(ReadState { conversation_id, last_read_seq, unread_count })
     }
 
     async fn message_view(&self, msg: message::Model) -> AppResult<MessageView> {
-        self.message_views(vec![msg])
-            .await?
-            .pop()
-            .ok_or_else(|| AppError::not_found("message"))
+        self.message_views(vec![msg]).await?.pop().ok_or_else(|| AppError::not_found("message"))
     }
 
-    async fn message_views(&self, rows: Vec<message::Model>) -> AppResult<Vec<MessageView>> {
+    pub(crate) async fn message_views(&self, rows: Vec<message::Model>) -> AppResult<Vec<MessageView>> {
         let mut sender_ids: Vec<Uuid> = rows.iter().map(|r| r.sender_id).collect();
         sender_ids.sort_unstable();
         sender_ids.dedup();
@@ -390,15 +280,11 @@ impl Services {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let sender =
-                    users
-                        .get(&r.sender_id)
-                        .cloned()
-                        .unwrap_or_else(|| super::views::UserRef {
-                            id: r.sender_id,
-                            username: "unknown".into(),
-                            display_name: None,
-                        });
+                let sender = users.get(&r.sender_id).cloned().unwrap_or_else(|| super::views::UserRef {
+                    id: r.sender_id,
+                    username: "unknown".into(),
+                    display_name: None,
+                });
                 MessageView::from_model(r, sender)
             })
             .collect())

@@ -8,6 +8,7 @@
 mod auth;
 pub(crate) mod conversations;
 mod limits;
+pub mod live;
 mod messages;
 mod tokens;
 mod users;
@@ -16,7 +17,7 @@ pub mod views;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use syncchat_realtime::{Event, EventBus};
+use syncchat_realtime::{Event, EventBus, EventKind, PresenceStore, Topic};
 use uuid::Uuid;
 
 pub use auth::{LoginInput, RegisterInput};
@@ -43,7 +44,8 @@ pub struct Services {
 
 struct Inner {
     db: DatabaseConnection,
-    bus: Arc<dyn EventBus>,
+    bus: EventBus,
+    presence: Arc<dyn PresenceStore>,
     tokens: tokens::TokenIssuer,
     limits: Limits,
 }
@@ -51,7 +53,8 @@ struct Inner {
 impl Services {
     pub fn new(
         db: DatabaseConnection,
-        bus: Arc<dyn EventBus>,
+        bus: EventBus,
+        presence: Arc<dyn PresenceStore>,
         tokens: TokenSettings,
         limits: LimitSettings,
     ) -> Self {
@@ -59,6 +62,7 @@ impl Services {
             inner: Arc::new(Inner {
                 db,
                 bus,
+                presence,
                 tokens: tokens::TokenIssuer::new(tokens),
                 limits: Limits::new(limits),
             }),
@@ -69,18 +73,22 @@ impl Services {
         &self.inner.db
     }
 
-    pub fn bus(&self) -> &Arc<dyn EventBus> {
+    pub fn bus(&self) -> &EventBus {
         &self.inner.bus
     }
 
-    fn limits(&self) -> &Limits {
+    pub fn presence_store(&self) -> &Arc<dyn PresenceStore> {
+        &self.inner.presence
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
         &self.inner.limits
     }
 
-    /// Publishes an event that has committed.
-    async fn publish(&self, event: Event) {
-        m::event_published(event.kind.as_label());
-        self.inner.bus.publish(event).await;
+    /// Publishes an event that has committed (or, for typing and presence, just happened).
+    pub(crate) async fn publish(&self, topic: Topic, kind: EventKind) {
+        m::event_published(kind.as_label());
+        self.inner.bus.publish(Event { topic, committed_at: chrono::Utc::now(), kind }).await;
     }
 }
 

@@ -49,25 +49,20 @@ impl TokenIssuer {
 
     pub fn issue_access(&self, user_id: Uuid, session_id: Uuid) -> Result<String, AppError> {
         let iat = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            sub: user_id,
-            sid: session_id,
-            iat,
-            exp: iat + self.access_ttl_secs,
-        };
+        let claims = Claims { sub: user_id, sid: session_id, iat, exp: iat + self.access_ttl_secs };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("signing access token")))
     }
 
     pub fn verify_access(&self, token: &str) -> Result<Claims, AppError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|e| {
+            match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     AppError::Unauthenticated("access token expired".into())
                 }
                 _ => AppError::Unauthenticated("invalid access token".into()),
-            })
+            }
+        })
     }
 }
 
@@ -99,11 +94,7 @@ mod tests {
     use super::*;
 
     fn issuer(ttl: u64) -> TokenIssuer {
-        TokenIssuer::new(TokenSettings {
-            secret: "x".repeat(32),
-            access_ttl_secs: ttl,
-            refresh_ttl_secs: 60,
-        })
+        TokenIssuer::new(TokenSettings { secret: "x".repeat(32), access_ttl_secs: ttl, refresh_ttl_secs: 60 })
     }
 
     #[test]
@@ -116,11 +107,8 @@ mod tests {
         let mut tampered = token.clone();
         tampered.push('x');
         assert!(issuer.verify_access(&tampered).is_err());
-        let other = TokenIssuer::new(TokenSettings {
-            secret: "y".repeat(32),
-            access_ttl_secs: 60,
-            refresh_ttl_secs: 60,
-        });
+        let other =
+            TokenIssuer::new(TokenSettings { secret: "y".repeat(32), access_ttl_secs: 60, refresh_ttl_secs: 60 });
         assert!(other.verify_access(&token).is_err());
     }
 

@@ -3,6 +3,7 @@
 //! drift apart in field names or meaning.
 
 use chrono::{DateTime, Utc};
+use syncchat_realtime::MessageSnapshot;
 use uuid::Uuid;
 
 use crate::storage::{conversation, message, user};
@@ -144,11 +145,7 @@ pub struct Page<T> {
 
 impl From<user::Model> for UserRef {
     fn from(u: user::Model) -> Self {
-        UserRef {
-            id: u.id,
-            username: u.username,
-            display_name: u.display_name,
-        }
+        UserRef { id: u.id, username: u.username, display_name: u.display_name }
     }
 }
 
@@ -156,11 +153,7 @@ impl UserView {
     pub fn from_model(u: user::Model, include_private: bool) -> Self {
         UserView {
             id: u.id,
-            role: if u.role == user::ROLE_ADMIN {
-                Role::Admin
-            } else {
-                Role::User
-            },
+            role: if u.role == user::ROLE_ADMIN { Role::Admin } else { Role::User },
             email: include_private.then_some(u.email),
             username: u.username,
             display_name: u.display_name,
@@ -188,9 +181,110 @@ impl MessageView {
 }
 
 pub fn conversation_kind(c: &conversation::Model) -> ConversationKind {
-    if c.kind == conversation::KIND_DIRECT {
-        ConversationKind::Direct
-    } else {
-        ConversationKind::Group
+    if c.kind == conversation::KIND_DIRECT { ConversationKind::Direct } else { ConversationKind::Group }
+}
+
+impl From<&MessageView> for MessageSnapshot {
+    fn from(m: &MessageView) -> Self {
+        MessageSnapshot {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            seq: m.seq,
+            sender_id: m.sender.id,
+            sender_username: m.sender.username.clone(),
+            sender_display_name: m.sender.display_name.clone(),
+            body: m.body.clone(),
+            client_message_id: m.client_message_id.clone(),
+            created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+        }
     }
+}
+
+impl From<MessageSnapshot> for MessageView {
+    fn from(m: MessageSnapshot) -> Self {
+        MessageView {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            seq: m.seq,
+            sender: UserRef { id: m.sender_id, username: m.sender_username, display_name: m.sender_display_name },
+            body: m.body,
+            client_message_id: m.client_message_id,
+            created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+            attachments: Vec::new(),
+        }
+    }
+}
+
+/// A new message in one of your conversations.
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct MessageAddedEvent {
+    pub message: MessageView,
+}
+
+/// A message was edited.
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct MessageEditedEvent {
+    pub message: MessageView,
+}
+
+/// A message was deleted (its body is gone).
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct MessageDeletedEvent {
+    pub message: MessageView,
+}
+
+/// A participant moved their read marker.
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct ReadEvent {
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    pub last_read_seq: i64,
+}
+
+/// Membership changed; `participantIds` is the membership after the change.
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct ConversationChangedEvent {
+    pub conversation_id: Uuid,
+    pub participant_ids: Vec<Uuid>,
+    pub added: Vec<Uuid>,
+    pub removed: Vec<Uuid>,
+}
+
+/// Someone started or stopped typing. A `typing: true` lasts until `expiresAt` unless
+/// refreshed.
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct TypingEvent {
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub typing: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A user's online status.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Presence")]
+#[oai(rename_all = "camelCase")]
+pub struct PresenceView {
+    pub user_id: Uuid,
+    /// At least one live connection on any node.
+    pub online: bool,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// Everything `events` delivers.
+#[derive(Clone, Debug, async_graphql::Union)]
+#[graphql(name = "ChatEvent")]
+pub enum LiveEvent {
+    MessageAdded(MessageAddedEvent),
+    MessageEdited(MessageEditedEvent),
+    MessageDeleted(MessageDeletedEvent),
+    Read(ReadEvent),
+    ConversationChanged(ConversationChangedEvent),
+    Typing(TypingEvent),
+    Presence(PresenceView),
 }

@@ -11,17 +11,12 @@ use crate::metrics as m;
 
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+    opts.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
         create_sqlite_parent_dir(url)?;
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection to an in-memory database is a different database.
-            opts.max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
+            opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         } else {
             opts.max_connections(max_connections.clamp(1, 8));
         }
@@ -32,18 +27,12 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
                 .foreign_keys(true)
         });
     } else {
-        opts.max_connections(max_connections.max(1))
-            .min_connections(1);
+        opts.max_connections(max_connections.max(1)).min_connections(1);
     }
-    let mut db = Database::connect(opts)
-        .await
-        .with_context(|| format!("connecting to the database at {}", redact(url)))?;
+    let mut db =
+        Database::connect(opts).await.with_context(|| format!("connecting to the database at {}", redact(url)))?;
     db.set_metric_callback(|info| {
-        m::record_db_query(
-            statement_operation(&info.statement.sql),
-            info.elapsed,
-            info.failed,
-        );
+        m::record_db_query(statement_operation(&info.statement.sql), info.elapsed, info.failed);
     });
     Ok(db)
 }
@@ -61,17 +50,12 @@ fn statement_operation(sql: &str) -> &'static str {
 }
 
 fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or("");
     if path.is_empty() || path.contains(":memory:") {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())

@@ -5,9 +5,7 @@
 use std::path::PathBuf;
 
 fn repo_file(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
@@ -29,8 +27,7 @@ fn schema_graphql_matches_the_code() {
 
 #[test]
 fn openapi_names_the_design_routes() {
-    let spec: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&syncchat_api::cli::openapi_yaml()).expect("valid yaml");
+    let spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(&syncchat_api::cli::openapi_yaml()).expect("valid yaml");
     let paths = spec["paths"].as_mapping().expect("paths");
     for (path, method) in [
         ("/auth/register", "post"),
@@ -48,50 +45,19 @@ fn openapi_names_the_design_routes() {
         ("/messages/{id}", "delete"),
         ("/conversations/{id}/read", "post"),
     ] {
-        let entry = paths
-            .get(path)
-            .unwrap_or_else(|| panic!("spec lacks {path}"));
+        let entry = paths.get(path).unwrap_or_else(|| panic!("spec lacks {path}"));
         assert!(entry.get(method).is_some(), "spec lacks {method} {path}");
     }
 }
 
 #[tokio::test]
 async fn the_served_spec_and_docs_are_up() {
-    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
-        .await
-        .expect("app");
-    let spec = app
-        .client
-        .get(app.url("/api/openapi.yaml"))
-        .send()
-        .await
-        .expect("spec");
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await.expect("app");
+    let spec = app.client.get(app.url("/api/openapi.yaml")).send().await.expect("spec");
     assert_eq!(spec.status(), 200);
-    assert!(
-        spec.text()
-            .await
-            .unwrap_or_default()
-            .contains("/conversations/{id}/messages")
-    );
-    let docs = app
-        .client
-        .get(app.url("/api/docs"))
-        .send()
-        .await
-        .expect("docs");
+    assert!(spec.text().await.unwrap_or_default().contains("/conversations/{id}/messages"));
+    let docs = app.client.get(app.url("/api/docs")).send().await.expect("docs");
     assert_eq!(docs.status(), 200);
-    let graphiql = app
-        .client
-        .get(app.url("/graphql"))
-        .send()
-        .await
-        .expect("graphiql");
-    assert!(
-        graphiql
-            .text()
-            .await
-            .unwrap_or_default()
-            .to_lowercase()
-            .contains("graphiql")
-    );
+    let graphiql = app.client.get(app.url("/graphql")).send().await.expect("graphiql");
+    assert!(graphiql.text().await.unwrap_or_default().to_lowercase().contains("graphiql"));
 }

@@ -13,13 +13,8 @@ async fn a_direct_conversation_exists_once_per_pair(app: TestApp) {
     let first = app.conversation(&ann, &[&ben], None).await;
     let again = app.conversation(&ann, &[&ben], None).await;
     let reverse = app.conversation(&ben, &[&ann], None).await;
-    let via_gql = app
-        .gql_ok(
-            Some(&ben.token),
-            CREATE,
-            json!({"input": {"participantIds": [ann.id], "kind": "DIRECT"}}),
-        )
-        .await;
+    let via_gql =
+        app.gql_ok(Some(&ben.token), CREATE, json!({"input": {"participantIds": [ann.id], "kind": "DIRECT"}})).await;
     assert_eq!(again, first);
     assert_eq!(reverse, first);
     assert_eq!(via_gql["createConversation"]["id"], first.as_str());
@@ -27,23 +22,14 @@ async fn a_direct_conversation_exists_once_per_pair(app: TestApp) {
     // Concurrent creations of a new pair still end in one conversation.
     let cat = app.register("cat").await;
     let (to_cat, to_ann) = ([&cat], [&ann]);
-    let (a, b) = tokio::join!(
-        app.conversation(&ann, &to_cat, None),
-        app.conversation(&cat, &to_ann, None)
-    );
+    let (a, b) = tokio::join!(app.conversation(&ann, &to_cat, None), app.conversation(&cat, &to_ann, None));
     assert_eq!(a, b);
-    let (_, list) = app
-        .rest("GET", "/conversations", Some(&ann.token), None)
-        .await;
+    let (_, list) = app.rest("GET", "/conversations", Some(&ann.token), None).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
 }
 
 async fn direct_needs_exactly_one_other_person(app: TestApp) {
-    let (ann, ben, cat) = (
-        app.register("ann").await,
-        app.register("ben").await,
-        app.register("cat").await,
-    );
+    let (ann, ben, cat) = (app.register("ann").await, app.register("ben").await, app.register("cat").await);
     for input in [
         json!({"participantIds": [ben.id, cat.id], "kind": "DIRECT"}),
         json!({"participantIds": [], "kind": "DIRECT"}),
@@ -52,9 +38,7 @@ async fn direct_needs_exactly_one_other_person(app: TestApp) {
         json!({"participantIds": ["0190b6b1-0000-7000-8000-000000000000"]}),
         json!({"participantIds": [ben.id], "title": "x".repeat(201)}),
     ] {
-        let body = app
-            .gql(Some(&ann.token), CREATE, json!({"input": input}))
-            .await;
+        let body = app.gql(Some(&ann.token), CREATE, json!({"input": input})).await;
         assert_eq!(gql_code(&body), "BAD_USER_INPUT", "{input}: {body}");
     }
     let (status, body) = app
@@ -65,51 +49,22 @@ async fn direct_needs_exactly_one_other_person(app: TestApp) {
             Some(json!({"participantIds": [ben.id, cat.id], "kind": "direct"})),
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("BAD_USER_INPUT"))
-    );
-    let (_, list) = app
-        .rest("GET", "/conversations", Some(&ann.token), None)
-        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("BAD_USER_INPUT")));
+    let (_, list) = app.rest("GET", "/conversations", Some(&ann.token), None).await;
     assert_eq!(list["items"], json!([]), "nothing was created");
 }
 
 async fn groups_add_participants_and_leave(app: TestApp) {
-    let (ann, ben, cat) = (
-        app.register("ann").await,
-        app.register("ben").await,
-        app.register("cat").await,
-    );
+    let (ann, ben, cat) = (app.register("ann").await, app.register("ben").await, app.register("cat").await);
     let group = app.conversation(&ann, &[&ben], Some("Team")).await;
-    let (status, conv) = app
-        .rest(
-            "GET",
-            &format!("/conversations/{group}"),
-            Some(&ben.token),
-            None,
-        )
-        .await;
+    let (status, conv) = app.rest("GET", &format!("/conversations/{group}"), Some(&ben.token), None).await;
     assert_eq!(status, 200);
     assert_eq!(conv["kind"], "group");
     assert_eq!(conv["title"], "Team");
-    assert_eq!(
-        names(&conv),
-        HashSet::from(["ann".to_owned(), "ben".to_owned()])
-    );
+    assert_eq!(names(&conv), HashSet::from(["ann".to_owned(), "ben".to_owned()]));
 
     // cat cannot see it until added.
-    assert_eq!(
-        app.rest(
-            "GET",
-            &format!("/conversations/{group}"),
-            Some(&cat.token),
-            None
-        )
-        .await
-        .0,
-        404
-    );
+    assert_eq!(app.rest("GET", &format!("/conversations/{group}"), Some(&cat.token), None).await.0, 404);
     let added = app
         .gql_ok(
             Some(&ben.token),
@@ -117,56 +72,15 @@ async fn groups_add_participants_and_leave(app: TestApp) {
             json!({"c": group, "u": [cat.id, ann.id]}),
         )
         .await;
-    assert_eq!(
-        added["addParticipants"]["participants"]
-            .as_array()
-            .map(Vec::len),
-        Some(3)
-    );
-    assert_eq!(
-        app.rest(
-            "GET",
-            &format!("/conversations/{group}"),
-            Some(&cat.token),
-            None
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(added["addParticipants"]["participants"].as_array().map(Vec::len), Some(3));
+    assert_eq!(app.rest("GET", &format!("/conversations/{group}"), Some(&cat.token), None).await.0, 200);
 
-    let (status, left) = app
-        .rest(
-            "DELETE",
-            &format!("/conversations/{group}/participants/me"),
-            Some(&cat.token),
-            None,
-        )
-        .await;
+    let (status, left) =
+        app.rest("DELETE", &format!("/conversations/{group}/participants/me"), Some(&cat.token), None).await;
     assert_eq!((status, left["ok"].as_bool()), (200, Some(true)));
-    assert_eq!(
-        app.rest(
-            "GET",
-            &format!("/conversations/{group}"),
-            Some(&cat.token),
-            None
-        )
-        .await
-        .0,
-        404
-    );
-    let (_, conv) = app
-        .rest(
-            "GET",
-            &format!("/conversations/{group}"),
-            Some(&ann.token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        names(&conv),
-        HashSet::from(["ann".to_owned(), "ben".to_owned()])
-    );
+    assert_eq!(app.rest("GET", &format!("/conversations/{group}"), Some(&cat.token), None).await.0, 404);
+    let (_, conv) = app.rest("GET", &format!("/conversations/{group}"), Some(&ann.token), None).await;
+    assert_eq!(names(&conv), HashSet::from(["ann".to_owned(), "ben".to_owned()]));
 
     // A direct conversation can neither grow nor be left.
     let direct = app.conversation(&ann, &[&ben], None).await;
@@ -178,16 +92,9 @@ async fn groups_add_participants_and_leave(app: TestApp) {
             Some(json!({"userIds": [cat.id]})),
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("BAD_USER_INPUT"))
-    );
+    assert_eq!((status, body["code"].as_str()), (400, Some("BAD_USER_INPUT")));
     let body = app
-        .gql(
-            Some(&ann.token),
-            "mutation($c: UUID!) { leaveConversation(conversationId: $c) }",
-            json!({"c": direct}),
-        )
+        .gql(Some(&ann.token), "mutation($c: UUID!) { leaveConversation(conversationId: $c) }", json!({"c": direct}))
         .await;
     assert_eq!(gql_code(&body), "BAD_USER_INPUT");
 }
@@ -196,10 +103,7 @@ async fn list_is_newest_activity_first_with_last_message_and_unread(app: TestApp
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(
-            app.conversation(&ann, &[&ben], Some(&format!("room {i}")))
-                .await,
-        );
+        ids.push(app.conversation(&ann, &[&ben], Some(&format!("room {i}"))).await);
     }
     // Activity in room 2 moves it to the top; ben's two messages are unread for ann.
     app.send(&ben, &ids[2], "hello").await;
@@ -224,37 +128,23 @@ async fn list_is_newest_activity_first_with_last_message_and_unread(app: TestApp
             assert_eq!(items[0]["unreadCount"], 2);
             assert_eq!(items[1]["unreadCount"], 0);
         }
-        seen.extend(
-            items
-                .iter()
-                .map(|c| c["id"].as_str().unwrap_or_default().to_owned()),
-        );
+        seen.extend(items.iter().map(|c| c["id"].as_str().unwrap_or_default().to_owned()));
         match page["nextCursor"].as_str() {
             Some(c) => after = Some(c.to_owned()),
             None => break,
         }
     }
-    assert_eq!(
-        seen, expected,
-        "pages have no gap, no repeat, and newest activity first"
-    );
+    assert_eq!(seen, expected, "pages have no gap, no repeat, and newest activity first");
 
     // GraphQL walks the same order with Relay cursors.
     let q = "query($after: String) { conversations(first: 4, after: $after) { edges { cursor node { id unreadCount } } pageInfo { hasNextPage } } }";
     let first = app.gql_ok(Some(&ann.token), q, json!({})).await;
-    let edges = first["conversations"]["edges"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let edges = first["conversations"]["edges"].as_array().cloned().unwrap_or_default();
     assert_eq!(first["conversations"]["pageInfo"]["hasNextPage"], true);
     let cursor = edges[3]["cursor"].clone();
-    let second = app
-        .gql_ok(Some(&ann.token), q, json!({"after": cursor}))
-        .await;
-    let mut gql_ids: Vec<String> = edges
-        .iter()
-        .map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let second = app.gql_ok(Some(&ann.token), q, json!({"after": cursor})).await;
+    let mut gql_ids: Vec<String> =
+        edges.iter().map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned()).collect();
     gql_ids.extend(
         second["conversations"]["edges"]
             .as_array()
@@ -267,43 +157,16 @@ async fn list_is_newest_activity_first_with_last_message_and_unread(app: TestApp
 }
 
 async fn outsiders_cannot_learn_a_conversation_exists(app: TestApp) {
-    let (ann, ben, eve) = (
-        app.register("ann").await,
-        app.register("ben").await,
-        app.register("eve").await,
-    );
+    let (ann, ben, eve) = (app.register("ann").await, app.register("ben").await, app.register("eve").await);
     let private = app.conversation(&ann, &[&ben], Some("private")).await;
     let unknown = "0190b6b1-0000-7000-8000-000000000000";
-    let (s1, b1) = app
-        .rest(
-            "GET",
-            &format!("/conversations/{private}"),
-            Some(&eve.token),
-            None,
-        )
-        .await;
-    let (s2, b2) = app
-        .rest(
-            "GET",
-            &format!("/conversations/{unknown}"),
-            Some(&eve.token),
-            None,
-        )
-        .await;
+    let (s1, b1) = app.rest("GET", &format!("/conversations/{private}"), Some(&eve.token), None).await;
+    let (s2, b2) = app.rest("GET", &format!("/conversations/{unknown}"), Some(&eve.token), None).await;
     assert_eq!((s1, b1["code"].as_str()), (404, Some("NOT_FOUND")));
-    assert_eq!(
-        (s1, &b1["detail"]),
-        (s2, &b2["detail"]),
-        "a private conversation looks exactly like a missing one"
-    );
+    assert_eq!((s1, &b1["detail"]), (s2, &b2["detail"]), "a private conversation looks exactly like a missing one");
     let q = "query($id: UUID!) { conversation(id: $id) { id title } }";
-    assert_eq!(
-        gql_code(&app.gql(Some(&eve.token), q, json!({"id": private})).await),
-        "NOT_FOUND"
-    );
-    let (_, list) = app
-        .rest("GET", "/conversations", Some(&eve.token), None)
-        .await;
+    assert_eq!(gql_code(&app.gql(Some(&eve.token), q, json!({"id": private})).await), "NOT_FOUND");
+    let (_, list) = app.rest("GET", "/conversations", Some(&eve.token), None).await;
     assert_eq!(list["items"], json!([]));
     // Nor can they add themselves.
     let (status, _) = app
@@ -320,29 +183,12 @@ async fn outsiders_cannot_learn_a_conversation_exists(app: TestApp) {
 async fn page_limits_are_validated(app: TestApp) {
     let ann = app.register("ann").await;
     for limit in ["0", "101", "-1"] {
-        let (status, body) = app
-            .rest(
-                "GET",
-                &format!("/conversations?limit={limit}"),
-                Some(&ann.token),
-                None,
-            )
-            .await;
+        let (status, body) = app.rest("GET", &format!("/conversations?limit={limit}"), Some(&ann.token), None).await;
         assert_eq!(status, 400, "limit={limit}: {body}");
         assert_eq!(body["code"], "BAD_USER_INPUT");
     }
-    let (status, body) = app
-        .rest(
-            "GET",
-            "/conversations?after=not-a-cursor",
-            Some(&ann.token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("BAD_USER_INPUT"))
-    );
+    let (status, body) = app.rest("GET", "/conversations?after=not-a-cursor", Some(&ann.token), None).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("BAD_USER_INPUT")));
 }
 
 fn names(conv: &Value) -> HashSet<String> {

@@ -88,12 +88,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> Option<TestApp>
     Some(start(backend, database_url, data, extra).await)
 }
 
-async fn start(
-    backend: Backend,
-    database_url: String,
-    data: tempfile::TempDir,
-    extra: &[&str],
-) -> TestApp {
+async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, extra: &[&str]) -> TestApp {
     let mut args = base_args(&database_url, data.path());
     // `extra` is flag/value pairs that replace the base value of the same flag.
     for pair in extra.chunks(2) {
@@ -146,19 +141,11 @@ impl TestApp {
 
     /// POST /graphql; returns the whole response body.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut req = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({"query": query, "variables": variables}));
+        let mut req = self.client.post(self.url("/graphql")).json(&json!({"query": query, "variables": variables}));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        req.send()
-            .await
-            .expect("graphql request")
-            .json()
-            .await
-            .expect("graphql json")
+        req.send().await.expect("graphql request").json().await.expect("graphql json")
     }
 
     /// GraphQL call that must succeed; returns `data`.
@@ -169,17 +156,9 @@ impl TestApp {
     }
 
     /// A REST call; returns (status, body as JSON or Null).
-    pub async fn rest(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub async fn rest(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .client
-            .request(method, self.url(&format!("/api/v1{path}")));
+        let mut req = self.client.request(method, self.url(&format!("/api/v1{path}")));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -210,20 +189,10 @@ impl TestApp {
     }
 
     /// Creates a conversation through REST and returns its id.
-    pub async fn conversation(
-        &self,
-        owner: &TestUser,
-        others: &[&TestUser],
-        title: Option<&str>,
-    ) -> String {
+    pub async fn conversation(&self, owner: &TestUser, others: &[&TestUser], title: Option<&str>) -> String {
         let ids: Vec<&str> = others.iter().map(|u| u.id.as_str()).collect();
         let (status, body) = self
-            .rest(
-                "POST",
-                "/conversations",
-                Some(&owner.token),
-                Some(json!({"participantIds": ids, "title": title})),
-            )
+            .rest("POST", "/conversations", Some(&owner.token), Some(json!({"participantIds": ids, "title": title})))
             .await;
         assert_eq!(status, 200, "create conversation: {body}");
         body["id"].as_str().expect("conversation id").to_owned()
@@ -243,23 +212,13 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
+        self.client.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text")
     }
 }
 
 /// The `code` of the first GraphQL error.
 pub fn gql_code(body: &Value) -> String {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("<none>")
-        .to_owned()
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<none>").to_owned()
 }
 
 static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
@@ -268,9 +227,7 @@ static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
 async fn fresh_postgres_database() -> Option<String> {
     use sea_orm::{ConnectionTrait, Database};
     let admin_url = std::env::var("SYNCCHAT_TEST_DATABASE_URL").ok()?;
-    let admin = Database::connect(admin_url.as_str())
-        .await
-        .expect("connect to SYNCCHAT_TEST_DATABASE_URL");
+    let admin = Database::connect(admin_url.as_str()).await.expect("connect to SYNCCHAT_TEST_DATABASE_URL");
     // Databases of earlier runs go first; the test binaries run one after another.
     PG_CLEANUP
         .get_or_init(|| async {
@@ -283,20 +240,13 @@ async fn fresh_postgres_database() -> Option<String> {
                 .unwrap_or_default();
             for row in old {
                 if let Ok(name) = row.try_get::<String>("", "datname") {
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
                 }
             }
         })
         .await;
     let name = format!("syncchat_t_{}", uuid::Uuid::now_v7().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create test database");
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
     let _ = admin.close().await;
     let (prefix, _) = admin_url.rsplit_once('/').expect("database url has a path");
     Some(format!("{prefix}/{name}"))

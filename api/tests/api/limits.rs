@@ -6,9 +6,7 @@ use crate::helpers::{Backend, PASSWORD, TestApp, gql_code, spawn_app_with};
 
 #[tokio::test]
 async fn a_too_deep_query_is_refused_but_graphiql_introspection_works() {
-    let app = crate::helpers::spawn_app(Backend::Sqlite)
-        .await
-        .expect("app");
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.expect("app");
     let nested = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
         "ofType {".repeat(16),
@@ -18,11 +16,7 @@ async fn a_too_deep_query_is_refused_but_graphiql_introspection_works() {
     assert_eq!(gql_code(&body), "BAD_USER_INPUT", "{body}");
     assert!(body["data"].is_null());
     // The standard introspection query (TypeRef nested 7 deep) still passes.
-    let typeref = format!(
-        "kind name {} kind name {}",
-        "ofType {".repeat(7),
-        "}".repeat(7)
-    );
+    let typeref = format!("kind name {} kind name {}", "ofType {".repeat(7), "}".repeat(7));
     let introspection = format!(
         "{{ __schema {{ types {{ name fields {{ name args {{ type {{ {typeref} }} }} type {{ {typeref} }} }} }} }} }}"
     );
@@ -32,12 +26,8 @@ async fn a_too_deep_query_is_refused_but_graphiql_introspection_works() {
 
 #[tokio::test]
 async fn a_burst_over_the_send_limit_is_rate_limited_and_writes_nothing() {
-    let app = spawn_app_with(
-        Backend::Sqlite,
-        &["--rate-send-per-sec", "1", "--rate-send-burst", "3"],
-    )
-    .await
-    .expect("app");
+    let app =
+        spawn_app_with(Backend::Sqlite, &["--rate-send-per-sec", "1", "--rate-send-burst", "3"]).await.expect("app");
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
     let conv = app.conversation(&ann, &[&ben], None).await;
     let path = format!("/conversations/{conv}/messages");
@@ -54,22 +44,14 @@ async fn a_burst_over_the_send_limit_is_rate_limited_and_writes_nothing() {
             .expect("send");
         statuses.push(resp.status().as_u16());
         if resp.status() == 429 {
-            retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let body: serde_json::Value = resp.json().await.expect("json");
             assert_eq!(body["code"], "RATE_LIMITED");
         }
     }
     assert_eq!(&statuses[..3], &[200, 200, 200]);
     assert_eq!(&statuses[3..], &[429, 429]);
-    assert!(
-        retry_after
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|s| (1..=2).contains(&s))
-    );
+    assert!(retry_after.and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| (1..=2).contains(&s)));
     let gql = app
         .gql(
             Some(&ann.token),
@@ -78,19 +60,8 @@ async fn a_burst_over_the_send_limit_is_rate_limited_and_writes_nothing() {
         )
         .await;
     assert_eq!(gql_code(&gql), "RATE_LIMITED");
-    assert!(
-        gql["errors"][0]["extensions"]["retryAfter"]
-            .as_u64()
-            .is_some()
-    );
-    let (_, view) = app
-        .rest(
-            "GET",
-            &format!("/conversations/{conv}"),
-            Some(&ben.token),
-            None,
-        )
-        .await;
+    assert!(gql["errors"][0]["extensions"]["retryAfter"].as_u64().is_some());
+    let (_, view) = app.rest("GET", &format!("/conversations/{conv}"), Some(&ben.token), None).await;
     assert_eq!(view["lastSeq"], 3, "refused sends stored nothing");
     // Another user has their own budget.
     app.send(&ben, &conv, "my turn").await;
@@ -98,42 +69,31 @@ async fn a_burst_over_the_send_limit_is_rate_limited_and_writes_nothing() {
 
 #[tokio::test]
 async fn repeated_logins_to_one_account_are_rate_limited() {
-    let app = spawn_app_with(Backend::Sqlite, &["--rate-auth-per-account-per-min", "3"])
-        .await
-        .expect("app");
+    let app = spawn_app_with(Backend::Sqlite, &["--rate-auth-per-account-per-min", "3"]).await.expect("app");
     app.register("ann").await;
     let mut codes = Vec::new();
     for _ in 0..4 {
-        let (status, _) = app
-            .rest(
-                "POST",
-                "/auth/login",
-                None,
-                Some(json!({"login": "ann", "password": "wrong password"})),
-            )
-            .await;
+        let (status, _) =
+            app.rest("POST", "/auth/login", None, Some(json!({"login": "ann", "password": "wrong password"}))).await;
         codes.push(status);
     }
     assert_eq!(codes, vec![401, 401, 401, 429]);
     // Even the right password waits: the budget is per account.
-    let (status, body) = app
-        .rest(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"login": "ANN", "password": PASSWORD})),
-        )
-        .await;
+    let (status, body) =
+        app.rest("POST", "/auth/login", None, Some(json!({"login": "ANN", "password": PASSWORD}))).await;
     assert_eq!((status, body["code"].as_str()), (429, Some("RATE_LIMITED")));
 }
 
 #[tokio::test]
 async fn auth_attempts_per_ip_are_rate_limited() {
-    let app = spawn_app_with(Backend::Sqlite, &["--rate-auth-per-ip-per-min", "2"])
-        .await
-        .expect("app");
+    let app = spawn_app_with(Backend::Sqlite, &["--rate-auth-per-ip-per-min", "2"]).await.expect("app");
     let attempt = |name: &str| {
-        app.rest("POST", "/auth/register", None, Some(json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD})))
+        app.rest(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD})),
+        )
     };
     assert_eq!(attempt("one").await.0, 200);
     assert_eq!(attempt("two").await.0, 200);
@@ -143,19 +103,14 @@ async fn auth_attempts_per_ip_are_rate_limited() {
 
 #[tokio::test]
 async fn oversized_bodies_and_malformed_json_get_problem_json() {
-    let app: TestApp = spawn_app_with(Backend::Sqlite, &["--max-body-bytes", "2048"])
-        .await
-        .expect("app");
+    let app: TestApp = spawn_app_with(Backend::Sqlite, &["--max-body-bytes", "2048"]).await.expect("app");
     let ann = app.register("ann").await;
     let resp = app
         .client
         .post(app.url("/graphql"))
         .bearer_auth(&ann.token)
         .header("content-type", "application/json")
-        .body(format!(
-            "{{\"query\": \"{{ me {{ id }} }}\", \"pad\": \"{}\"}}",
-            "x".repeat(4096)
-        ))
+        .body(format!("{{\"query\": \"{{ me {{ id }} }}\", \"pad\": \"{}\"}}", "x".repeat(4096)))
         .send()
         .await
         .expect("send");
@@ -172,12 +127,7 @@ async fn oversized_bodies_and_malformed_json_get_problem_json() {
         .await
         .expect("send");
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json")
-    );
+    assert_eq!(resp.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
     let body: serde_json::Value = resp.json().await.expect("problem json");
     assert_eq!(body["code"], "BAD_USER_INPUT");
 
@@ -187,9 +137,7 @@ async fn oversized_bodies_and_malformed_json_get_problem_json() {
 
 #[tokio::test]
 async fn creating_conversations_is_rate_limited_per_user() {
-    let app = spawn_app_with(Backend::Sqlite, &["--rate-conversations-per-min", "2"])
-        .await
-        .expect("app");
+    let app = spawn_app_with(Backend::Sqlite, &["--rate-conversations-per-min", "2"]).await.expect("app");
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
     let mut statuses = Vec::new();
     for i in 0..3 {
@@ -204,8 +152,6 @@ async fn creating_conversations_is_rate_limited_per_user() {
         statuses.push(status);
     }
     assert_eq!(statuses, vec![200, 200, 429]);
-    let (_, list) = app
-        .rest("GET", "/conversations", Some(&ann.token), None)
-        .await;
+    let (_, list) = app.rest("GET", "/conversations", Some(&ann.token), None).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
 }

@@ -12,4 +12,6 @@ mod conversations;
 mod limits;
 mod messages;
 mod observability;
+mod realtime;
 mod users;
+mod ws_client;

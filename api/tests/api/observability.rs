@@ -15,22 +15,10 @@ fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = spawn_app(Backend::Sqlite).await.expect("app");
-    let health = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
+    let health = app.client.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready: serde_json::Value =
+        app.client.get(app.url("/readyz")).send().await.expect("readyz").json().await.expect("json");
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["database"], "ok");
 }
@@ -38,30 +26,10 @@ async fn health_and_readiness_answer() {
 #[tokio::test]
 async fn request_ids_are_echoed_or_minted() {
     let app = spawn_app(Backend::Sqlite).await.expect("app");
-    let resp = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", "abc-123")
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(
-        resp.headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok()),
-        Some("abc-123")
-    );
-    let resp = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("req");
-    assert!(
-        resp.headers()
-            .get("x-request-id")
-            .is_some_and(|v| v.len() >= 32)
-    );
+    let resp = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.expect("req");
+    assert_eq!(resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("abc-123"));
+    let resp = app.client.get(app.url("/healthz")).send().await.expect("req");
+    assert!(resp.headers().get("x-request-id").is_some_and(|v| v.len() >= 32));
 }
 
 #[tokio::test]
@@ -73,12 +41,9 @@ async fn metrics_count_what_users_do() {
     for i in 0..3 {
         app.send(&ann, &conv, &format!("m{i}")).await;
     }
-    app.gql_ok(Some(&ben.token), "{ me { id } }", json!({}))
-        .await;
+    app.gql_ok(Some(&ben.token), "{ me { id } }", json!({})).await;
     let after = app.metrics().await;
-    let delta = |name: &str, labels: &[&str]| {
-        counter(&after, name, labels) - counter(&before, name, labels)
-    };
+    let delta = |name: &str, labels: &[&str]| counter(&after, name, labels) - counter(&before, name, labels);
     // Tests share one process-wide recorder, so other tests may add to these: at least ours.
     assert!(delta("syncchat_messages_total", &["kind=\"sent\""]) >= 3.0);
     assert!(delta("syncchat_registrations_total", &[]) >= 2.0);
@@ -86,18 +51,10 @@ async fn metrics_count_what_users_do() {
     assert!(
         delta(
             "syncchat_http_requests_total",
-            &[
-                "route=\"/api/v1/conversations/{id}/messages\"",
-                "status_class=\"2xx\""
-            ]
+            &["route=\"/api/v1/conversations/{id}/messages\"", "status_class=\"2xx\""]
         ) >= 3.0
     );
-    assert!(
-        delta(
-            "syncchat_graphql_operations_total",
-            &["type=\"query\"", "name=\"me\"", "outcome=\"ok\""]
-        ) >= 1.0
-    );
+    assert!(delta("syncchat_graphql_operations_total", &["type=\"query\"", "name=\"me\"", "outcome=\"ok\""]) >= 1.0);
     assert!(after.contains("syncchat_db_query_duration_seconds_bucket"));
     assert!(after.contains("syncchat_build_info"));
     assert!(!after.contains(&conv), "ids never become label values");

@@ -10,32 +10,15 @@ async fn search_pages_by_username_and_hides_private_fields(app: TestApp) {
     for name in ["bob_1", "bob_2", "bob_3", "bobby", "carl"] {
         app.register(name).await;
     }
-    let (status, page) = app
-        .rest("GET", "/users?search=bob&limit=2", Some(&ann.token), None)
-        .await;
+    let (status, page) = app.rest("GET", "/users?search=bob&limit=2", Some(&ann.token), None).await;
     assert_eq!(status, 200);
     let names = |v: &serde_json::Value| -> Vec<String> {
-        v["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|u| u["username"].as_str().map(str::to_owned))
-            .collect()
+        v["items"].as_array().into_iter().flatten().filter_map(|u| u["username"].as_str().map(str::to_owned)).collect()
     };
     assert_eq!(names(&page), vec!["bob_1", "bob_2"]);
-    assert!(
-        page["items"][0]["email"].is_null(),
-        "other people's emails are private"
-    );
+    assert!(page["items"][0]["email"].is_null(), "other people's emails are private");
     let cursor = page["nextCursor"].as_str().unwrap_or_default().to_owned();
-    let (_, rest) = app
-        .rest(
-            "GET",
-            &format!("/users?search=bob&limit=2&after={cursor}"),
-            Some(&ann.token),
-            None,
-        )
-        .await;
+    let (_, rest) = app.rest("GET", &format!("/users?search=bob&limit=2&after={cursor}"), Some(&ann.token), None).await;
     assert_eq!(names(&rest), vec!["bob_3", "bobby"]);
     assert!(rest["nextCursor"].is_null());
 
@@ -47,40 +30,18 @@ async fn search_pages_by_username_and_hides_private_fields(app: TestApp) {
 
 async fn user_by_id_and_me(app: TestApp) {
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
-    let (status, seen) = app
-        .rest("GET", &format!("/users/{}", ben.id), Some(&ann.token), None)
-        .await;
+    let (status, seen) = app.rest("GET", &format!("/users/{}", ben.id), Some(&ann.token), None).await;
     assert_eq!((status, seen["username"].as_str()), (200, Some("ben")));
     assert!(seen["email"].is_null());
     let me = app
-        .gql_ok(
-            Some(&ben.token),
-            "query($id: UUID!) { user(id: $id) { username email } }",
-            json!({"id": ben.id}),
-        )
+        .gql_ok(Some(&ben.token), "query($id: UUID!) { user(id: $id) { username email } }", json!({"id": ben.id}))
         .await;
-    assert_eq!(
-        me["user"]["email"], "ben@example.com",
-        "you see your own email"
-    );
-    let missing = app
-        .gql(
-            Some(&ann.token),
-            "{ user(id: \"0190b6b1-0000-7000-8000-000000000000\") { id } }",
-            json!({}),
-        )
-        .await;
+    assert_eq!(me["user"]["email"], "ben@example.com", "you see your own email");
+    let missing =
+        app.gql(Some(&ann.token), "{ user(id: \"0190b6b1-0000-7000-8000-000000000000\") { id } }", json!({})).await;
     assert_eq!(gql_code(&missing), "NOT_FOUND");
-    let (status, body) = app
-        .rest("GET", "/users/not-a-uuid", Some(&ann.token), None)
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("BAD_USER_INPUT"))
-    );
+    let (status, body) = app.rest("GET", "/users/not-a-uuid", Some(&ann.token), None).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("BAD_USER_INPUT")));
 }
 
-on_both_backends!(
-    search_pages_by_username_and_hides_private_fields,
-    user_by_id_and_me
-);
+on_both_backends!(search_pages_by_username_and_hides_private_fields, user_by_id_and_me);

@@ -19,11 +19,7 @@ pub fn binary() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 pub struct Server {
@@ -49,11 +45,7 @@ impl Server {
             .stderr(err)
             .spawn()
             .expect("spawn syncchat");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
+        let server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
         server.wait_healthy().await;
         server
     }

@@ -5,12 +5,7 @@ use serde_json::{Value, json};
 
 use crate::process::Server;
 
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
+async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
     let mut req = client.post(url).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -27,15 +22,9 @@ async fn data_survives_a_restart_on_the_embedded_default() {
     let server = Server::start_default(dir.path()).await;
     let printed = server.output();
     for url in ["/graphql", "/api/docs", "/admin", "/metrics"] {
-        assert!(
-            printed.contains(&format!("{}{url}", server.base)),
-            "start-up output names {url}:\n{printed}"
-        );
+        assert!(printed.contains(&format!("{}{url}", server.base)), "start-up output names {url}:\n{printed}");
     }
-    assert!(
-        printed.contains("SYNCCHAT_JWT_SECRET is not set"),
-        "a generated secret is warned about"
-    );
+    assert!(printed.contains("SYNCCHAT_JWT_SECRET is not set"), "a generated secret is warned about");
 
     let (status, ada) = post(
         &client,
@@ -64,28 +53,18 @@ async fn data_survives_a_restart_on_the_embedded_default() {
     assert_eq!(status, 200);
 
     let status = server.terminate();
-    assert!(
-        status.success(),
-        "SIGTERM drains and exits cleanly: {status:?}"
-    );
+    assert!(status.success(), "SIGTERM drains and exits cleanly: {status:?}");
     assert!(dir.path().join("data/syncchat.db").exists());
     assert!(dir.path().join("data/jwt-secret").exists());
 
     let server = Server::start_default(dir.path()).await;
     let resp = client
-        .get(format!(
-            "{}/api/v1/conversations/{conv_id}/messages",
-            server.base
-        ))
+        .get(format!("{}/api/v1/conversations/{conv_id}/messages", server.base))
         .bearer_auth(&token)
         .send()
         .await
         .expect("history");
-    assert_eq!(
-        resp.status(),
-        200,
-        "the token from before the restart is still valid"
-    );
+    assert_eq!(resp.status(), 200, "the token from before the restart is still valid");
     let history: Value = resp.json().await.expect("json");
     assert_eq!(history["items"][0]["body"], "remember me");
     assert_eq!(history["items"][0]["seq"], 1);
@@ -106,11 +85,7 @@ async fn migrate_and_admin_create_user_work_from_the_command_line() {
             .expect("run syncchat")
     };
     let migrated = run(&["migrate"]);
-    assert!(
-        migrated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
     let created = run(&[
         "admin",
         "create-user",
@@ -121,11 +96,7 @@ async fn migrate_and_admin_create_user_work_from_the_command_line() {
         "--password",
         "correct horse battery",
     ]);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     assert!(String::from_utf8_lossy(&created.stdout).contains("created admin root_admin"));
     let again = run(&[
         "admin",
@@ -138,16 +109,7 @@ async fn migrate_and_admin_create_user_work_from_the_command_line() {
         "correct horse battery",
     ]);
     assert!(!again.status.success(), "a taken username is refused");
-    let weak = run(&[
-        "admin",
-        "create-user",
-        "--username",
-        "other",
-        "--email",
-        "o@example.com",
-        "--password",
-        "short",
-    ]);
+    let weak = run(&["admin", "create-user", "--username", "other", "--email", "o@example.com", "--password", "short"]);
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 10 characters"));
 
@@ -161,9 +123,5 @@ async fn migrate_and_admin_create_user_work_from_the_command_line() {
         json!({"login": "root_admin", "password": "correct horse battery"}),
     )
     .await;
-    assert_eq!(
-        (status, body["user"]["role"].as_str()),
-        (200, Some("admin")),
-        "{body}"
-    );
+    assert_eq!((status, body["user"]["role"].as_str()), (200, Some("admin")), "{body}");
 }

@@ -12,11 +12,7 @@ pub struct MessageMutation;
 impl MessageMutation {
     /// Stores a message and returns it with its `seq`. Retrying with the same
     /// `clientMessageId` returns the first message.
-    async fn send_message(
-        &self,
-        ctx: &Context<'_>,
-        input: SendMessageInput,
-    ) -> Result<MessageView> {
+    async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<MessageView> {
         let caller = caller(ctx).gql()?;
         services(ctx).send_message(&caller, input).await.gql()
     }
@@ -31,17 +27,16 @@ impl MessageMutation {
         services(ctx).delete_message(&caller, id).await.gql()
     }
 
-    /// Moves the read marker forward to `seq` (never back).
-    async fn mark_read(
-        &self,
-        ctx: &Context<'_>,
-        conversation_id: Uuid,
-        seq: i64,
-    ) -> Result<ReadState> {
+    /// Tells the other participants you are typing (or stopped). Without a refresh, typing
+    /// ends by itself after 5 seconds.
+    async fn set_typing(&self, ctx: &Context<'_>, conversation_id: Uuid, typing: bool) -> Result<bool> {
         let caller = caller(ctx).gql()?;
-        services(ctx)
-            .mark_read(&caller, conversation_id, seq)
-            .await
-            .gql()
+        services(ctx).set_typing(&caller, conversation_id, typing).await.gql()
+    }
+
+    /// Moves the read marker forward to `seq` (never back).
+    async fn mark_read(&self, ctx: &Context<'_>, conversation_id: Uuid, seq: i64) -> Result<ReadState> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).mark_read(&caller, conversation_id, seq).await.gql()
     }
 }

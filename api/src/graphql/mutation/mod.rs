@@ -5,8 +5,5 @@ mod conversations;
 mod messages;
 
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(
-    auth::AuthMutation,
-    conversations::ConversationMutation,
-    messages::MessageMutation,
-);
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(auth::AuthMutation, conversations::ConversationMutation, messages::MessageMutation);

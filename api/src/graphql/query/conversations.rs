@@ -20,13 +20,8 @@ impl ConversationQuery {
         after: Option<String>,
     ) -> Result<Connection<String, ConversationView>> {
         let caller = caller(ctx).gql()?;
-        let page = services(ctx)
-            .list_conversations(&caller, first, after)
-            .await
-            .gql()?;
-        Ok(connection(page, false, |c| {
-            encode_activity_cursor(c.updated_at, c.id)
-        }))
+        let page = services(ctx).list_conversations(&caller, first, after).await.gql()?;
+        Ok(connection(page, false, |c| encode_activity_cursor(c.updated_at, c.id)))
     }
 
     async fn conversation(&self, ctx: &Context<'_>, id: Uuid) -> Result<ConversationView> {

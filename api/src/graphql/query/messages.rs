@@ -24,16 +24,9 @@ impl MessageQuery {
         last: Option<u64>,
     ) -> Result<Connection<String, MessageView>> {
         let caller = caller(ctx).gql()?;
-        let q = HistoryQuery {
-            before,
-            after,
-            limit: first.or(last),
-        };
+        let q = HistoryQuery { before, after, limit: first.or(last) };
         let backward = after.is_none();
-        let page = services(ctx)
-            .list_messages(&caller, conversation_id, q)
-            .await
-            .gql()?;
+        let page = services(ctx).list_messages(&caller, conversation_id, q).await.gql()?;
         Ok(connection(page, backward, |m| m.seq.to_string()))
     }
 }

@@ -2,11 +2,14 @@
 
 mod conversations;
 mod messages;
+mod presence;
 mod users;
 
 #[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     users::UserQuery,
     conversations::ConversationQuery,
     messages::MessageQuery,
+    presence::PresenceQuery,
 );

@@ -30,10 +30,7 @@ impl UserQuery {
         after: Option<String>,
     ) -> Result<Connection<String, UserView>> {
         let caller = caller(ctx).gql()?;
-        let page = services(ctx)
-            .search_users(&caller, search, first, after)
-            .await
-            .gql()?;
+        let page = services(ctx).search_users(&caller, search, first, after).await.gql()?;
         Ok(connection(page, false, |u| u.username.clone()))
     }
 }

@@ -1,0 +1,17 @@
+use async_graphql::{Context, Object, Result};
+use uuid::Uuid;
+
+use crate::graphql::{GqlResult, caller, services};
+use crate::service::views::PresenceView;
+
+#[derive(Default)]
+pub struct PresenceQuery;
+
+#[Object]
+impl PresenceQuery {
+    /// Whether each user is online now (on any node), and when they were last seen.
+    async fn presence(&self, ctx: &Context<'_>, user_ids: Vec<Uuid>) -> Result<Vec<PresenceView>> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).presence(&caller, user_ids).await.gql()
+    }
+}

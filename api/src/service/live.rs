@@ -1,0 +1,428 @@
+//! Live delivery: the streams behind GraphQL subscriptions, typing, presence and the
+//! connection lifecycle. Every stream authorizes at subscribe time and follows membership
+//! changes, so a user only receives events of conversations they are in when they happen.
+//!
+//! Message order and completeness per conversation come from [`SeqCursor`]: resume replays
+//! from storage after the given seq, live events already replayed are dropped, and a seq
+//! jump is filled from storage. A subscriber that lags behind the bus loses its place and
+//! gets an error telling it to resume (counted in `syncchat_dropped_events_total`).
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use syncchat_realtime::{Event, EventKind, History, MessageSnapshot, SeqCursor, Subscription, Topic};
+use tokio_stream::StreamMap;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::views::{
+    ConversationChangedEvent, LiveEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent, MessageView,
+    PresenceView, ReadEvent, TypingEvent,
+};
+use super::{Caller, Services, now};
+use crate::error::{AppError, AppResult};
+use crate::metrics as m;
+use crate::storage::{conversation, message, participant, user};
+
+/// How long a "typing" lasts without a refresh.
+pub const TYPING_TTL: Duration = Duration::from_secs(5);
+/// Most users one presence query or subscription may name.
+pub const MAX_PRESENCE_USERS: usize = 200;
+
+pub type LiveStream<T> = Pin<Box<dyn Stream<Item = Result<T, AppError>> + Send>>;
+
+/// A resume point: the last seq the client has of a conversation.
+#[derive(Clone, Copy, Debug)]
+pub struct ResumePoint {
+    pub conversation_id: Uuid,
+    pub seq: i64,
+}
+
+type TopicStream = Pin<Box<dyn Stream<Item = Result<Arc<Event>, u64>> + Send>>;
+
+fn topic_stream(sub: Subscription) -> TopicStream {
+    Box::pin(futures_util::stream::unfold(sub, |mut sub| async move { sub.recv().await.map(|item| (item, sub)) }))
+}
+
+fn lagged(missed: u64) -> AppError {
+    m::dropped_events("lagged", missed);
+    AppError::Unavailable(format!(
+        "this subscription fell {missed} events behind and was dropped: subscribe again with your last seq to resume"
+    ))
+}
+
+#[async_trait::async_trait]
+impl History for Services {
+    async fn messages_between(
+        &self,
+        conversation_id: Uuid,
+        after: i64,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<MessageSnapshot>, String> {
+        let mut query = message::Entity::find()
+            .filter(message::Column::ConversationId.eq(conversation_id))
+            .filter(message::Column::Seq.gt(after));
+        if let Some(before) = before {
+            query = query.filter(message::Column::Seq.lt(before));
+        }
+        let rows =
+            query.order_by_asc(message::Column::Seq).limit(limit).all(self.db()).await.map_err(|e| e.to_string())?;
+        let views = self.message_views(rows).await.map_err(|e| e.to_string())?;
+        Ok(views.iter().map(MessageSnapshot::from).collect())
+    }
+}
+
+impl Services {
+    /// New messages of one conversation, resuming after `after_seq` when given.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
+    pub async fn subscribe_messages(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+        after_seq: Option<i64>,
+    ) -> AppResult<LiveStream<MessageView>> {
+        self.live_participation(caller, conversation_id).await?;
+        // Subscribe before replaying, so nothing committed in between is missed.
+        let mut live = topic_stream(self.bus().subscribe(Topic::Conversation(conversation_id)));
+        let services = self.clone();
+        let me = caller.user_id;
+        Ok(Box::pin(async_stream::stream! {
+            let mut cursor = SeqCursor::default();
+            if let Some(after) = after_seq {
+                cursor.start_at(conversation_id, after);
+                match cursor.replay(conversation_id, &services).await {
+                    Ok(replayed) => for msg in replayed { yield Ok(MessageView::from(msg)); },
+                    Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
+                }
+            }
+            while let Some(item) = live.next().await {
+                let event = match item {
+                    Ok(event) => event,
+                    Err(missed) => { yield Err(lagged(missed)); return; }
+                };
+                match &event.kind {
+                    EventKind::MessageAdded { message } => {
+                        match cursor.admit(message.clone(), &services).await {
+                            Ok(batch) => for msg in batch {
+                                m::delivered(event.committed_at);
+                                yield Ok(MessageView::from(msg));
+                            },
+                            Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
+                        }
+                    }
+                    EventKind::ConversationChanged { removed, .. } if removed.contains(&me) => return,
+                    _ => {}
+                }
+            }
+        }))
+    }
+
+    /// Everything for the signed-in user: messages (added, edited, deleted), typing, read
+    /// markers and membership changes of their conversations, and presence of the people
+    /// they have direct conversations with. `after` resumes conversations by seq.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn subscribe_events(&self, caller: &Caller, after: Vec<ResumePoint>) -> AppResult<LiveStream<LiveEvent>> {
+        let me = caller.user_id;
+        let memberships = participant::Entity::find().filter(participant::Column::UserId.eq(me)).all(self.db()).await?;
+        let mut conversations: HashSet<Uuid> = memberships.iter().map(|p| p.conversation_id).collect();
+        let contacts = self.direct_contacts(me).await?;
+
+        let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
+        topics.insert(Topic::User(me), topic_stream(self.bus().subscribe(Topic::User(me))));
+        for c in &conversations {
+            topics.insert(Topic::Conversation(*c), topic_stream(self.bus().subscribe(Topic::Conversation(*c))));
+        }
+        for contact in contacts {
+            topics.insert(Topic::Presence(contact), topic_stream(self.bus().subscribe(Topic::Presence(contact))));
+        }
+        let resume: Vec<ResumePoint> =
+            after.into_iter().filter(|p| conversations.contains(&p.conversation_id)).collect();
+        let services = self.clone();
+        Ok(Box::pin(async_stream::stream! {
+            let mut cursor = SeqCursor::default();
+            for point in resume {
+                cursor.start_at(point.conversation_id, point.seq);
+                match cursor.replay(point.conversation_id, &services).await {
+                    Ok(replayed) => for msg in replayed {
+                        yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
+                    },
+                    Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
+                }
+            }
+            while let Some((_, item)) = topics.next().await {
+                let event = match item {
+                    Ok(event) => event,
+                    Err(missed) => { yield Err(lagged(missed)); return; }
+                };
+                match &event.kind {
+                    EventKind::MessageAdded { message } => {
+                        if !conversations.contains(&message.conversation_id) { continue; }
+                        match cursor.admit(message.clone(), &services).await {
+                            Ok(batch) => for msg in batch {
+                                m::delivered(event.committed_at);
+                                yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
+                            },
+                            Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
+                        }
+                    }
+                    EventKind::ConversationChanged { conversation_id, added, removed, .. } => {
+                        let id = *conversation_id;
+                        if added.contains(&me) && conversations.insert(id) {
+                            topics.insert(Topic::Conversation(id), topic_stream(services.bus().subscribe(Topic::Conversation(id))));
+                        }
+                        if removed.contains(&me) {
+                            conversations.remove(&id);
+                            topics.remove(&Topic::Conversation(id));
+                        }
+                        // The same change arrives on the conversation and on the user topic.
+                        if matches!(event.topic, Topic::User(_)) || !(added.contains(&me) || removed.contains(&me)) {
+                            yield Ok(LiveEvent::from_kind(&event.kind, event.committed_at));
+                        }
+                    }
+                    kind => {
+                        if kind.conversation_id().is_some_and(|c| !conversations.contains(&c)) { continue; }
+                        yield Ok(LiveEvent::from_kind(kind, event.committed_at));
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Who is typing in a conversation; a `typing: false` follows by itself when someone
+    /// stops refreshing for [`TYPING_TTL`].
+    #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
+    pub async fn subscribe_typing(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<LiveStream<TypingEvent>> {
+        self.live_participation(caller, conversation_id).await?;
+        let mut live = topic_stream(self.bus().subscribe(Topic::Conversation(conversation_id)));
+        let me = caller.user_id;
+        Ok(Box::pin(async_stream::stream! {
+            let mut typing: HashMap<Uuid, (TypingEvent, tokio::time::Instant)> = HashMap::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    item = live.next() => {
+                        let Some(item) = item else { return };
+                        let event = match item { Ok(e) => e, Err(missed) => { yield Err(lagged(missed)); return; } };
+                        match &event.kind {
+                            EventKind::Typing { user_id, .. } if *user_id == me => {}
+                            EventKind::Typing { conversation_id, user_id, username, typing: is_typing } => {
+                                let ev = TypingEvent::new(*conversation_id, *user_id, username, *is_typing, event.committed_at);
+                                if *is_typing {
+                                    typing.insert(*user_id, (ev.clone(), tokio::time::Instant::now() + TYPING_TTL));
+                                } else {
+                                    typing.remove(user_id);
+                                }
+                                yield Ok(ev);
+                            }
+                            EventKind::ConversationChanged { removed, .. } if removed.contains(&me) => return,
+                            _ => {}
+                        }
+                    }
+                    _ = tick.tick() => {
+                        let now = tokio::time::Instant::now();
+                        let expired: Vec<Uuid> = typing.iter().filter(|(_, (_, at))| *at <= now).map(|(u, _)| *u).collect();
+                        for user in expired {
+                            if let Some((mut ev, _)) = typing.remove(&user) {
+                                ev.typing = false;
+                                ev.expires_at = None;
+                                yield Ok(ev);
+                            }
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users.
+    pub async fn subscribe_presence(
+        &self,
+        _caller: &Caller,
+        user_ids: Vec<Uuid>,
+    ) -> AppResult<LiveStream<PresenceView>> {
+        let ids = presence_ids(user_ids)?;
+        let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
+        for id in &ids {
+            topics.insert(Topic::Presence(*id), topic_stream(self.bus().subscribe(Topic::Presence(*id))));
+        }
+        let initial = self.presence_of(ids).await?;
+        Ok(Box::pin(async_stream::stream! {
+            for p in initial { yield Ok(p); }
+            while let Some((_, item)) = topics.next().await {
+                match item {
+                    Ok(event) => if let EventKind::Presence { user_id, online, last_seen_at } = &event.kind {
+                        yield Ok(PresenceView { user_id: *user_id, online: *online, last_seen_at: *last_seen_at });
+                    },
+                    Err(missed) => { yield Err(lagged(missed)); return; }
+                }
+            }
+        }))
+    }
+
+    #[instrument(skip_all, fields(user.id = %_caller.user_id))]
+    pub async fn presence(&self, _caller: &Caller, user_ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+        self.presence_of(presence_ids(user_ids)?).await
+    }
+
+    async fn presence_of(&self, ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+        let online = self.presence_store().online(&ids).await;
+        let seen: HashMap<Uuid, Option<DateTime<Utc>>> = user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.clone()))
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.last_seen_at))
+            .collect();
+        Ok(ids
+            .into_iter()
+            .zip(online)
+            .filter(|(id, _)| seen.contains_key(id))
+            .map(|(id, online)| PresenceView { user_id: id, online, last_seen_at: seen.get(&id).copied().flatten() })
+            .collect())
+    }
+
+    /// Tells the other participants the caller is (or stopped) typing.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
+    pub async fn set_typing(&self, caller: &Caller, conversation_id: Uuid, typing: bool) -> AppResult<bool> {
+        self.conversation_for(caller, conversation_id).await?;
+        self.limits().check_typing(caller.user_id)?;
+        let found = user::Entity::find_by_id(caller.user_id).one(self.db()).await?;
+        let username = found.map(|u| u.username).unwrap_or_default();
+        let kind = EventKind::Typing { conversation_id, user_id: caller.user_id, username, typing };
+        self.publish(Topic::Conversation(conversation_id), kind).await;
+        Ok(true)
+    }
+
+    /// A live connection of `user` opened; publishes "online" when it is their first.
+    pub async fn connection_opened(&self, user_id: Uuid, connection: Uuid) {
+        m::ws_connection(1.0);
+        if self.presence_store().connect(user_id, connection).await {
+            let kind = EventKind::Presence { user_id, online: true, last_seen_at: None };
+            self.publish(Topic::Presence(user_id), kind).await;
+        }
+        m::online_users(self.presence_store().online_count().await);
+    }
+
+    /// A live connection closed; when it was the last one, the user is offline and their
+    /// `last_seen_at` is stored.
+    pub async fn connection_closed(&self, user_id: Uuid, connection: Uuid) {
+        m::ws_connection(-1.0);
+        if self.presence_store().disconnect(user_id, connection).await {
+            let at = now();
+            let stored = user::Entity::update_many()
+                .col_expr(user::Column::LastSeenAt, Expr::value(at))
+                .filter(user::Column::Id.eq(user_id))
+                .exec(self.db())
+                .await;
+            if let Err(e) = stored {
+                tracing::warn!(user.id = %user_id, error = %e, "could not store last_seen_at");
+            }
+            let kind = EventKind::Presence { user_id, online: false, last_seen_at: Some(at) };
+            self.publish(Topic::Presence(user_id), kind).await;
+        }
+        m::online_users(self.presence_store().online_count().await);
+    }
+
+    /// Participation for a subscription: a non-participant is `FORBIDDEN` here (the
+    /// subscription is refused before any event), and still learns nothing more.
+    async fn live_participation(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<()> {
+        self.conversation_for(caller, conversation_id).await.map(|_| ()).map_err(|e| match e {
+            AppError::NotFound(_) => AppError::Forbidden("not a participant of this conversation".into()),
+            other => other,
+        })
+    }
+
+    /// The other participants of the user's direct conversations.
+    async fn direct_contacts(&self, me: Uuid) -> AppResult<Vec<Uuid>> {
+        let mine: Vec<Uuid> = participant::Entity::find()
+            .filter(participant::Column::UserId.eq(me))
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|p| p.conversation_id)
+            .collect();
+        if mine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let direct: Vec<Uuid> = conversation::Entity::find()
+            .filter(conversation::Column::Id.is_in(mine))
+            .filter(conversation::Column::Kind.eq(conversation::KIND_DIRECT))
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if direct.is_empty() {
+            return Ok(Vec::new());
+        }
+        let others = participant::Entity::find()
+            .filter(participant::Column::ConversationId.is_in(direct))
+            .filter(participant::Column::UserId.ne(me))
+            .all(self.db())
+            .await?;
+        Ok(others.into_iter().map(|p| p.user_id).collect::<HashSet<_>>().into_iter().collect())
+    }
+}
+
+fn presence_ids(user_ids: Vec<Uuid>) -> AppResult<Vec<Uuid>> {
+    let mut seen = HashSet::new();
+    let ids: Vec<Uuid> = user_ids.into_iter().filter(|id| seen.insert(*id)).collect();
+    if ids.is_empty() || ids.len() > MAX_PRESENCE_USERS {
+        return Err(AppError::bad_input("userIds", format!("give 1 to {MAX_PRESENCE_USERS} user ids")));
+    }
+    Ok(ids)
+}
+
+impl LiveEvent {
+    fn from_kind(kind: &EventKind, at: DateTime<Utc>) -> LiveEvent {
+        match kind {
+            EventKind::MessageAdded { message } => {
+                LiveEvent::MessageAdded(MessageAddedEvent { message: message.clone().into() })
+            }
+            EventKind::MessageEdited { message } => {
+                LiveEvent::MessageEdited(MessageEditedEvent { message: message.clone().into() })
+            }
+            EventKind::MessageDeleted { message } => {
+                LiveEvent::MessageDeleted(MessageDeletedEvent { message: message.clone().into() })
+            }
+            EventKind::Read { conversation_id, user_id, last_read_seq } => LiveEvent::Read(ReadEvent {
+                conversation_id: *conversation_id,
+                user_id: *user_id,
+                last_read_seq: *last_read_seq,
+            }),
+            EventKind::ConversationChanged { conversation_id, participant_ids, added, removed } => {
+                LiveEvent::ConversationChanged(ConversationChangedEvent {
+                    conversation_id: *conversation_id,
+                    participant_ids: participant_ids.clone(),
+                    added: added.clone(),
+                    removed: removed.clone(),
+                })
+            }
+            EventKind::Typing { conversation_id, user_id, username, typing } => {
+                LiveEvent::Typing(TypingEvent::new(*conversation_id, *user_id, username, *typing, at))
+            }
+            EventKind::Presence { user_id, online, last_seen_at } => {
+                LiveEvent::Presence(PresenceView { user_id: *user_id, online: *online, last_seen_at: *last_seen_at })
+            }
+        }
+    }
+}
+
+impl TypingEvent {
+    fn new(conversation_id: Uuid, user_id: Uuid, username: &str, typing: bool, at: DateTime<Utc>) -> TypingEvent {
+        TypingEvent {
+            conversation_id,
+            user_id,
+            username: username.to_owned(),
+            typing,
+            expires_at: typing.then(|| at + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default()),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Live delivery over GraphQL subscriptions: order, resume, membership, authorization,
+//! typing, presence and the WebSocket protocols, with a real WebSocket client.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::auth::set_disabled;
+use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app_with};
+use crate::ws_client::{Received, WsClient};
+
+const MESSAGE_ADDED: &str = "subscription($c: UUID!, $after: Int) { messageAdded(conversationId: $c, afterSeq: $after) { seq body sender { username } } }";
+const EVENTS: &str = "subscription($after: [ResumeFrom!]) { events(after: $after) { __typename \
+    ... on MessageAddedEvent { message { conversationId seq body } } \
+    ... on TypingEvent { conversationId username typing } \
+    ... on ReadEvent { conversationId lastReadSeq } \
+    ... on ConversationChangedEvent { conversationId added removed } \
+    ... on Presence { userId online } } }";
+
+async fn expect_seqs(ws: &mut WsClient, id: &str, expected: impl IntoIterator<Item = i64>) {
+    for want in expected {
+        let data = ws.next_data(id).await;
+        assert_eq!(data["messageAdded"]["seq"], want, "{data}");
+    }
+}
+
+async fn subscribers_receive_each_message_once_in_order(app: TestApp) {
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let conv = app.conversation(&ann, &[&ben], None).await;
+    let mut ws = WsClient::signed_in(&app, &ben.token).await;
+    ws.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    // Make sure the subscription is live before sending.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bodies: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    futures_util::future::join_all(bodies.iter().map(|b| app.send(&ann, &conv, b))).await;
+    expect_seqs(&mut ws, "1", 1..=20).await;
+    ws.assert_silent(Duration::from_millis(300)).await;
+}
+
+async fn resume_replays_exactly_what_was_missed_then_goes_live(app: TestApp) {
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let conv = app.conversation(&ann, &[&ben], None).await;
+    let mut ws = WsClient::signed_in(&app, &ben.token).await;
+    ws.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..3 {
+        app.send(&ann, &conv, &format!("before {i}")).await;
+    }
+    expect_seqs(&mut ws, "1", 1..=3).await;
+    ws.close().await;
+
+    for i in 0..100 {
+        app.send(&ann, &conv, &format!("while away {i}")).await;
+    }
+    let mut ws = WsClient::signed_in(&app, &ben.token).await;
+    ws.subscribe("2", MESSAGE_ADDED, json!({"c": conv, "after": 3})).await;
+    // Messages sent during the replay must neither be lost nor doubled.
+    let sender = {
+        let (app_base, token, conv) = (app.url(""), ann.token.clone(), conv.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..5 {
+                let _ = client
+                    .post(format!("{app_base}/api/v1/conversations/{conv}/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({"body": format!("during replay {i}")}))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    expect_seqs(&mut ws, "2", 4..=108).await;
+    let _ = sender.await;
+    app.send(&ann, &conv, "live again").await;
+    let data = ws.next_data("2").await;
+    assert_eq!(
+        (data["messageAdded"]["seq"].as_i64(), data["messageAdded"]["body"].as_str()),
+        (Some(109), Some("live again"))
+    );
+    ws.assert_silent(Duration::from_millis(300)).await;
+}
+
+async fn events_follow_membership(app: TestApp) {
+    let (ann, ben, cat) = (app.register("ann").await, app.register("ben").await, app.register("cat").await);
+    let group = app.conversation(&ann, &[&ben], Some("team")).await;
+    let mut ws = WsClient::signed_in(&app, &cat.token).await;
+    ws.subscribe("e", EVENTS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.send(&ann, &group, "before cat joined").await;
+    ws.assert_silent(Duration::from_millis(300)).await;
+
+    // Joining starts delivery.
+    let (status, _) = app
+        .rest(
+            "POST",
+            &format!("/conversations/{group}/participants"),
+            Some(&ann.token),
+            Some(json!({"userIds": [cat.id]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let joined = ws.next_data("e").await;
+    assert_eq!(joined["events"]["__typename"], "ConversationChangedEvent");
+    assert_eq!(joined["events"]["added"], json!([cat.id]));
+    app.send(&ann, &group, "welcome cat").await;
+    let msg = ws.next_data("e").await;
+    assert_eq!(msg["events"]["message"]["body"], "welcome cat");
+    assert_eq!(msg["events"]["message"]["seq"], 2);
+
+    // Typing and read markers of others arrive too.
+    let (status, _) =
+        app.rest("POST", &format!("/conversations/{group}/read"), Some(&ben.token), Some(json!({"seq": 2}))).await;
+    assert_eq!(status, 200);
+    let read = ws.next_data("e").await;
+    assert_eq!(
+        (read["events"]["__typename"].as_str(), read["events"]["lastReadSeq"].as_i64()),
+        (Some("ReadEvent"), Some(2))
+    );
+    app.gql_ok(
+        Some(&ben.token),
+        "mutation($c: UUID!) { setTyping(conversationId: $c, typing: true) }",
+        json!({"c": group}),
+    )
+    .await;
+    let typing = ws.next_data("e").await;
+    assert_eq!(
+        (typing["events"]["username"].as_str(), typing["events"]["typing"].as_bool()),
+        (Some("ben"), Some(true))
+    );
+
+    // Leaving stops it.
+    let (status, _) =
+        app.rest("DELETE", &format!("/conversations/{group}/participants/me"), Some(&cat.token), None).await;
+    assert_eq!(status, 200);
+    let left = ws.next_data("e").await;
+    assert_eq!(left["events"]["removed"], json!([cat.id]));
+    app.send(&ann, &group, "after cat left").await;
+    ws.assert_silent(Duration::from_millis(400)).await;
+}
+
+async fn outsiders_are_refused_and_never_see_an_event(app: TestApp) {
+    let (ann, ben, eve) = (app.register("ann").await, app.register("ben").await, app.register("eve").await);
+    let conv = app.conversation(&ann, &[&ben], None).await;
+    let mut ws = WsClient::signed_in(&app, &eve.token).await;
+    ws.subscribe("x", MESSAGE_ADDED, json!({"c": conv, "after": 0})).await;
+    match ws.recv().await {
+        Received::Message(m) => {
+            assert_eq!(m["type"], "error", "{m}");
+            assert_eq!(m["payload"][0]["extensions"]["code"], "FORBIDDEN");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    ws.subscribe("t", "subscription($c: UUID!) { typing(conversationId: $c) { typing } }", json!({"c": conv})).await;
+    match ws.recv().await {
+        Received::Message(m) => assert_eq!(m["payload"][0]["extensions"]["code"], "FORBIDDEN"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    ws.subscribe("e", EVENTS, json!({"after": [{"conversationId": conv, "seq": 0}]})).await;
+    app.send(&ann, &conv, "private").await;
+    app.gql_ok(
+        Some(&ann.token),
+        "mutation($c: UUID!) { setTyping(conversationId: $c, typing: true) }",
+        json!({"c": conv}),
+    )
+    .await;
+    ws.assert_silent(Duration::from_millis(500)).await;
+}
+
+on_both_backends!(
+    subscribers_receive_each_message_once_in_order,
+    resume_replays_exactly_what_was_missed_then_goes_live,
+    events_follow_membership,
+    outsiders_are_refused_and_never_see_an_event,
+);
+
+#[tokio::test]
+async fn bad_credentials_close_with_4401_and_disabled_users_with_4403() {
+    let app = spawn_app_with(Backend::Sqlite, &["--ws-init-timeout-secs", "1"]).await.expect("app");
+    let ann = app.register("ann").await;
+
+    let mut ws = WsClient::connect(&app, "/graphql/ws", "graphql-transport-ws", None).await;
+    ws.init(json!({})).await;
+    assert!(matches!(ws.recv().await, Received::Closed(4401, _)));
+
+    let mut ws = WsClient::connect(&app, "/graphql/ws", "graphql-transport-ws", None).await;
+    ws.init(json!({"token": "forged"})).await;
+    assert!(matches!(ws.recv().await, Received::Closed(4401, _)));
+
+    // Silence after connecting: the init timeout closes it.
+    let mut ws = WsClient::connect(&app, "/graphql/ws", "graphql-transport-ws", None).await;
+    assert!(matches!(ws.recv_within(Duration::from_secs(5)).await, Received::Closed(4408, _)));
+
+    // The Authorization header of the upgrade works as well as the payload.
+    let mut ws = WsClient::connect(&app, "/graphql/ws", "graphql-transport-ws", Some(&ann.token)).await;
+    ws.init(json!({})).await;
+    assert!(matches!(ws.recv().await, Received::Message(m) if m["type"] == "connection_ack"));
+
+    set_disabled(&app, "ann", true).await;
+    let mut ws = WsClient::connect(&app, "/graphql/ws", "graphql-transport-ws", None).await;
+    ws.init(json!({"token": ann.token})).await;
+    assert!(matches!(ws.recv().await, Received::Closed(4403, _)));
+}
+
+#[tokio::test]
+async fn the_legacy_protocol_and_the_graphql_upgrade_work_too() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.expect("app");
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let conv = app.conversation(&ann, &[&ben], None).await;
+
+    let mut legacy = WsClient::connect(&app, "/graphql/ws", "graphql-ws", None).await;
+    legacy.init(json!({"token": ben.token})).await;
+    assert!(matches!(legacy.recv().await, Received::Message(m) if m["type"] == "connection_ack"));
+    legacy.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+
+    let mut upgraded = WsClient::connect(&app, "/graphql", "graphql-transport-ws", None).await;
+    upgraded.init(json!({"token": ben.token})).await;
+    assert!(matches!(upgraded.recv().await, Received::Message(m) if m["type"] == "connection_ack"));
+    upgraded.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    app.send(&ann, &conv, "hello both").await;
+    assert_eq!(legacy.next_data("1").await["messageAdded"]["body"], "hello both");
+    assert_eq!(upgraded.next_data("1").await["messageAdded"]["body"], "hello both");
+
+    // Stopping an operation completes it.
+    upgraded.send(json!({"type": "complete", "id": "1"})).await;
+    app.send(&ann, &conv, "after stop").await;
+    assert_eq!(legacy.next_data("1").await["messageAdded"]["body"], "after stop");
+    upgraded.assert_silent(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn presence_counts_every_device_and_remembers_last_seen() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.expect("app");
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let mut watcher = WsClient::signed_in(&app, &ann.token).await;
+    watcher
+        .subscribe(
+            "p",
+            "subscription($u: [UUID!]!) { presence(userIds: $u) { userId online lastSeenAt } }",
+            json!({"u": [ben.id]}),
+        )
+        .await;
+    assert_eq!(watcher.next_data("p").await["presence"]["online"], false);
+
+    let phone = WsClient::signed_in(&app, &ben.token).await;
+    assert_eq!(watcher.next_data("p").await["presence"]["online"], true);
+    let laptop = WsClient::signed_in(&app, &ben.token).await;
+    phone.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let q = "query($u: [UUID!]!) { presence(userIds: $u) { online lastSeenAt } }";
+    let now = app.gql_ok(Some(&ann.token), q, json!({"u": [ben.id]})).await;
+    assert_eq!(now["presence"][0]["online"], true, "one device left: still online");
+    watcher.assert_silent(Duration::from_millis(200)).await;
+
+    laptop.close().await;
+    let offline = watcher.next_data("p").await;
+    assert_eq!(offline["presence"]["online"], false);
+    assert!(offline["presence"]["lastSeenAt"].is_string());
+    let (status, rest) = app.rest("GET", &format!("/presence?userIds={}", ben.id), Some(&ann.token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(rest[0]["online"], false);
+    assert_eq!(rest[0]["lastSeenAt"], offline["presence"]["lastSeenAt"]);
+}
+
+#[tokio::test]
+async fn typing_expires_by_itself_and_is_rate_limited() {
+    let app = spawn_app_with(Backend::Sqlite, &["--rate-typing-per-sec", "1"]).await.expect("app");
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let conv = app.conversation(&ann, &[&ben], None).await;
+    let mut ws = WsClient::signed_in(&app, &ben.token).await;
+    ws.subscribe(
+        "t",
+        "subscription($c: UUID!) { typing(conversationId: $c) { username typing expiresAt } }",
+        json!({"c": conv}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let set = "mutation($c: UUID!) { setTyping(conversationId: $c, typing: true) }";
+    app.gql_ok(Some(&ann.token), set, json!({"c": conv})).await;
+    let started = ws.next_data("t").await;
+    assert_eq!(
+        (started["typing"]["username"].as_str(), started["typing"]["typing"].as_bool()),
+        (Some("ann"), Some(true))
+    );
+    assert!(started["typing"]["expiresAt"].is_string());
+    // No refresh: it ends by itself after about five seconds.
+    match ws.recv_within(Duration::from_secs(8)).await {
+        Received::Message(m) => assert_eq!(m["payload"]["data"]["typing"]["typing"], false, "{m}"),
+        other => panic!("expected typing to end, got {other:?}"),
+    }
+    // Burst over the limit (1/s, burst 3).
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let body = app.gql(Some(&ann.token), set, json!({"c": conv})).await;
+        codes.push(crate::helpers::gql_code(&body));
+    }
+    assert!(codes.iter().any(|c| c == "RATE_LIMITED"), "{codes:?}");
+}
