@@ -154,6 +154,11 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_WS_QUEUE", default_value_t = 1024, global = true)]
     pub ws_queue: usize,
 
+    /// Seconds after which a node that stopped heartbeating (a crash) no longer keeps its
+    /// users online (Redis presence).
+    #[arg(long, env = "SYNCCHAT_PRESENCE_TTL_SECS", default_value_t = 30, global = true)]
+    pub presence_ttl_secs: u64,
+
     /// Name of this node in metrics and logs; unset = generated at start.
     #[arg(long, env = "SYNCCHAT_NODE_ID", global = true)]
     pub node_id: Option<String>,

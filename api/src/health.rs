@@ -17,12 +17,17 @@ pub async fn readyz(services: Data<&Services>) -> Response {
         Ok(()) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };
-    let ready = database == "ok";
+    let presence = match services.presence_store().ping().await {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    let ready = database == "ok" && presence == "ok";
     let body = Json(serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database,
         "eventBus": services.bus().fanout_name(),
         "presence": services.presence_store().name(),
+        "presenceStore": presence,
     }));
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     body.with_status(status).into_response()

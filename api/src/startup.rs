@@ -12,7 +12,7 @@ use poem::web::Html;
 use poem::{EndpointExt, Route, Server, get, handler};
 use sea_orm::{DatabaseConnection, DbBackend};
 use syncchat_migrations::{Migrator, MigratorTrait};
-use syncchat_realtime::{EventBus, InProcessPresence};
+use syncchat_realtime::{EventBus, InProcessPresence, PresenceStore, RedisFanout, RedisPresence};
 
 use crate::config::Config;
 use crate::graphql::ws::WsSettings;
@@ -35,14 +35,11 @@ impl App {
         let prometheus = metrics::install(&node_id)?;
         let db = storage::connect(&config.database_url, config.db_max_connections).await?;
         Migrator::up(&db, None).await.context("applying database migrations")?;
-        if config.redis_url.is_some() {
-            tracing::warn!("REDIS_URL is set, but this version fans out in-process only: run a single node");
-        }
-        let bus = EventBus::in_process();
+        let (bus, presence) = live_layer(&config, &node_id).await?;
         let services = Services::new(
             db,
             bus,
-            Arc::new(InProcessPresence::default()),
+            presence,
             TokenSettings {
                 secret: config.resolve_jwt_secret()?.0,
                 access_ttl_secs: config.access_token_ttl_secs,
@@ -85,6 +82,7 @@ impl App {
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
         spawn_housekeeping(services.clone(), prometheus);
+        spawn_presence_sweeper(services.clone(), Duration::from_secs(config.presence_ttl_secs.max(3)));
         Ok(App { acceptor, addr, services, endpoint: routes, node_id })
     }
 
@@ -119,6 +117,20 @@ impl App {
     }
 }
 
+/// The event bus and presence store: in-process, or shared through Redis when configured.
+async fn live_layer(config: &Config, node_id: &str) -> anyhow::Result<(EventBus, Arc<dyn PresenceStore>)> {
+    let Some(url) = &config.redis_url else {
+        return Ok((EventBus::in_process(), Arc::new(InProcessPresence::default())));
+    };
+    let fanout = RedisFanout::connect(url).await.context("connecting to Redis (REDIS_URL)")?;
+    let bus = EventBus::new(fanout.clone(), 1024);
+    fanout.start(bus.clone());
+    let ttl = Duration::from_secs(config.presence_ttl_secs.max(3));
+    let presence =
+        RedisPresence::connect(url, node_id.to_owned(), ttl).await.context("connecting to Redis for presence")?;
+    Ok((bus, presence))
+}
+
 fn limit_settings(config: &Config) -> LimitSettings {
     LimitSettings {
         send_per_sec: config.rate_send_per_sec,
@@ -142,6 +154,19 @@ fn spawn_housekeeping(services: Services, prometheus: PrometheusHandle) {
             record_pool(services.db());
             prometheus.run_upkeep();
             services.shrink_limits();
+        }
+    });
+}
+
+/// Heartbeats this node and turns connections of crashed nodes into "offline".
+fn spawn_presence_sweeper(services: Services, ttl: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ttl / 3);
+        loop {
+            tick.tick().await;
+            for user in services.presence_store().sweep().await {
+                services.user_went_offline(user).await;
+            }
         }
     });
 }

@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 mod bus;
+mod cluster;
 mod event;
 mod presence;
 mod resume;
 
 pub use bus::{EventBus, Fanout, InProcess, Subscription};
+pub use cluster::{REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
 pub use event::{Event, EventKind, MessageSnapshot, Topic};
 pub use presence::{InProcessPresence, PresenceStore};
 pub use resume::{History, SeqCursor};

@@ -14,6 +14,15 @@ pub trait PresenceStore: Send + Sync + 'static {
     async fn online(&self, users: &[Uuid]) -> Vec<bool>;
     /// How many users are online (on this node for in-process, cluster-wide for Redis).
     async fn online_count(&self) -> usize;
+    /// Forgets connections of nodes that stopped heartbeating; returns the users who went
+    /// offline because of it. Called periodically by every node.
+    async fn sweep(&self) -> Vec<Uuid> {
+        Vec::new()
+    }
+    /// Whether the backing store answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn name(&self) -> &'static str;
 }
 

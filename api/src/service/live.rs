@@ -315,19 +315,24 @@ impl Services {
     pub async fn connection_closed(&self, user_id: Uuid, connection: Uuid) {
         m::ws_connection(-1.0);
         if self.presence_store().disconnect(user_id, connection).await {
-            let at = now();
-            let stored = user::Entity::update_many()
-                .col_expr(user::Column::LastSeenAt, Expr::value(at))
-                .filter(user::Column::Id.eq(user_id))
-                .exec(self.db())
-                .await;
-            if let Err(e) = stored {
-                tracing::warn!(user.id = %user_id, error = %e, "could not store last_seen_at");
-            }
-            let kind = EventKind::Presence { user_id, online: false, last_seen_at: Some(at) };
-            self.publish(Topic::Presence(user_id), kind).await;
+            self.user_went_offline(user_id).await;
         }
         m::online_users(self.presence_store().online_count().await);
+    }
+
+    /// Stores `last_seen_at` and tells watchers the user is offline.
+    pub async fn user_went_offline(&self, user_id: Uuid) {
+        let at = now();
+        let stored = user::Entity::update_many()
+            .col_expr(user::Column::LastSeenAt, Expr::value(at))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(self.db())
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(user.id = %user_id, error = %e, "could not store last_seen_at");
+        }
+        let kind = EventKind::Presence { user_id, online: false, last_seen_at: Some(at) };
+        self.publish(Topic::Presence(user_id), kind).await;
     }
 
     /// Participation for a subscription: a non-participant is `FORBIDDEN` here (the

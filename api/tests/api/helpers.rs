@@ -88,6 +88,32 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> Option<TestApp>
     Some(start(backend, database_url, data, extra).await)
 }
 
+/// `n` nodes sharing one fresh Postgres database and the Redis of `SYNCCHAT_TEST_REDIS_URL`;
+/// `None` when either is not configured (a failure under `SYNCCHAT_TEST_REQUIRE_ALL=1`).
+pub async fn spawn_cluster(n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
+    let redis = std::env::var("SYNCCHAT_TEST_REDIS_URL").ok();
+    let database = match redis {
+        Some(_) => fresh_postgres_database().await,
+        None => None,
+    };
+    let (Some(redis), Some(database_url)) = (redis, database) else {
+        assert!(
+            std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(),
+            "SYNCCHAT_TEST_REQUIRE_ALL is set but SYNCCHAT_TEST_DATABASE_URL or SYNCCHAT_TEST_REDIS_URL is not"
+        );
+        eprintln!("skipping the cluster run: SYNCCHAT_TEST_DATABASE_URL and SYNCCHAT_TEST_REDIS_URL are needed");
+        return None;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let mut args = vec!["--redis-url", redis.as_str()];
+        args.extend_from_slice(extra);
+        let data = tempfile::tempdir().expect("tempdir");
+        nodes.push(start(Backend::Postgres, database_url.clone(), data, &args).await);
+    }
+    Some(nodes)
+}
+
 async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, extra: &[&str]) -> TestApp {
     let mut args = base_args(&database_url, data.path());
     // `extra` is flag/value pairs that replace the base value of the same flag.

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod cluster;
 mod config_docs;
 mod contracts;
 mod conversations;
