@@ -159,6 +159,11 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_PRESENCE_TTL_SECS", default_value_t = 30, global = true)]
     pub presence_ttl_secs: u64,
 
+    /// Name of the cluster: prefixes every Redis key and channel, so that several clusters
+    /// can share one Redis.
+    #[arg(long, env = "SYNCCHAT_CLUSTER", default_value = "syncchat", global = true)]
+    pub cluster_name: String,
+
     /// Name of this node in metrics and logs; unset = generated at start.
     #[arg(long, env = "SYNCCHAT_NODE_ID", global = true)]
     pub node_id: Option<String>,

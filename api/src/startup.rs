@@ -122,12 +122,13 @@ async fn live_layer(config: &Config, node_id: &str) -> anyhow::Result<(EventBus,
     let Some(url) = &config.redis_url else {
         return Ok((EventBus::in_process(), Arc::new(InProcessPresence::default())));
     };
-    let fanout = RedisFanout::connect(url).await.context("connecting to Redis (REDIS_URL)")?;
+    let fanout = RedisFanout::connect(url, &config.cluster_name).await.context("connecting to Redis (REDIS_URL)")?;
     let bus = EventBus::new(fanout.clone(), 1024);
     fanout.start(bus.clone());
     let ttl = Duration::from_secs(config.presence_ttl_secs.max(3));
-    let presence =
-        RedisPresence::connect(url, node_id.to_owned(), ttl).await.context("connecting to Redis for presence")?;
+    let presence = RedisPresence::connect(url, &config.cluster_name, node_id.to_owned(), ttl)
+        .await
+        .context("connecting to Redis for presence")?;
     Ok((bus, presence))
 }
 

@@ -37,6 +37,7 @@ enum Interest {
 
 /// Fan-out through Redis pub/sub.
 pub struct RedisFanout {
+    namespace: String,
     publisher: ConnectionManager,
     interest: mpsc::UnboundedSender<Interest>,
     interest_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Interest>>>,
@@ -44,11 +45,18 @@ pub struct RedisFanout {
 }
 
 impl RedisFanout {
-    pub async fn connect(url: &str) -> redis::RedisResult<Arc<RedisFanout>> {
+    /// `namespace` prefixes every channel, so several clusters can share one Redis.
+    pub async fn connect(url: &str, namespace: &str) -> redis::RedisResult<Arc<RedisFanout>> {
         let client = redis::Client::open(url)?;
         let publisher = client.get_connection_manager().await?;
         let (interest, rx) = mpsc::unbounded_channel();
-        Ok(Arc::new(RedisFanout { publisher, interest, interest_rx: std::sync::Mutex::new(Some(rx)), client }))
+        Ok(Arc::new(RedisFanout {
+            namespace: namespace.to_owned(),
+            publisher,
+            interest,
+            interest_rx: std::sync::Mutex::new(Some(rx)),
+            client,
+        }))
     }
 
     /// Starts receiving: subscribes to the bus's topics as they come and go, hands every
@@ -56,6 +64,7 @@ impl RedisFanout {
     pub fn start(self: &Arc<Self>, bus: EventBus) {
         let Some(mut interest) = self.interest_rx.lock().ok().and_then(|mut rx| rx.take()) else { return };
         let client = self.client.clone();
+        let ns = self.namespace.clone();
         tokio::spawn(async move {
             loop {
                 let pubsub = match client.get_async_pubsub().await {
@@ -71,7 +80,7 @@ impl RedisFanout {
                 // (Re)subscribe to everything local subscribers need right now.
                 for topic in bus.watched_topics() {
                     let started = Instant::now();
-                    let r = sink.subscribe(topic.channel()).await;
+                    let r = sink.subscribe(topic.channel(&ns)).await;
                     observe("subscribe", started, &r);
                 }
                 loop {
@@ -80,8 +89,8 @@ impl RedisFanout {
                             let Some(cmd) = cmd else { return };
                             let started = Instant::now();
                             let (name, r) = match cmd {
-                                Interest::Watch(t) => ("subscribe", sink.subscribe(t.channel()).await),
-                                Interest::Unwatch(t) => ("unsubscribe", sink.unsubscribe(t.channel()).await),
+                                Interest::Watch(t) => ("subscribe", sink.subscribe(t.channel(&ns)).await),
+                                Interest::Unwatch(t) => ("unsubscribe", sink.unsubscribe(t.channel(&ns)).await),
                             };
                             observe(name, started, &r);
                             if r.is_err() { break; }
@@ -109,7 +118,7 @@ impl Fanout for RedisFanout {
         let Ok(payload) = serde_json::to_vec(event.as_ref()) else { return };
         let mut conn = self.publisher.clone();
         let started = Instant::now();
-        let r: redis::RedisResult<i64> = conn.publish(event.topic.channel(), payload).await;
+        let r: redis::RedisResult<i64> = conn.publish(event.topic.channel(&self.namespace), payload).await;
         observe("publish", started, &r);
     }
 
@@ -126,40 +135,49 @@ impl Fanout for RedisFanout {
     }
 }
 
-const ONLINE: &str = "syncchat:online";
-
-fn user_key(user: Uuid) -> String {
-    format!("syncchat:presence:{}", user.simple())
-}
-
-fn node_key(node: &str) -> String {
-    format!("syncchat:node:{node}")
-}
-
 /// Presence shared by every node: per user a set of `<node>/<connection>` entries, the
 /// cluster's "online users" set, and a heartbeat key per node with a TTL. Entries of a node
 /// whose heartbeat expired (a crash) stop counting, and [`PresenceStore::sweep`] removes
 /// them, reporting who went offline.
 pub struct RedisPresence {
     conn: ConnectionManager,
+    namespace: String,
     node: String,
     ttl: Duration,
 }
 
 impl RedisPresence {
-    pub async fn connect(url: &str, node: String, ttl: Duration) -> redis::RedisResult<Arc<RedisPresence>> {
+    pub async fn connect(
+        url: &str,
+        namespace: &str,
+        node: String,
+        ttl: Duration,
+    ) -> redis::RedisResult<Arc<RedisPresence>> {
         let client = redis::Client::open(url)?;
         let conn = client.get_connection_manager().await?;
-        let presence = Arc::new(RedisPresence { conn, node, ttl });
+        let presence = Arc::new(RedisPresence { conn, namespace: namespace.to_owned(), node, ttl });
         presence.heartbeat().await?;
         Ok(presence)
+    }
+
+    /// The cluster's "online users" set.
+    fn online_key(&self) -> String {
+        format!("{}:online", self.namespace)
+    }
+
+    fn user_key(&self, user: Uuid) -> String {
+        format!("{}:presence:{}", self.namespace, user.simple())
+    }
+
+    fn node_key(&self, node: &str) -> String {
+        format!("{}:node:{node}", self.namespace)
     }
 
     /// Marks this node alive for another TTL.
     pub async fn heartbeat(&self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let started = Instant::now();
-        let r: redis::RedisResult<()> = conn.set_ex(node_key(&self.node), 1, self.ttl.as_secs().max(1)).await;
+        let r: redis::RedisResult<()> = conn.set_ex(self.node_key(&self.node), 1, self.ttl.as_secs().max(1)).await;
         observe("heartbeat", started, &r);
         r
     }
@@ -172,16 +190,16 @@ impl RedisPresence {
     async fn live_entries(&self, user: Uuid) -> redis::RedisResult<usize> {
         let mut conn = self.conn.clone();
         let started = Instant::now();
-        let entries: redis::RedisResult<Vec<String>> = conn.smembers(user_key(user)).await;
+        let entries: redis::RedisResult<Vec<String>> = conn.smembers(self.user_key(user)).await;
         observe("smembers", started, &entries);
         let mut live = 0;
         for entry in entries? {
             let node = entry.split('/').next().unwrap_or_default();
-            let alive: bool = conn.exists(node_key(node)).await?;
+            let alive: bool = conn.exists(self.node_key(node)).await?;
             if alive {
                 live += 1;
             } else {
-                let _: i64 = conn.srem(user_key(user), &entry).await?;
+                let _: i64 = conn.srem(self.user_key(user), &entry).await?;
             }
         }
         Ok(live)
@@ -194,9 +212,9 @@ impl PresenceStore for RedisPresence {
         let mut conn = self.conn.clone();
         let started = Instant::now();
         let r: redis::RedisResult<()> = redis::pipe()
-            .sadd(user_key(user), format!("{}/{}", self.node, connection.simple()))
+            .sadd(self.user_key(user), format!("{}/{}", self.node, connection.simple()))
             .ignore()
-            .sadd(ONLINE, user.simple().to_string())
+            .sadd(self.online_key(), user.simple().to_string())
             .ignore()
             .query_async(&mut conn)
             .await;
@@ -208,13 +226,13 @@ impl PresenceStore for RedisPresence {
         let mut conn = self.conn.clone();
         let started = Instant::now();
         let r: redis::RedisResult<i64> =
-            conn.srem(user_key(user), format!("{}/{}", self.node, connection.simple())).await;
+            conn.srem(self.user_key(user), format!("{}/{}", self.node, connection.simple())).await;
         observe("presence_disconnect", started, &r);
         if !matches!(self.live_entries(user).await, Ok(0)) {
             return false;
         }
         // Exactly one node wins the removal from the online set and reports it.
-        let removed: redis::RedisResult<i64> = conn.srem(ONLINE, user.simple().to_string()).await;
+        let removed: redis::RedisResult<i64> = conn.srem(self.online_key(), user.simple().to_string()).await;
         matches!(removed, Ok(1))
     }
 
@@ -229,7 +247,7 @@ impl PresenceStore for RedisPresence {
     async fn online_count(&self) -> usize {
         let mut conn = self.conn.clone();
         let started = Instant::now();
-        let r: redis::RedisResult<usize> = conn.scard(ONLINE).await;
+        let r: redis::RedisResult<usize> = conn.scard(self.online_key()).await;
         observe("scard", started, &r);
         r.unwrap_or(0)
     }
@@ -238,13 +256,13 @@ impl PresenceStore for RedisPresence {
         let _ = self.heartbeat().await;
         let mut conn = self.conn.clone();
         let started = Instant::now();
-        let users: redis::RedisResult<Vec<String>> = conn.smembers(ONLINE).await;
+        let users: redis::RedisResult<Vec<String>> = conn.smembers(self.online_key()).await;
         observe("smembers", started, &users);
         let mut offline = Vec::new();
         for raw in users.unwrap_or_default() {
             let Ok(user) = Uuid::try_parse(&raw) else { continue };
             if matches!(self.live_entries(user).await, Ok(0)) {
-                let removed: redis::RedisResult<i64> = conn.srem(ONLINE, &raw).await;
+                let removed: redis::RedisResult<i64> = conn.srem(self.online_key(), &raw).await;
                 if matches!(removed, Ok(1)) {
                     offline.push(user);
                 }

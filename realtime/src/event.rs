@@ -18,12 +18,13 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// The channel name used by transports that need one (Redis).
-    pub fn channel(&self) -> String {
+    /// The channel name used by transports that need one (Redis), within a cluster's
+    /// namespace.
+    pub fn channel(&self, namespace: &str) -> String {
         match self {
-            Topic::Conversation(id) => format!("syncchat:c:{}", id.simple()),
-            Topic::User(id) => format!("syncchat:u:{}", id.simple()),
-            Topic::Presence(id) => format!("syncchat:p:{}", id.simple()),
+            Topic::Conversation(id) => format!("{namespace}:c:{}", id.simple()),
+            Topic::User(id) => format!("{namespace}:u:{}", id.simple()),
+            Topic::Presence(id) => format!("{namespace}:p:{}", id.simple()),
         }
     }
 }

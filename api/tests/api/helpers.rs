@@ -105,8 +105,9 @@ pub async fn spawn_cluster(n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
         return None;
     };
     let mut nodes = Vec::new();
+    let cluster = format!("test-{}", uuid::Uuid::now_v7().simple());
     for _ in 0..n {
-        let mut args = vec!["--redis-url", redis.as_str()];
+        let mut args = vec!["--redis-url", redis.as_str(), "--cluster-name", cluster.as_str()];
         args.extend_from_slice(extra);
         let data = tempfile::tempdir().expect("tempdir");
         nodes.push(start(Backend::Postgres, database_url.clone(), data, &args).await);

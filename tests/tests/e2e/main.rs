@@ -1,4 +1,5 @@
 //! End-to-end tests against the `syncchat` binary as a process.
 
+mod cluster;
 mod process;
 mod restart;

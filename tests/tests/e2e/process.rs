@@ -31,6 +31,11 @@ pub struct Server {
 impl Server {
     /// Runs `syncchat` with no configuration but the port, in `dir`: the embedded defaults.
     pub async fn start_default(dir: &Path) -> Server {
+        Self::start(dir, &[]).await
+    }
+
+    /// Runs `syncchat` in `dir` with only the port and `env` set.
+    pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let log = dir.join(format!("server-{port}.log"));
         let out = std::fs::File::create(&log).expect("log file");
@@ -40,6 +45,7 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SYNCCHAT_BIND", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -66,6 +72,16 @@ impl Server {
 
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default()
+    }
+
+    /// SIGKILL: the node dies without closing anything, as in a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, and the exit status once it has drained.
