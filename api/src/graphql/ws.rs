@@ -28,6 +28,8 @@ use crate::service::{Caller, Services};
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY_WS: &str = "graphql-ws";
+/// How long a connection's outgoing queue may stay full before its client is dropped.
+const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct WsSettings {
@@ -105,24 +107,18 @@ struct Close(u16, &'static str);
 
 impl Connection {
     async fn run(self, socket: WebSocketStream) {
-        let (mut sink, mut incoming) = socket.split();
-        let (out, mut out_rx) = mpsc::channel::<Message>(self.settings.queue.max(8));
-        let writer = tokio::spawn(async move {
-            while let Some(msg) = out_rx.recv().await {
-                let closing = msg.is_close();
-                if sink.send(msg).await.is_err() || closing {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
+        let (sink, mut incoming) = socket.split();
+        let (out, out_rx) = mpsc::channel::<Message>(self.settings.queue.max(8));
+        let (close_tx, close_rx) = mpsc::channel::<Message>(1);
+        let writer = tokio::spawn(write_frames(sink, out_rx, close_rx));
 
         let caller = match self.handshake(&mut incoming, &out).await {
             Ok(caller) => caller,
             Err(Close(code, reason)) => {
                 m::ws_closed(reason_label(code));
+                // Let the ack-less queue drain first: it holds at most a pong.
                 let _ = out.send(Message::close_with(code, reason)).await;
-                drop(out);
+                drop((out, close_tx));
                 let _ = writer.await;
                 return;
             }
@@ -133,11 +129,11 @@ impl Connection {
         self.services.connection_closed(caller.user_id, connection_id).await;
         if let Some(Close(code, reason)) = close {
             m::ws_closed(reason_label(code));
-            // The queue may be full (slow consumer): don't wait on it to say goodbye.
-            let _ = out.try_send(Message::close_with(code, reason));
+            // Ahead of anything still queued: the queue may be full (slow consumer).
+            let _ = close_tx.try_send(Message::close_with(code, reason));
         }
-        drop(out);
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        drop((out, close_tx));
+        let _ = writer.await;
     }
 
     /// Waits for `connection_init` and authenticates it.
@@ -314,7 +310,9 @@ impl Connection {
                 } else {
                     json!({"type": protocol.data_type(), "id": id, "payload": response})
                 };
-                if out.try_send(Message::text(frame.to_string())).is_err() {
+                // A full queue may be a burst (a replay) the client is reading through; one
+                // that stays full for SLOW_CONSUMER_GRACE is a client that cannot keep up.
+                if out.send_timeout(Message::text(frame.to_string()), SLOW_CONSUMER_GRACE).await.is_err() {
                     m::dropped_events("slow_consumer", 1);
                     slow.notify_one();
                     return;
@@ -328,6 +326,37 @@ impl Connection {
             let _ = done.send(id);
         })
     }
+}
+
+/// Writes queued frames to the socket. A close request jumps the queue; a client that does
+/// not take it within a few seconds is cut off.
+async fn write_frames(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream, Message>,
+    mut out: mpsc::Receiver<Message>,
+    mut close: mpsc::Receiver<Message>,
+) {
+    const CLOSE_GRACE: Duration = Duration::from_secs(5);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            Some(frame) = close.recv() => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+                return;
+            }
+            msg = out.recv() => msg,
+        };
+        let Some(msg) = msg else { break };
+        let closing = msg.is_close();
+        tokio::select! {
+            biased;
+            Some(frame) = close.recv() => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+                return;
+            }
+            sent = sink.send(msg) => if sent.is_err() || closing { break },
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
 }
 
 struct SubscriptionGauge;

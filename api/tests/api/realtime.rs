@@ -297,3 +297,74 @@ async fn typing_expires_by_itself_and_is_rate_limited() {
     }
     assert!(codes.iter().any(|c| c == "RATE_LIMITED"), "{codes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_dropped_without_delaying_others_and_resumes() {
+    let app = spawn_app_with(Backend::Sqlite, &["--ws-queue", "8"]).await.expect("app");
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let conv = app.conversation(&ann, &[&ben], None).await;
+    // `slow` never reads; `fast` does.
+    let mut slow = WsClient::signed_in_slow(&app, &ben.token).await;
+    slow.subscribe("s", MESSAGE_ADDED, json!({"c": conv})).await;
+    let mut fast = WsClient::signed_in(&app, &ben.token).await;
+    fast.subscribe("f", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = app.metrics().await;
+
+    // 600 messages of 16 KB (4000 four-byte characters): far more than socket buffers hold.
+    const TOTAL: i64 = 1200;
+    let big = "😀".repeat(4000);
+    let sender = {
+        let (url, token, conv, big) = (app.url(""), ann.token.clone(), conv.clone(), big.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for _ in 0..TOTAL {
+                let _ = client
+                    .post(format!("{url}/api/v1/conversations/{conv}/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({"body": big}))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    for want in 1..=TOTAL {
+        let data = fast.next_data("f").await;
+        assert_eq!(data["messageAdded"]["seq"], want, "the reader keeps up regardless");
+    }
+    let _ = sender.await;
+
+    // The slow one was cut off: it finds some messages, then the close.
+    let mut last = 0;
+    let closed = loop {
+        match slow.recv().await {
+            Received::Message(m) => last = m["payload"]["data"]["messageAdded"]["seq"].as_i64().unwrap_or(last),
+            Received::Closed(code, _) => break code,
+            Received::TimedOut => {
+                let metrics = app.metrics().await;
+                let closes: Vec<&str> =
+                    metrics.lines().filter(|l| l.starts_with("syncchat_websocket_closed_total")).collect();
+                panic!("the slow consumer was never dropped (last seq {last}); {closes:?}");
+            }
+        }
+    };
+    // 1013 when the close frame got through the backlog; 1006 when the server had to cut
+    // the connection because the client read nothing at all for the grace period.
+    assert!(closed == 1013 || closed == 1006, "closed with {closed}");
+    assert!(last < TOTAL);
+    let after = app.metrics().await;
+    let dropped = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with("syncchat_dropped_events_total") && l.contains("slow_consumer"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    assert!(dropped(&after) > dropped(&before), "the drop is counted");
+
+    // It resumes from what it had and gets the rest, once each.
+    let mut again = WsClient::signed_in(&app, &ben.token).await;
+    again.subscribe("r", MESSAGE_ADDED, json!({"c": conv, "after": last})).await;
+    for want in last + 1..=TOTAL {
+        assert_eq!(again.next_data("r").await["messageAdded"]["seq"], want);
+    }
+}

@@ -41,6 +41,24 @@ impl WsClient {
         WsClient { socket, legacy: protocol == "graphql-ws" }
     }
 
+    /// Like [`WsClient::signed_in`], over a socket with a tiny receive buffer: a client on a
+    /// slow link, whose backlog piles up on the server.
+    pub async fn signed_in_slow(app: &TestApp, token: &str) -> WsClient {
+        let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().expect("addr");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        let stream = socket.connect(addr).await.expect("connect");
+        let mut req = format!("ws://{addr}/graphql/ws").into_client_request().expect("request");
+        req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+        let (socket, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await.expect("handshake");
+        let mut client = WsClient { socket, legacy: false };
+        client.init(json!({"token": token})).await;
+        match client.recv().await {
+            Received::Message(m) if m["type"] == "connection_ack" => client,
+            other => panic!("expected connection_ack, got {other:?}"),
+        }
+    }
+
     /// Connects on `/graphql/ws` with `graphql-transport-ws` and completes the handshake.
     pub async fn signed_in(app: &TestApp, token: &str) -> WsClient {
         let mut client = Self::connect(app, "/graphql/ws", "graphql-transport-ws", None).await;
