@@ -146,7 +146,7 @@ impl Services {
         m::conversation_created(kind);
         let mut participant_ids = vec![me];
         participant_ids.extend_from_slice(others);
-        self.publish_membership(id, participant_ids.clone(), participant_ids, Vec::new()).await?;
+        self.publish_membership(id, participant_ids.clone(), participant_ids, Vec::new()).await;
         Ok(id)
     }
 
@@ -201,7 +201,7 @@ impl Services {
             touch_conversation(&txn, conversation_id).await?;
             txn.commit().await?;
             let members = self.member_ids(conversation_id).await?;
-            self.publish_membership(conversation_id, members, new, Vec::new()).await?;
+            self.publish_membership(conversation_id, members, new, Vec::new()).await;
         }
         self.conversation_view(caller, conversation_id).await
     }
@@ -221,7 +221,7 @@ impl Services {
         touch_conversation(&txn, conversation_id).await?;
         txn.commit().await?;
         let members = self.member_ids(conversation_id).await?;
-        self.publish_membership(conversation_id, members, Vec::new(), vec![caller.user_id]).await?;
+        self.publish_membership(conversation_id, members, Vec::new(), vec![caller.user_id]).await;
         Ok(true)
     }
 
@@ -428,17 +428,13 @@ impl Services {
         participant_ids: Vec<Uuid>,
         added: Vec<Uuid>,
         removed: Vec<Uuid>,
-    ) -> AppResult<()> {
-        let kind = EventKind::ConversationChanged { conversation_id, participant_ids, added, removed };
-        let EventKind::ConversationChanged { added, removed, .. } = &kind else {
-            return Ok(());
-        };
+    ) {
         let mut topics = vec![Topic::Conversation(conversation_id)];
-        topics.extend(added.iter().chain(removed).map(|u| Topic::User(*u)));
+        topics.extend(added.iter().chain(&removed).map(|u| Topic::User(*u)));
+        let kind = EventKind::ConversationChanged { conversation_id, participant_ids, added, removed };
         for topic in topics {
             self.publish(topic, kind.clone()).await;
         }
-        Ok(())
     }
 
     pub(crate) async fn member_ids(&self, conversation_id: Uuid) -> AppResult<Vec<Uuid>> {
