@@ -61,7 +61,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  GraphQL (GraphiQL): {base}/graphql   subscriptions: ws://{}/graphql/ws", app.addr());
     println!("  REST docs:          {base}/api/docs   spec: {base}/api/openapi.yaml");
     println!("  Admin console:      {base}/admin");
-    println!("  Metrics:            {base}/metrics   health: {base}/healthz  {base}/readyz");
+    let metrics = app.metrics_addr().map_or_else(|| format!("{base}/metrics"), |a| format!("http://{a}/metrics"));
+    println!("  Metrics:            {metrics}   health: {base}/healthz  {base}/readyz");
     app.run().await.context("serving")
 }
 

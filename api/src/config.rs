@@ -68,6 +68,10 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
+    /// Separate address for `/metrics` (then not served on the main port); unset = main port.
+    #[arg(long, env = "SYNCCHAT_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Database URL: `sqlite://path?mode=rwc` or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/syncchat.db?mode=rwc", global = true)]
     pub database_url: String,

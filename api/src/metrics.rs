@@ -30,6 +30,8 @@ pub const DELIVERIES: &str = "syncchat_deliveries_total";
 pub const DROPPED_EVENTS: &str = "syncchat_dropped_events_total";
 pub const WS_CLOSED: &str = "syncchat_websocket_closed_total";
 pub const ONLINE_USERS: &str = "syncchat_online_users";
+pub const ACTIVE_USERS: &str = "syncchat_active_users";
+pub const RETENTION: &str = "syncchat_retention_ratio";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -54,7 +56,32 @@ pub fn install(node_id: &str) -> anyhow::Result<PrometheusHandle> {
     let handle = HANDLE.get_or_init(|| handle).clone();
     describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    zero_series();
     Ok(handle)
+}
+
+/// Creates the labelled counters an operator expects to see before anything has happened,
+/// so dashboards and alerts show 0 instead of "no data".
+fn zero_series() {
+    for kind in ["sent", "edited", "deleted"] {
+        counter!(MESSAGES, "kind" => kind).absolute(0);
+    }
+    for kind in ["direct", "group"] {
+        counter!(CONVERSATIONS_CREATED, "kind" => kind).absolute(0);
+    }
+    counter!(REGISTRATIONS).absolute(0);
+    for outcome in ["ok", "invalid", "disabled"] {
+        counter!(LOGINS, "outcome" => outcome).absolute(0);
+    }
+    for reason in ["lagged", "slow_consumer"] {
+        counter!(DROPPED_EVENTS, "reason" => reason).absolute(0);
+    }
+    counter!(DELIVERIES).absolute(0);
+    counter!(syncchat_realtime::REDIS_ERRORS, "command" => "publish").absolute(0);
+    counter!(WS_CLOSED, "reason" => "slow_consumer").absolute(0);
+    gauge!(WS_CONNECTIONS).increment(0.0);
+    gauge!(SUBSCRIPTIONS).increment(0.0);
+    gauge!(ONLINE_USERS).increment(0.0);
 }
 
 fn describe() {
@@ -71,6 +98,33 @@ fn describe() {
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Committed events published to the event bus, by kind.");
     describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; labels carry the version and node.");
+    describe_gauge!(WS_CONNECTIONS, Unit::Count, "Open, authenticated WebSocket connections on this node.");
+    describe_gauge!(SUBSCRIPTIONS, Unit::Count, "Active GraphQL subscriptions on this node.");
+    describe_histogram!(
+        DELIVERY_LATENCY,
+        Unit::Seconds,
+        "Commit of a message to its hand-over to a subscriber's socket queue."
+    );
+    describe_counter!(DELIVERIES, Unit::Count, "Messages delivered to subscribers.");
+    describe_counter!(
+        DROPPED_EVENTS,
+        Unit::Count,
+        "Events dropped for slow subscribers, by reason; those subscribers resume by seq."
+    );
+    describe_counter!(WS_CLOSED, Unit::Count, "WebSocket connections closed by the server, by reason.");
+    describe_gauge!(ONLINE_USERS, Unit::Count, "Users with at least one live connection (cluster-wide with Redis).");
+    describe_gauge!(
+        ACTIVE_USERS,
+        Unit::Count,
+        "Users who sent a message or were connected, cluster-wide from the database, by window (day, month)."
+    );
+    describe_gauge!(
+        RETENTION,
+        Unit::Count,
+        "Share (0-1) of users registered 14-7 days ago who were active in the last 7 days."
+    );
+    describe_histogram!(syncchat_realtime::REDIS_DURATION, Unit::Seconds, "Redis command duration by command.");
+    describe_counter!(syncchat_realtime::REDIS_ERRORS, Unit::Count, "Redis commands that failed, by command.");
 }
 
 pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -164,4 +218,12 @@ pub fn ws_closed(reason: &'static str) {
 
 pub fn online_users(n: usize) {
     gauge!(ONLINE_USERS).set(n as f64);
+}
+
+pub fn active_users(window: &'static str, n: u64) {
+    gauge!(ACTIVE_USERS, "window" => window).set(n as f64);
+}
+
+pub fn retention(cohort: &'static str, ratio: f64) {
+    gauge!(RETENTION, "cohort" => cohort).set(ratio);
 }

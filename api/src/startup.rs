@@ -26,6 +26,7 @@ pub struct App {
     services: Services,
     endpoint: poem::endpoint::BoxEndpoint<'static>,
     node_id: String,
+    metrics_server: Option<(TcpAcceptor, poem::endpoint::BoxEndpoint<'static>, Option<SocketAddr>)>,
 }
 
 impl App {
@@ -53,8 +54,21 @@ impl App {
         let api = rest::api_service(Some(services.clone()));
         let max_body = config.max_body_bytes;
 
-        let prometheus_for_route = prometheus.clone();
-        let routes = Route::new()
+        // /metrics on its own listener when SYNCCHAT_METRICS_BIND is set, so it need not be public.
+        let metrics_listener = match config.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .into_acceptor()
+                    .await
+                    .with_context(|| format!("binding the metrics listener {bind}"))?,
+            ),
+            None => None,
+        };
+        let mut routes = Route::new();
+        if metrics_listener.is_none() {
+            routes = routes.at("/metrics", get(MetricsEndpoint(prometheus.clone())));
+        }
+        let routes = routes
             .at("/graphql", get(graphql::http::GraphqlGet).post(graphql::http::execute))
             .at("/graphql/ws", get(graphql::ws::upgrade))
             .nest("/api/docs", api.swagger_ui())
@@ -62,7 +76,6 @@ impl App {
             .nest("/api/v1", api)
             .at("/healthz", get(health::healthz))
             .at("/readyz", get(health::readyz))
-            .at("/metrics", get(MetricsEndpoint(prometheus_for_route)))
             .at("/admin", get(admin_page))
             .data(schema)
             .data(WsSettings {
@@ -81,9 +94,18 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
+        let metrics_server = metrics_listener.map(|acceptor| {
+            let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied());
+            let endpoint = Route::new()
+                .at("/metrics", get(MetricsEndpoint(prometheus.clone())))
+                .around(move |ep, req| web::around(ep, req, max_body))
+                .boxed();
+            (acceptor, endpoint, addr)
+        });
         spawn_housekeeping(services.clone(), prometheus);
+        spawn_business_gauges(services.clone());
         spawn_presence_sweeper(services.clone(), Duration::from_secs(config.presence_ttl_secs.max(3)));
-        Ok(App { acceptor, addr, services, endpoint: routes, node_id })
+        Ok(App { acceptor, addr, services, endpoint: routes, node_id, metrics_server })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -92,6 +114,11 @@ impl App {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Where `/metrics` is served when `SYNCCHAT_METRICS_BIND` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().and_then(|(_, _, addr)| *addr)
     }
 
     pub fn services(&self) -> &Services {
@@ -111,6 +138,13 @@ impl App {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        if let Some((acceptor, endpoint, _)) = self.metrics_server {
+            tokio::spawn(async move {
+                if let Err(e) = Server::new_with_acceptor(acceptor).run(endpoint).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            });
+        }
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(10)))
             .await
@@ -167,6 +201,27 @@ fn spawn_presence_sweeper(services: Services, ttl: Duration) {
             tick.tick().await;
             for user in services.presence_store().sweep().await {
                 services.user_went_offline(user).await;
+            }
+        }
+    });
+}
+
+/// Daily and monthly active users, from the database so every node reports the cluster's.
+fn spawn_business_gauges(services: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now();
+            for (window, span) in [("day", chrono::Duration::days(1)), ("month", chrono::Duration::days(30))] {
+                match services.active_users(now - span).await {
+                    Ok(n) => metrics::active_users(window, n),
+                    Err(e) => tracing::warn!(error = %e, "could not count active users"),
+                }
+            }
+            match services.seven_day_retention(now).await {
+                Ok(ratio) => metrics::retention("7d", ratio.unwrap_or(0.0)),
+                Err(e) => tracing::warn!(error = %e, "could not compute retention"),
             }
         }
     });

@@ -123,8 +123,11 @@ impl Connection {
                 return;
             }
         };
+        // Presence is registered before the ack: once a client is told it is connected, it
+        // counts as online everywhere.
         let connection_id = Uuid::now_v7();
         self.services.connection_opened(caller.user_id, connection_id).await;
+        let _ = out.send(Message::text(json!({"type": "connection_ack"}).to_string())).await;
         let close = self.serve(caller.clone(), &mut incoming, &out).await;
         self.services.connection_closed(caller.user_id, connection_id).await;
         if let Some(Close(code, reason)) = close {
@@ -136,7 +139,7 @@ impl Connection {
         let _ = writer.await;
     }
 
-    /// Waits for `connection_init` and authenticates it.
+    /// Waits for `connection_init` and authenticates it (the caller sends the ack).
     async fn handshake(
         &self,
         incoming: &mut futures_util::stream::SplitStream<WebSocketStream>,
@@ -177,10 +180,7 @@ impl Connection {
                 return Err(Close(4401, "Unauthorized: no token in connection_init or Authorization header"));
             };
             return match self.services.authenticate(&token).await {
-                Ok(caller) => {
-                    let _ = out.send(Message::text(json!({"type": "connection_ack"}).to_string())).await;
-                    Ok(caller)
-                }
+                Ok(caller) => Ok(caller),
                 Err(AppError::Forbidden(_)) => Err(Close(4403, "Forbidden")),
                 Err(AppError::Internal(_) | AppError::Unavailable(_)) => Err(Close(1011, "Internal error")),
                 Err(_) => Err(Close(4401, "Unauthorized")),

@@ -116,6 +116,7 @@ impl Services {
             return Err(AppError::Forbidden("this account is disabled".into()));
         }
         m::login("ok");
+        self.touch_last_seen(found.id).await;
         let device = input.device.map(|d| d.chars().take(100).collect());
         self.open_session(found, device).await
     }

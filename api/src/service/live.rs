@@ -307,6 +307,7 @@ impl Services {
             let kind = EventKind::Presence { user_id, online: true, last_seen_at: None };
             self.publish(Topic::Presence(user_id), kind).await;
         }
+        self.touch_last_seen(user_id).await;
         m::online_users(self.presence_store().online_count().await);
     }
 
@@ -322,6 +323,13 @@ impl Services {
 
     /// Stores `last_seen_at` and tells watchers the user is offline.
     pub async fn user_went_offline(&self, user_id: Uuid) {
+        let at = self.touch_last_seen(user_id).await;
+        let kind = EventKind::Presence { user_id, online: false, last_seen_at: Some(at) };
+        self.publish(Topic::Presence(user_id), kind).await;
+    }
+
+    /// Records that the user is around now (presence, active-user counts).
+    pub(crate) async fn touch_last_seen(&self, user_id: Uuid) -> DateTime<Utc> {
         let at = now();
         let stored = user::Entity::update_many()
             .col_expr(user::Column::LastSeenAt, Expr::value(at))
@@ -331,8 +339,7 @@ impl Services {
         if let Err(e) = stored {
             tracing::warn!(user.id = %user_id, error = %e, "could not store last_seen_at");
         }
-        let kind = EventKind::Presence { user_id, online: false, last_seen_at: Some(at) };
-        self.publish(Topic::Presence(user_id), kind).await;
+        at
     }
 
     /// Participation for a subscription: a non-participant is `FORBIDDEN` here (the

@@ -58,6 +58,44 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Users active since `since`, cluster-wide (from the database): they sent a message or
+    /// were connected in that window.
+    pub async fn active_users(&self, since: chrono::DateTime<chrono::Utc>) -> AppResult<u64> {
+        use sea_orm::sea_query::Query;
+        use sea_orm::{Condition, PaginatorTrait};
+
+        use crate::storage::message;
+        let senders = Query::select()
+            .column(message::Column::SenderId)
+            .from(message::Entity)
+            .and_where(message::Column::CreatedAt.gte(since))
+            .to_owned();
+        Ok(user::Entity::find()
+            .filter(
+                Condition::any().add(user::Column::LastSeenAt.gte(since)).add(user::Column::Id.in_subquery(senders)),
+            )
+            .count(self.db())
+            .await?)
+    }
+
+    /// Of the users who registered between 14 and 7 days ago, the share active in the last
+    /// 7 days; `None` when that cohort is empty.
+    pub async fn seven_day_retention(&self, now: chrono::DateTime<chrono::Utc>) -> AppResult<Option<f64>> {
+        use sea_orm::PaginatorTrait;
+        let week = chrono::Duration::days(7);
+        let cohort = user::Entity::find()
+            .filter(user::Column::CreatedAt.gte(now - week - week))
+            .filter(user::Column::CreatedAt.lt(now - week));
+        let size = cohort.clone().count(self.db()).await?;
+        if size == 0 {
+            return Ok(None);
+        }
+        let retained = cohort.filter(user::Column::LastSeenAt.gte(now - week)).count(self.db()).await?;
+        Ok(Some(retained as f64 / size as f64))
+    }
+}
+
 /// Validates a page size: default when absent, 1..=max otherwise.
 pub(crate) fn page_limit(requested: Option<u64>, default: u64, max: u64) -> AppResult<u64> {
     match requested {

@@ -59,3 +59,15 @@ async fn metrics_count_what_users_do() {
     assert!(after.contains("syncchat_build_info"));
     assert!(!after.contains(&conv), "ids never become label values");
 }
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let bind = format!("127.0.0.1:{port}");
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, &["--metrics-bind", &bind]).await.expect("app");
+    let main = app.client.get(app.url("/metrics")).send().await.expect("main port");
+    assert_eq!(main.status(), 404, "not on the public port");
+    let separate = app.client.get(format!("http://{bind}/metrics")).send().await.expect("metrics port");
+    assert_eq!(separate.status(), 200);
+    assert!(separate.text().await.unwrap_or_default().contains("syncchat_build_info"));
+}

@@ -16,11 +16,11 @@ use crate::process::{Server, free_port};
 
 const SECRET: &str = "cluster-test-secret-cluster-test-secret";
 
-struct Cluster {
+pub struct Cluster {
     name: String,
     database_url: String,
     redis_url: String,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 fn skip_or_fail(what: &str) -> Option<Cluster> {
@@ -34,7 +34,7 @@ fn js_dir() -> PathBuf {
 }
 
 impl Cluster {
-    fn new() -> Option<Cluster> {
+    pub fn new() -> Option<Cluster> {
         let Ok(admin) = std::env::var("SYNCCHAT_TEST_DATABASE_URL") else {
             return skip_or_fail("SYNCCHAT_TEST_DATABASE_URL is not set");
         };
@@ -52,7 +52,7 @@ impl Cluster {
         Some(Cluster { database_url: format!("{prefix}/{name}"), name, redis_url, dir })
     }
 
-    async fn node(&self, name: &str, extra: &[(&str, &str)]) -> Server {
+    pub async fn node(&self, name: &str, extra: &[(&str, &str)]) -> Server {
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir).expect("node dir");
         let mut env = vec![
@@ -69,13 +69,13 @@ impl Cluster {
 }
 
 /// The graphql-ws client as a child process; its stdout lines are collected as they come.
-struct JsSubscriber {
+pub struct JsSubscriber {
     child: Child,
     lines: Arc<Mutex<Vec<Value>>>,
 }
 
 impl JsSubscriber {
-    fn start(count: usize, token: &str, conversation: &str, after: i64, urls: &[String]) -> JsSubscriber {
+    pub fn start(count: usize, token: &str, conversation: &str, after: i64, urls: &[String]) -> JsSubscriber {
         let mut child = Command::new("node")
             .arg(js_dir().join("subscribe.mjs"))
             .arg(count.to_string())
@@ -114,7 +114,7 @@ impl JsSubscriber {
         self.received()
     }
 
-    async fn finish(mut self, within: Duration) -> (bool, Vec<Value>) {
+    pub async fn finish(mut self, within: Duration) -> (bool, Vec<Value>) {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -136,12 +136,18 @@ impl Drop for JsSubscriber {
     }
 }
 
-struct Api {
-    client: reqwest::Client,
+pub struct Api {
+    pub client: reqwest::Client,
 }
 
 impl Api {
-    async fn post(&self, base: &str, path: &str, token: Option<&str>, body: Value) -> reqwest::Result<(u16, Value)> {
+    pub async fn post(
+        &self,
+        base: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> reqwest::Result<(u16, Value)> {
         let mut req = self.client.post(format!("{base}/api/v1{path}")).json(&body).timeout(Duration::from_secs(5));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -151,7 +157,7 @@ impl Api {
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
-    async fn register(&self, base: &str, name: &str) -> (String, String) {
+    pub async fn register(&self, base: &str, name: &str) -> (String, String) {
         let body =
             json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"});
         let (status, user) = self.post(base, "/auth/register", None, body).await.expect("register");
@@ -162,7 +168,7 @@ impl Api {
         )
     }
 
-    async fn conversation(&self, base: &str, token: &str, other: &str) -> String {
+    pub async fn conversation(&self, base: &str, token: &str, other: &str) -> String {
         let (status, conv) = self
             .post(base, "/conversations", Some(token), json!({"participantIds": [other]}))
             .await
@@ -176,7 +182,7 @@ fn seqs(lines: &[Value]) -> Vec<i64> {
     lines.iter().filter_map(|l| l["seq"].as_i64()).collect()
 }
 
-fn ws_url(server: &Server) -> String {
+pub fn ws_url(server: &Server) -> String {
     format!("ws://127.0.0.1:{}/graphql/ws", server.port())
 }
 
@@ -293,7 +299,7 @@ async fn a_crashed_nodes_users_go_offline_within_the_presence_ttl() {
     drop(connected);
 }
 
-fn which(cmd: &str) -> Option<PathBuf> {
+pub fn which(cmd: &str) -> Option<PathBuf> {
     ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
         .iter()
         .map(|d| Path::new(d).join(cmd))

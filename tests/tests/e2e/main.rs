@@ -1,5 +1,6 @@
 //! End-to-end tests against the `syncchat` binary as a process.
 
 mod cluster;
+mod observability;
 mod process;
 mod restart;
