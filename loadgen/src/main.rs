@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             }
         }
-        rooms.push((conv_id, sender_token));
+        rooms.push((conv_id, sender_token, members as u64));
     }
 
     // Subscribers.
@@ -169,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.messages {
         let due = started + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        let (conv, token) = &rooms[i % rooms.len()];
+        let (conv, token, _) = &rooms[i % rooms.len()];
         let t0 = Instant::now();
         api.post(
             &format!("{send_url}/api/v1/conversations/{conv}/messages"),
@@ -180,8 +180,7 @@ async fn main() -> anyhow::Result<()> {
         send_latency.record(t0.elapsed().as_micros() as u64).ok();
     }
     let send_elapsed = started.elapsed();
-    let per_room = args.subscribers as f64 / rooms.len() as f64;
-    let expected = (args.messages as f64 * per_room).round() as u64;
+    let expected: u64 = (0..args.messages).map(|i| rooms[i % rooms.len()].2).sum();
     let deadline = Instant::now() + Duration::from_secs(10);
     while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
