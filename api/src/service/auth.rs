@@ -63,6 +63,7 @@ impl Services {
     }
 
     /// Creates a user with the given role; used by registration and `syncchat admin create-user`.
+    #[instrument(skip_all, fields(user.username = %username.as_str(), user.role = role))]
     pub async fn create_user(
         &self,
         username: &Username,
@@ -175,6 +176,7 @@ impl Services {
 
     /// Turns a bearer access token into a caller: valid signature, not expired, session not
     /// revoked (else `UNAUTHENTICATED`), user not disabled (else `FORBIDDEN`).
+    #[instrument(skip_all)]
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
         let claims = self.inner.tokens.verify_access(token)?;
         let db = self.db();

@@ -242,6 +242,7 @@ impl Services {
     }
 
     /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users.
+    #[instrument(skip_all, fields(user.id = %_caller.user_id))]
     pub async fn subscribe_presence(
         &self,
         _caller: &Caller,
@@ -301,6 +302,7 @@ impl Services {
     }
 
     /// A live connection of `user` opened; publishes "online" when it is their first.
+    #[instrument(skip_all, fields(user.id = %user_id, connection.id = %connection))]
     pub async fn connection_opened(&self, user_id: Uuid, connection: Uuid) {
         m::ws_connection(1.0);
         if self.presence_store().connect(user_id, connection).await {
@@ -313,6 +315,7 @@ impl Services {
 
     /// A live connection closed; when it was the last one, the user is offline and their
     /// `last_seen_at` is stored.
+    #[instrument(skip_all, fields(user.id = %user_id, connection.id = %connection))]
     pub async fn connection_closed(&self, user_id: Uuid, connection: Uuid) {
         m::ws_connection(-1.0);
         if self.presence_store().disconnect(user_id, connection).await {
@@ -322,6 +325,7 @@ impl Services {
     }
 
     /// Stores `last_seen_at` and tells watchers the user is offline.
+    #[instrument(skip_all, fields(user.id = %user_id))]
     pub async fn user_went_offline(&self, user_id: Uuid) {
         let at = self.touch_last_seen(user_id).await;
         let kind = EventKind::Presence { user_id, online: false, last_seen_at: Some(at) };

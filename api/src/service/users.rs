@@ -61,6 +61,7 @@ impl Services {
 impl Services {
     /// Users active since `since`, cluster-wide (from the database): they sent a message or
     /// were connected in that window.
+    #[instrument(skip(self))]
     pub async fn active_users(&self, since: chrono::DateTime<chrono::Utc>) -> AppResult<u64> {
         use sea_orm::sea_query::Query;
         use sea_orm::{Condition, PaginatorTrait};
@@ -81,6 +82,7 @@ impl Services {
 
     /// Of the users who registered between 14 and 7 days ago, the share active in the last
     /// 7 days; `None` when that cohort is empty.
+    #[instrument(skip(self))]
     pub async fn seven_day_retention(&self, now: chrono::DateTime<chrono::Utc>) -> AppResult<Option<f64>> {
         use sea_orm::PaginatorTrait;
         let week = chrono::Duration::days(7);
