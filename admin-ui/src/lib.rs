@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+pub mod capacity;
+pub mod cost;
+
 use leptos::prelude::*;
 
 /// The page shown at `/admin` while the console's pages (login, overview, capacity, cost,
