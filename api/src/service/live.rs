@@ -101,6 +101,13 @@ impl Services {
                     Ok(replayed) => for msg in replayed { yield Ok(MessageView::from(msg)); },
                     Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
                 }
+            } else {
+                // Live only: start after what is committed now (read after subscribing, so a
+                // message committed in between is either counted here or delivered live).
+                match services.last_seqs(&[conversation_id]).await {
+                    Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
+                    Err(e) => { yield Err(e); return; }
+                }
             }
             while let Some(item) = live.next().await {
                 let event = match item {
@@ -147,6 +154,16 @@ impl Services {
         let services = self.clone();
         Ok(Box::pin(async_stream::stream! {
             let mut cursor = SeqCursor::default();
+            // Conversations without a resume point start after what is committed now.
+            let live_only: Vec<Uuid> = conversations
+                .iter()
+                .copied()
+                .filter(|c| !resume.iter().any(|p| p.conversation_id == *c))
+                .collect();
+            match services.last_seqs(&live_only).await {
+                Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
+                Err(e) => { yield Err(e); return; }
+            }
             for point in resume {
                 cursor.start_at(point.conversation_id, point.seq);
                 match cursor.replay(point.conversation_id, &services).await {
@@ -176,6 +193,10 @@ impl Services {
                         let id = *conversation_id;
                         if added.contains(&me) && conversations.insert(id) {
                             topics.insert(Topic::Conversation(id), topic_stream(services.bus().subscribe(Topic::Conversation(id))));
+                            match services.last_seqs(&[id]).await {
+                                Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
+                                Err(e) => { yield Err(e); return; }
+                            }
                         }
                         if removed.contains(&me) {
                             conversations.remove(&id);
@@ -239,6 +260,16 @@ impl Services {
                 }
             }
         }))
+    }
+
+    /// The last committed seq of each conversation.
+    async fn last_seqs(&self, ids: &[Uuid]) -> AppResult<Vec<(Uuid, i64)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows =
+            conversation::Entity::find().filter(conversation::Column::Id.is_in(ids.to_vec())).all(self.db()).await?;
+        Ok(rows.into_iter().map(|c| (c.id, c.last_seq)).collect())
     }
 
     /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users.
