@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::web::Html;
-use poem::{EndpointExt, Route, Server, get, handler};
+use poem::{EndpointExt, Route, Server, get};
 use sea_orm::{DatabaseConnection, DbBackend};
 use syncchat_migrations::{Migrator, MigratorTrait};
 use syncchat_realtime::{EventBus, InProcessPresence, PresenceStore, RedisFanout, RedisPresence};
@@ -18,7 +17,7 @@ use crate::config::Config;
 use crate::graphql::ws::WsSettings;
 use crate::graphql::{self, SchemaLimits};
 use crate::service::{LimitSettings, Services, TokenSettings};
-use crate::{health, metrics, rest, storage, web};
+use crate::{admin, health, metrics, rest, storage, web};
 
 pub struct App {
     acceptor: TcpAcceptor,
@@ -76,7 +75,9 @@ impl App {
             .nest("/api/v1", api)
             .at("/healthz", get(health::healthz))
             .at("/readyz", get(health::readyz))
-            .at("/admin", get(admin_page))
+            .at("/admin", get(admin::console))
+            .at("/admin/login", poem::post(admin::login))
+            .at("/admin/logout", poem::post(admin::logout))
             .data(schema)
             .data(WsSettings {
                 init_timeout: Duration::from_secs(config.ws_init_timeout_secs.max(1)),
@@ -84,6 +85,7 @@ impl App {
                 queue: config.ws_queue,
             })
             .data(services.clone())
+            .data(admin::NodeInfo { node_id: node_id.clone() })
             .around(move |ep, req| web::around(ep, req, max_body))
             .boxed();
 
@@ -259,11 +261,6 @@ impl poem::Endpoint for MetricsEndpoint {
     async fn call(&self, _req: poem::Request) -> poem::Result<Self::Output> {
         Ok(poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(self.0.render()))
     }
-}
-
-#[handler]
-fn admin_page() -> Html<String> {
-    Html(syncchat_admin_ui::render_status_page(env!("CARGO_PKG_VERSION")))
 }
 
 async fn shutdown_signal() {

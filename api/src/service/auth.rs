@@ -98,8 +98,21 @@ impl Services {
 
     #[instrument(skip_all, fields(user.login = %input.login))]
     pub async fn login(&self, input: LoginInput, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
+        let found = self.verify_credentials(&input.login, input.password, ip).await?;
+        let device = input.device.map(|d| d.chars().take(100).collect());
+        self.open_session(found, device).await
+    }
+
+    /// The account behind a login and password, with the auth rate limits applied; disabled
+    /// accounts are `FORBIDDEN`, wrong credentials `UNAUTHENTICATED` either way.
+    pub(crate) async fn verify_credentials(
+        &self,
+        login: &str,
+        password: String,
+        ip: Option<IpAddr>,
+    ) -> AppResult<user::Model> {
         self.limits().check_auth_ip(ip)?;
-        let login = input.login.trim().to_lowercase();
+        let login = login.trim().to_lowercase();
         if login.is_empty() || login.len() > 254 {
             return Err(AppError::bad_input("login", "login must be a username or an email"));
         }
@@ -107,7 +120,7 @@ impl Services {
         let column = if login.contains('@') { user::Column::Email } else { user::Column::Username };
         let found = user::Entity::find().filter(column.eq(login.as_str())).one(self.db()).await?;
         let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
-        let password_ok = verify_password(input.password, hash).await?;
+        let password_ok = verify_password(password, hash).await?;
         let Some(found) = found.filter(|_| password_ok) else {
             m::login("invalid");
             return Err(AppError::Unauthenticated("invalid login or password".into()));
@@ -118,8 +131,7 @@ impl Services {
         }
         m::login("ok");
         self.touch_last_seen(found.id).await;
-        let device = input.device.map(|d| d.chars().take(100).collect());
-        self.open_session(found, device).await
+        Ok(found)
     }
 
     /// Exchanges a refresh token for a new pair. The old refresh token stops working; using
@@ -193,7 +205,7 @@ impl Services {
         Ok(Caller { user_id: found.id, session_id: claims.sid, is_admin: found.role == user::ROLE_ADMIN })
     }
 
-    async fn open_session(&self, found: user::Model, device: Option<String>) -> AppResult<AuthPayload> {
+    pub(crate) async fn open_session(&self, found: user::Model, device: Option<String>) -> AppResult<AuthPayload> {
         let session_id = Uuid::now_v7();
         let (refresh_token, token_hash) = new_refresh_token(session_id);
         let created_at = now();
@@ -217,7 +229,7 @@ impl Services {
         })
     }
 
-    async fn revoke_session(&self, session_id: Uuid) -> AppResult<()> {
+    pub(crate) async fn revoke_session(&self, session_id: Uuid) -> AppResult<()> {
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now()))
             .filter(session::Column::Id.eq(session_id))

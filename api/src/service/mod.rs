@@ -5,6 +5,7 @@
 //! it does not exist (`NOT_FOUND`), so ids cannot be probed. `FORBIDDEN` is reserved for
 //! callers who can see the thing but may not do this to it (edit someone else's message).
 
+pub mod admin;
 mod auth;
 pub(crate) mod conversations;
 mod limits;

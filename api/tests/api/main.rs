@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod cluster;
 mod config_docs;
