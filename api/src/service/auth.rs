@@ -202,7 +202,12 @@ impl Services {
         if found.disabled {
             return Err(AppError::Forbidden("this account is disabled".into()));
         }
-        Ok(Caller { user_id: found.id, session_id: claims.sid, is_admin: found.role == user::ROLE_ADMIN })
+        Ok(Caller {
+            user_id: found.id,
+            is_admin: found.role == user::ROLE_ADMIN,
+            username: found.username,
+            session_id: claims.sid,
+        })
     }
 
     pub(crate) async fn open_session(&self, found: user::Model, device: Option<String>) -> AppResult<AuthPayload> {

@@ -326,9 +326,7 @@ impl Services {
         let mut user_ids: Vec<Uuid> = members.iter().map(|p| p.user_id).collect();
         user_ids.extend(last_messages.iter().map(|msg| msg.sender_id));
         let users = self.user_refs(dedupe(user_ids)).await?;
-        let user_ref = |id: Uuid| {
-            users.get(&id).cloned().unwrap_or_else(|| UserRef { id, username: "unknown".into(), display_name: None })
-        };
+        let user_ref = |id: Uuid| users.get(&id).cloned().unwrap_or_else(|| UserRef::unknown(id));
 
         let mut by_conv: HashMap<Uuid, Vec<participant::Model>> = HashMap::new();
         for p in members {

@@ -139,7 +139,7 @@ impl Services {
         let me = caller.user_id;
         let memberships = participant::Entity::find().filter(participant::Column::UserId.eq(me)).all(self.db()).await?;
         let mut conversations: HashSet<Uuid> = memberships.iter().map(|p| p.conversation_id).collect();
-        let contacts = self.direct_contacts(me).await?;
+        let contacts = self.direct_contacts(me, conversations.iter().copied().collect()).await?;
 
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
         topics.insert(Topic::User(me), topic_stream(self.bus().subscribe(Topic::User(me))));
@@ -325,9 +325,8 @@ impl Services {
     pub async fn set_typing(&self, caller: &Caller, conversation_id: Uuid, typing: bool) -> AppResult<bool> {
         self.conversation_for(caller, conversation_id).await?;
         self.limits().check_typing(caller.user_id)?;
-        let found = user::Entity::find_by_id(caller.user_id).one(self.db()).await?;
-        let username = found.map(|u| u.username).unwrap_or_default();
-        let kind = EventKind::Typing { conversation_id, user_id: caller.user_id, username, typing };
+        let kind =
+            EventKind::Typing { conversation_id, user_id: caller.user_id, username: caller.username.clone(), typing };
         self.publish(Topic::Conversation(conversation_id), kind).await;
         Ok(true)
     }
@@ -386,15 +385,8 @@ impl Services {
         })
     }
 
-    /// The other participants of the user's direct conversations.
-    async fn direct_contacts(&self, me: Uuid) -> AppResult<Vec<Uuid>> {
-        let mine: Vec<Uuid> = participant::Entity::find()
-            .filter(participant::Column::UserId.eq(me))
-            .all(self.db())
-            .await?
-            .into_iter()
-            .map(|p| p.conversation_id)
-            .collect();
+    /// The other participants of the user's direct conversations, among `mine`.
+    async fn direct_contacts(&self, me: Uuid, mine: Vec<Uuid>) -> AppResult<Vec<Uuid>> {
         if mine.is_empty() {
             return Ok(Vec::new());
         }

@@ -280,11 +280,8 @@ impl Services {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let sender = users.get(&r.sender_id).cloned().unwrap_or_else(|| super::views::UserRef {
-                    id: r.sender_id,
-                    username: "unknown".into(),
-                    display_name: None,
-                });
+                let sender =
+                    users.get(&r.sender_id).cloned().unwrap_or_else(|| super::views::UserRef::unknown(r.sender_id));
                 MessageView::from_model(r, sender)
             })
             .collect())

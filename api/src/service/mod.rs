@@ -33,6 +33,7 @@ use crate::metrics as m;
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user_id: Uuid,
+    pub username: String,
     pub session_id: Uuid,
     pub is_admin: bool,
 }

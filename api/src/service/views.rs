@@ -143,6 +143,13 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+impl UserRef {
+    /// Stands in for an account that no longer exists.
+    pub fn unknown(id: Uuid) -> Self {
+        UserRef { id, username: "unknown".into(), display_name: None }
+    }
+}
+
 impl From<user::Model> for UserRef {
     fn from(u: user::Model) -> Self {
         UserRef { id: u.id, username: u.username, display_name: u.display_name }

@@ -168,6 +168,17 @@ impl Api {
         )
     }
 
+    /// Sends `count` messages (`m<first>`…) as `token`, alternating between the two nodes.
+    pub async fn send_alternating(&self, nodes: [&str; 2], token: &str, conv: &str, first: usize, count: usize) {
+        for i in first..first + count {
+            let base = nodes[i % 2];
+            let body = json!({"body": format!("m{i}")});
+            let (status, _) =
+                self.post(base, &format!("/conversations/{conv}/messages"), Some(token), body).await.expect("send");
+            assert_eq!(status, 200);
+        }
+    }
+
     pub async fn conversation(&self, base: &str, token: &str, other: &str) -> String {
         let (status, conv) = self
             .post(base, "/conversations", Some(token), json!({"participantIds": [other]}))
@@ -203,16 +214,9 @@ async fn the_graphql_ws_client_receives_through_nginx_what_either_node_stores() 
     let url = format!("ws://127.0.0.1:{}/graphql/ws", proxy.port);
     let sub = JsSubscriber::start(10, &ann, &conv, 0, &[url]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    for i in 1..=10 {
-        // Half through each node: whichever one nginx picked for the socket, the other
-        // node's messages must arrive too.
-        let base = if i % 2 == 0 { &a.base } else { &b.base };
-        let (status, _) = api
-            .post(base, &format!("/conversations/{conv}/messages"), Some(&ben), json!({"body": format!("m{i}")}))
-            .await
-            .expect("send");
-        assert_eq!(status, 200);
-    }
+    // Half through each node: whichever one nginx picked for the socket, the other node's
+    // messages must arrive too.
+    api.send_alternating([&a.base, &b.base], &ben, &conv, 1, 10).await;
     let (ok, lines) = sub.finish(Duration::from_secs(20)).await;
     assert!(ok, "the client got all messages: {lines:?}");
     assert_eq!(seqs(&lines), (1..=10).collect::<Vec<_>>());

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cluster::{Api, Cluster, JsSubscriber, which, ws_url};
 use crate::process::free_port;
@@ -190,14 +190,7 @@ async fn a_real_prometheus_answers_every_panel_for_two_nodes_under_load() {
     const SENT: usize = 24;
     let sub = JsSubscriber::start(SENT, &ann, &conv, 0, &[ws_url(&a)]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    for i in 0..SENT {
-        let base = if i % 2 == 0 { &a.base } else { &b.base };
-        let (status, _) = api
-            .post(base, &format!("/conversations/{conv}/messages"), Some(&ben), json!({"body": format!("m{i}")}))
-            .await
-            .expect("send");
-        assert_eq!(status, 200);
-    }
+    api.send_alternating([&a.base, &b.base], &ben, &conv, 0, SENT).await;
     let (ok, _) = sub.finish(Duration::from_secs(20)).await;
     assert!(ok, "the subscriber got every message");
 
