@@ -171,6 +171,15 @@ pub struct Config {
     /// Name of this node in metrics and logs; unset = generated at start.
     #[arg(long, env = "SYNCCHAT_NODE_ID", global = true)]
     pub node_id: Option<String>,
+
+    /// Seconds between the stats snapshots each node takes for the admin console.
+    #[arg(long, env = "SYNCCHAT_STATS_INTERVAL_SECS", default_value_t = 5, global = true)]
+    pub stats_interval_secs: u64,
+
+    /// The admin console's planning file: per-node capacity and monthly unit prices (TOML).
+    /// A missing file means the built-in defaults, which are the same as the shipped file.
+    #[arg(long, env = "SYNCCHAT_CONSOLE_CONFIG", default_value = "config/console.toml", global = true)]
+    pub console_config: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

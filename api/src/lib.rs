@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod rest;
 pub mod service;
 pub mod startup;
+pub mod stats;
 pub mod storage;
 pub mod telemetry;
 pub mod web;

@@ -32,6 +32,7 @@ pub const WS_CLOSED: &str = "syncchat_websocket_closed_total";
 pub const ONLINE_USERS: &str = "syncchat_online_users";
 pub const ACTIVE_USERS: &str = "syncchat_active_users";
 pub const RETENTION: &str = "syncchat_retention_ratio";
+pub const ADMIN_ACTIONS: &str = "syncchat_admin_actions_total";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -82,6 +83,9 @@ fn zero_series() {
     gauge!(WS_CONNECTIONS).increment(0.0);
     gauge!(SUBSCRIPTIONS).increment(0.0);
     gauge!(ONLINE_USERS).increment(0.0);
+    for action in ["user.disable", "user.enable", "message.delete"] {
+        counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
+    }
 }
 
 fn describe() {
@@ -123,6 +127,7 @@ fn describe() {
         Unit::Count,
         "Share (0-1) of users registered 14-7 days ago who were active in the last 7 days."
     );
+    describe_counter!(ADMIN_ACTIONS, Unit::Count, "Moderation actions taken in the admin console, by action.");
     describe_histogram!(syncchat_realtime::REDIS_DURATION, Unit::Seconds, "Redis command duration by command.");
     describe_counter!(syncchat_realtime::REDIS_ERRORS, Unit::Count, "Redis commands that failed, by command.");
 }
@@ -226,4 +231,8 @@ pub fn active_users(window: &'static str, n: u64) {
 
 pub fn retention(cohort: &'static str, ratio: f64) {
     gauge!(RETENTION, "cohort" => cohort).set(ratio);
+}
+
+pub fn admin_action(action: &'static str) {
+    counter!(ADMIN_ACTIONS, "action" => action).increment(1);
 }

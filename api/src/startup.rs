@@ -11,13 +11,16 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{EndpointExt, Route, Server, get};
 use sea_orm::{DatabaseConnection, DbBackend};
 use syncchat_migrations::{Migrator, MigratorTrait};
-use syncchat_realtime::{EventBus, InProcessPresence, PresenceStore, RedisFanout, RedisPresence};
+use syncchat_realtime::{
+    EventBus, InProcessPresence, InProcessSnapshots, PresenceStore, RedisFanout, RedisPresence, RedisSnapshots,
+    SnapshotStore,
+};
 
 use crate::config::Config;
 use crate::graphql::ws::WsSettings;
 use crate::graphql::{self, SchemaLimits};
 use crate::service::{LimitSettings, Services, TokenSettings};
-use crate::{admin, health, metrics, rest, storage, web};
+use crate::{admin, health, metrics, rest, stats, storage, web};
 
 pub struct App {
     acceptor: TcpAcceptor,
@@ -36,6 +39,15 @@ impl App {
         let db = storage::connect(&config.database_url, config.db_max_connections).await?;
         Migrator::up(&db, None).await.context("applying database migrations")?;
         let (bus, presence) = live_layer(&config, &node_id).await?;
+        let snapshots: Arc<dyn SnapshotStore> = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisSnapshots::connect(url, &config.cluster_name)
+                    .await
+                    .context("connecting to Redis for the console's stats")?,
+            ),
+            None => Arc::new(InProcessSnapshots::default()),
+        };
+        let stats_interval = Duration::from_secs(config.stats_interval_secs.max(1));
         let services = Services::new(
             db,
             bus,
@@ -75,9 +87,7 @@ impl App {
             .nest("/api/v1", api)
             .at("/healthz", get(health::healthz))
             .at("/readyz", get(health::readyz))
-            .at("/admin", get(admin::console))
-            .at("/admin/login", poem::post(admin::login))
-            .at("/admin/logout", poem::post(admin::logout))
+            .nest("/admin", admin::routes())
             .data(schema)
             .data(WsSettings {
                 init_timeout: Duration::from_secs(config.ws_init_timeout_secs.max(1)),
@@ -85,7 +95,12 @@ impl App {
                 queue: config.ws_queue,
             })
             .data(services.clone())
-            .data(admin::NodeInfo { node_id: node_id.clone() })
+            .data(admin::Console {
+                node_id: node_id.clone(),
+                snapshots: snapshots.clone(),
+                stats_interval,
+                planning_file: config.console_config.clone(),
+            })
             .around(move |ep, req| web::around(ep, req, max_body))
             .boxed();
 
@@ -104,6 +119,16 @@ impl App {
                 .boxed();
             (acceptor, endpoint, addr)
         });
+        services.spawn_control_listener();
+        stats::Sampler {
+            node: node_id.clone(),
+            prometheus: prometheus.clone(),
+            db: services.db().clone(),
+            store: snapshots,
+            redis: config.redis_url.is_some(),
+            interval: stats_interval,
+        }
+        .spawn();
         spawn_housekeeping(services.clone(), prometheus);
         spawn_business_gauges(services.clone());
         spawn_presence_sweeper(services.clone(), Duration::from_secs(config.presence_ttl_secs.max(3)));

@@ -22,7 +22,7 @@ use crate::{Event, EventBus, Fanout, PresenceStore, Topic};
 pub const REDIS_DURATION: &str = "syncchat_redis_command_duration_seconds";
 pub const REDIS_ERRORS: &str = "syncchat_redis_errors_total";
 
-fn observe<T>(command: &'static str, started: Instant, result: &redis::RedisResult<T>) {
+pub(crate) fn observe<T>(command: &'static str, started: Instant, result: &redis::RedisResult<T>) {
     metrics::histogram!(REDIS_DURATION, "command" => command).record(started.elapsed().as_secs_f64());
     if let Err(e) = result {
         metrics::counter!(REDIS_ERRORS, "command" => command).increment(1);

@@ -15,6 +15,8 @@ pub enum Topic {
     User(Uuid),
     /// A user's online status, for anyone watching it.
     Presence(Uuid),
+    /// Cluster-wide orders every node follows (close a disabled account's connections).
+    Control,
 }
 
 impl Topic {
@@ -25,6 +27,7 @@ impl Topic {
             Topic::Conversation(id) => format!("{namespace}:c:{}", id.simple()),
             Topic::User(id) => format!("{namespace}:u:{}", id.simple()),
             Topic::Presence(id) => format!("{namespace}:p:{}", id.simple()),
+            Topic::Control => format!("{namespace}:control"),
         }
     }
 }
@@ -97,6 +100,11 @@ pub enum EventKind {
         online: bool,
         last_seen_at: Option<DateTime<Utc>>,
     },
+    /// An admin disabled the account: every node closes its live connections.
+    #[serde(rename_all = "camelCase")]
+    AccountDisabled {
+        user_id: Uuid,
+    },
 }
 
 impl EventKind {
@@ -110,6 +118,7 @@ impl EventKind {
             EventKind::ConversationChanged { .. } => "conversation_changed",
             EventKind::Typing { .. } => "typing",
             EventKind::Presence { .. } => "presence",
+            EventKind::AccountDisabled { .. } => "account_disabled",
         }
     }
 
@@ -122,7 +131,7 @@ impl EventKind {
             EventKind::Read { conversation_id, .. }
             | EventKind::ConversationChanged { conversation_id, .. }
             | EventKind::Typing { conversation_id, .. } => Some(*conversation_id),
-            EventKind::Presence { .. } => None,
+            EventKind::Presence { .. } | EventKind::AccountDisabled { .. } => None,
         }
     }
 }

@@ -5,9 +5,11 @@ mod cluster;
 mod event;
 mod presence;
 mod resume;
+mod stats;
 
 pub use bus::{EventBus, Fanout, InProcess, Subscription};
 pub use cluster::{REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
 pub use event::{Event, EventKind, MessageSnapshot, Topic};
 pub use presence::{InProcessPresence, PresenceStore};
 pub use resume::{History, SeqCursor};
+pub use stats::{HISTORY as STATS_HISTORY, InProcessSnapshots, NodeSnapshots, RedisSnapshots, SnapshotStore};

@@ -126,9 +126,9 @@ impl Connection {
         // Presence is registered before the ack: once a client is told it is connected, it
         // counts as online everywhere.
         let connection_id = Uuid::now_v7();
-        self.services.connection_opened(caller.user_id, connection_id).await;
+        let kill = self.services.connection_opened(caller.user_id, connection_id).await;
         let _ = out.send(Message::text(json!({"type": "connection_ack"}).to_string())).await;
-        let close = self.serve(caller.clone(), &mut incoming, &out).await;
+        let close = self.serve(caller.clone(), &mut incoming, &out, &kill).await;
         self.services.connection_closed(caller.user_id, connection_id).await;
         if let Some(Close(code, reason)) = close {
             m::ws_closed(reason_label(code));
@@ -194,6 +194,7 @@ impl Connection {
         caller: Caller,
         incoming: &mut futures_util::stream::SplitStream<WebSocketStream>,
         out: &mpsc::Sender<Message>,
+        kill: &Notify,
     ) -> Option<Close> {
         let slow = Arc::new(Notify::new());
         let mut operations: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
@@ -216,6 +217,9 @@ impl Connection {
                 }
                 Some(id) = done_rx.recv() => {
                     operations.remove(&id);
+                }
+                () = kill.notified() => {
+                    break Some(Close(4403, "Forbidden: account disabled"));
                 }
                 () = slow.notified() => {
                     break Some(Close(1013, "Slow consumer: reconnect and resume from your last seq"));

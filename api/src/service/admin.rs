@@ -4,14 +4,23 @@
 
 use std::net::IpAddr;
 
-use sea_orm::{EntityTrait, PaginatorTrait};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
 use sha2::{Digest, Sha256};
+use syncchat_realtime::{EventKind, Topic};
 use tracing::instrument;
+use uuid::Uuid;
 
 use super::tokens::parse_refresh_token;
+use super::views::MessageView;
 use super::{Caller, Services, now};
 use crate::error::{AppError, AppResult};
-use crate::storage::{conversation, message, session, user};
+use crate::metrics as m;
+use crate::storage::{audit, conversation, message, participant, session, user};
 
 /// Figures for the overview page, from this node and the database.
 #[derive(Clone, Debug)]
@@ -69,6 +78,232 @@ impl Services {
             presence_scope: if self.presence_store().name() == "redis" { "cluster" } else { "this node" },
         })
     }
+}
+
+/// A user as moderation lists them.
+#[derive(Clone, Debug)]
+pub struct ModeratedUser {
+    pub user: user::Model,
+    pub conversations: u64,
+    pub online: bool,
+}
+
+/// Per-day and overall business figures.
+#[derive(Clone, Debug)]
+pub struct BusinessFigures {
+    pub users: u64,
+    pub daily_active: u64,
+    pub monthly_active: u64,
+    pub messages: u64,
+    pub conversations: u64,
+    pub retention_7d: Option<f64>,
+    pub cohort_size: u64,
+    /// (UTC day start, registrations, messages, conversations created), oldest first.
+    pub days: Vec<(DateTime<Utc>, u64, u64, u64)>,
+}
+
+/// Moderation: every change here is written to the audit log in the same transaction.
+impl Services {
+    fn require_admin(caller: &Caller) -> AppResult<()> {
+        if caller.is_admin { Ok(()) } else { Err(AppError::Forbidden("the console is for admins".into())) }
+    }
+
+    /// Users whose username or email starts with `query` (any case); without a query, the
+    /// most recently registered. Disabled users are included.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn admin_find_users(&self, caller: &Caller, query: &str, limit: u64) -> AppResult<Vec<ModeratedUser>> {
+        Self::require_admin(caller)?;
+        let query = query.trim().to_lowercase();
+        if query.chars().count() > 64 {
+            return Err(AppError::bad_input("q", "search must be at most 64 characters"));
+        }
+        let mut select = user::Entity::find();
+        if !query.is_empty() {
+            // LIKE wildcards in the search are taken literally.
+            let literal: String = query.chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect();
+            select = select.filter(
+                sea_orm::Condition::any()
+                    .add(user::Column::Username.starts_with(&literal))
+                    .add(user::Column::Email.starts_with(&literal)),
+            );
+            select = select.order_by_asc(user::Column::Username);
+        } else {
+            select = select.order_by_desc(user::Column::CreatedAt);
+        }
+        let users = select.limit(limit.clamp(1, 200)).all(self.db()).await?;
+        let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+        let counts: Vec<(Uuid, i64)> = participant::Entity::find()
+            .select_only()
+            .column(participant::Column::UserId)
+            .column_as(participant::Column::ConversationId.count(), "n")
+            .filter(participant::Column::UserId.is_in(ids.clone()))
+            .group_by(participant::Column::UserId)
+            .into_tuple()
+            .all(self.db())
+            .await?;
+        let online = self.presence_store().online(&ids).await;
+        Ok(users
+            .into_iter()
+            .zip(online)
+            .map(|(user, online)| {
+                let conversations =
+                    counts.iter().find(|(id, _)| *id == user.id).map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0));
+                ModeratedUser { user, conversations, online }
+            })
+            .collect())
+    }
+
+    /// Disables or enables an account. Disabling revokes every session and closes the
+    /// user's live connections on every node. Returns whether anything changed.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, target.id = %target, disabled))]
+    pub async fn admin_set_disabled(&self, caller: &Caller, target: Uuid, disabled: bool) -> AppResult<bool> {
+        Self::require_admin(caller)?;
+        if target == caller.user_id && disabled {
+            return Err(AppError::bad_input("user", "you cannot disable your own account"));
+        }
+        let txn = self.db().begin().await?;
+        let found = user::Entity::find_by_id(target).one(&txn).await?.ok_or_else(|| AppError::not_found("user"))?;
+        if found.disabled == disabled {
+            return Ok(false);
+        }
+        let username = found.username.clone();
+        let mut active: user::ActiveModel = found.into();
+        active.disabled = Set(disabled);
+        active.update(&txn).await?;
+        if disabled {
+            session::Entity::update_many()
+                .col_expr(session::Column::RevokedAt, Expr::value(now()))
+                .filter(session::Column::UserId.eq(target))
+                .filter(session::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?;
+        }
+        let action = if disabled { "user.disable" } else { "user.enable" };
+        record(&txn, caller, action, "user", target.to_string(), Some(username)).await?;
+        txn.commit().await?;
+        m::admin_action(action);
+        if disabled {
+            self.publish(Topic::Control, EventKind::AccountDisabled { user_id: target }).await;
+        }
+        Ok(true)
+    }
+
+    /// Deletes any message (its body is wiped, its `seq` stays), tells its conversation, and
+    /// logs who did it and why.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
+    pub async fn admin_delete_message(
+        &self,
+        caller: &Caller,
+        message_id: Uuid,
+        reason: &str,
+    ) -> AppResult<(MessageView, bool)> {
+        Self::require_admin(caller)?;
+        let reason = reason.trim();
+        if reason.chars().count() > 500 {
+            return Err(AppError::bad_input("reason", "the reason must be at most 500 characters"));
+        }
+        let txn = self.db().begin().await?;
+        let msg =
+            message::Entity::find_by_id(message_id).one(&txn).await?.ok_or_else(|| AppError::not_found("message"))?;
+        if msg.deleted_at.is_some() {
+            txn.commit().await?;
+            return Ok((
+                self.message_views(vec![msg]).await?.pop().ok_or_else(|| AppError::not_found("message"))?,
+                false,
+            ));
+        }
+        let detail = format!(
+            "conversation {}{}",
+            msg.conversation_id,
+            if reason.is_empty() { String::new() } else { format!(": {reason}") }
+        );
+        let updated = super::messages::wipe(&txn, msg).await?;
+        record(&txn, caller, "message.delete", "message", message_id.to_string(), Some(detail)).await?;
+        txn.commit().await?;
+        m::admin_action("message.delete");
+        Ok((self.message_deleted(updated).await?, true))
+    }
+
+    /// The latest entries of the audit log, newest first.
+    pub async fn admin_audit_log(&self, caller: &Caller, limit: u64) -> AppResult<Vec<audit::Model>> {
+        Self::require_admin(caller)?;
+        Ok(audit::Entity::find()
+            .order_by_desc(audit::Column::CreatedAt)
+            .order_by_desc(audit::Column::Id)
+            .limit(limit.clamp(1, 500))
+            .all(self.db())
+            .await?)
+    }
+
+    /// Registrations, active users, messages and conversations per day for the last `days`
+    /// UTC days (today included), with totals and 7-day retention.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn admin_business(&self, caller: &Caller, days: u32) -> AppResult<BusinessFigures> {
+        Self::require_admin(caller)?;
+        let db = self.db();
+        let now = Utc::now();
+        let today = Utc.from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default());
+        let mut per_day = Vec::new();
+        for back in (0..i64::from(days.clamp(1, 90))).rev() {
+            let start = today - Duration::days(back);
+            let end = start + Duration::days(1);
+            let registrations = user::Entity::find()
+                .filter(user::Column::CreatedAt.gte(start))
+                .filter(user::Column::CreatedAt.lt(end))
+                .count(db)
+                .await?;
+            let messages = message::Entity::find()
+                .filter(message::Column::CreatedAt.gte(start))
+                .filter(message::Column::CreatedAt.lt(end))
+                .count(db)
+                .await?;
+            let conversations = conversation::Entity::find()
+                .filter(conversation::Column::CreatedAt.gte(start))
+                .filter(conversation::Column::CreatedAt.lt(end))
+                .count(db)
+                .await?;
+            per_day.push((start, registrations, messages, conversations));
+        }
+        let week = Duration::days(7);
+        let cohort_size = user::Entity::find()
+            .filter(user::Column::CreatedAt.gte(now - week - week))
+            .filter(user::Column::CreatedAt.lt(now - week))
+            .count(db)
+            .await?;
+        Ok(BusinessFigures {
+            users: user::Entity::find().count(db).await?,
+            daily_active: self.active_users(now - Duration::days(1)).await?,
+            monthly_active: self.active_users(now - Duration::days(30)).await?,
+            messages: message::Entity::find().count(db).await?,
+            conversations: conversation::Entity::find().count(db).await?,
+            retention_7d: self.seven_day_retention(now).await?,
+            cohort_size,
+            days: per_day,
+        })
+    }
+}
+
+async fn record<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    action: &str,
+    target_kind: &str,
+    target_id: String,
+    detail: Option<String>,
+) -> AppResult<()> {
+    audit::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        actor_id: Set(caller.user_id),
+        actor_username: Set(caller.username.clone()),
+        action: Set(action.to_owned()),
+        target_kind: Set(target_kind.to_owned()),
+        target_id: Set(target_id),
+        detail: Set(detail),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
 }
 
 /// The CSRF token of a console session: derived from the session token, which only the

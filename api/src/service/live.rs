@@ -203,13 +203,12 @@ impl Services {
                             topics.remove(&Topic::Conversation(id));
                         }
                         // The same change arrives on the conversation and on the user topic.
-                        if matches!(event.topic, Topic::User(_)) || !(added.contains(&me) || removed.contains(&me)) {
-                            yield Ok(LiveEvent::from_kind(&event.kind, event.committed_at));
-                        }
+                        if (matches!(event.topic, Topic::User(_)) || !(added.contains(&me) || removed.contains(&me)))
+                            && let Some(live) = LiveEvent::from_kind(&event.kind, event.committed_at) { yield Ok(live); }
                     }
                     kind => {
                         if kind.conversation_id().is_some_and(|c| !conversations.contains(&c)) { continue; }
-                        yield Ok(LiveEvent::from_kind(kind, event.committed_at));
+                        if let Some(live) = LiveEvent::from_kind(kind, event.committed_at) { yield Ok(live); }
                     }
                 }
             }
@@ -333,7 +332,8 @@ impl Services {
 
     /// A live connection of `user` opened; publishes "online" when it is their first.
     #[instrument(skip_all, fields(user.id = %user_id, connection.id = %connection))]
-    pub async fn connection_opened(&self, user_id: Uuid, connection: Uuid) {
+    pub async fn connection_opened(&self, user_id: Uuid, connection: Uuid) -> Arc<tokio::sync::Notify> {
+        let kill = self.connections().register(user_id, connection);
         m::ws_connection(1.0);
         if self.presence_store().connect(user_id, connection).await {
             let kind = EventKind::Presence { user_id, online: true, last_seen_at: None };
@@ -341,12 +341,14 @@ impl Services {
         }
         self.touch_last_seen(user_id).await;
         m::online_users(self.presence_store().online_count().await);
+        kill
     }
 
     /// A live connection closed; when it was the last one, the user is offline and their
     /// `last_seen_at` is stored.
     #[instrument(skip_all, fields(user.id = %user_id, connection.id = %connection))]
     pub async fn connection_closed(&self, user_id: Uuid, connection: Uuid) {
+        self.connections().unregister(user_id, connection);
         m::ws_connection(-1.0);
         if self.presence_store().disconnect(user_id, connection).await {
             self.user_went_offline(user_id).await;
@@ -420,8 +422,9 @@ fn presence_ids(user_ids: Vec<Uuid>) -> AppResult<Vec<Uuid>> {
 }
 
 impl LiveEvent {
-    fn from_kind(kind: &EventKind, at: DateTime<Utc>) -> LiveEvent {
-        match kind {
+    /// The subscriber's view of an event; `None` for cluster-internal ones.
+    fn from_kind(kind: &EventKind, at: DateTime<Utc>) -> Option<LiveEvent> {
+        Some(match kind {
             EventKind::MessageAdded { message } => {
                 LiveEvent::MessageAdded(MessageAddedEvent { message: message.clone().into() })
             }
@@ -450,7 +453,8 @@ impl LiveEvent {
             EventKind::Presence { user_id, online, last_seen_at } => {
                 LiveEvent::Presence(PresenceView { user_id: *user_id, online: *online, last_seen_at: *last_seen_at })
             }
-        }
+            EventKind::AccountDisabled { .. } => return None,
+        })
     }
 }
 
@@ -463,5 +467,63 @@ impl TypingEvent {
             typing,
             expires_at: typing.then(|| at + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default()),
         }
+    }
+}
+
+/// This node's live connections by user, each with the switch that closes it: how a
+/// disabled account is disconnected everywhere (every node gets the order on the control
+/// topic and closes its own).
+#[derive(Default)]
+pub struct Connections {
+    by_user: std::sync::Mutex<HashMap<Uuid, HashMap<Uuid, Arc<tokio::sync::Notify>>>>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, HashMap<Uuid, Arc<tokio::sync::Notify>>>> {
+        self.by_user.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register(&self, user: Uuid, connection: Uuid) -> Arc<tokio::sync::Notify> {
+        let kill = Arc::new(tokio::sync::Notify::new());
+        self.lock().entry(user).or_default().insert(connection, kill.clone());
+        kill
+    }
+
+    fn unregister(&self, user: Uuid, connection: Uuid) {
+        let mut by_user = self.lock();
+        if let Some(conns) = by_user.get_mut(&user) {
+            conns.remove(&connection);
+            if conns.is_empty() {
+                by_user.remove(&user);
+            }
+        }
+    }
+
+    /// Closes every connection `user` has on this node; returns how many.
+    pub fn close_user(&self, user: Uuid) -> usize {
+        let conns = self.lock().get(&user).map(|c| c.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        for kill in &conns {
+            // A stored permit: the connection closes even if it is not waiting right now.
+            kill.notify_one();
+        }
+        conns.len()
+    }
+}
+
+impl Services {
+    /// Follows the cluster's control topic: closes this node's connections of accounts an
+    /// admin disabled (on any node). Runs for the life of the process.
+    pub fn spawn_control_listener(&self) {
+        let services = self.clone();
+        let mut control = self.bus().subscribe(Topic::Control);
+        tokio::spawn(async move {
+            while let Some(event) = control.recv().await {
+                let Ok(event) = event else { continue };
+                if let EventKind::AccountDisabled { user_id } = event.kind {
+                    let closed = services.connections().close_user(user_id);
+                    tracing::info!(user.id = %user_id, closed, "closed a disabled account's connections");
+                }
+            }
+        });
     }
 }

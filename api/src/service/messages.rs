@@ -177,10 +177,12 @@ impl Services {
         if msg.deleted_at.is_some() {
             return self.message_view(msg).await;
         }
-        let mut active: message::ActiveModel = msg.into();
-        active.body = Set(String::new());
-        active.deleted_at = Set(Some(now()));
-        let updated = active.update(self.db()).await?;
+        let updated = wipe(self.db(), msg).await?;
+        self.message_deleted(updated).await
+    }
+
+    /// After a deletion committed: counts it and tells the conversation.
+    pub(crate) async fn message_deleted(&self, updated: message::Model) -> AppResult<MessageView> {
         m::message("deleted");
         let view = self.message_view(updated).await?;
         let topic = Topic::Conversation(view.conversation_id);
@@ -286,4 +288,13 @@ impl Services {
             })
             .collect())
     }
+}
+
+/// Deletes a message's content: the body is wiped, the row and its `seq` stay, so history
+/// has no holes.
+pub(crate) async fn wipe<C: sea_orm::ConnectionTrait>(db: &C, msg: message::Model) -> AppResult<message::Model> {
+    let mut active: message::ActiveModel = msg.into();
+    active.body = Set(String::new());
+    active.deleted_at = Set(Some(now()));
+    Ok(active.update(db).await?)
 }

@@ -10,7 +10,7 @@ mod auth;
 pub(crate) mod conversations;
 mod limits;
 pub mod live;
-mod messages;
+pub(crate) mod messages;
 mod tokens;
 mod users;
 pub mod views;
@@ -50,6 +50,7 @@ struct Inner {
     presence: Arc<dyn PresenceStore>,
     tokens: tokens::TokenIssuer,
     limits: Limits,
+    connections: live::Connections,
 }
 
 impl Services {
@@ -67,6 +68,7 @@ impl Services {
                 presence,
                 tokens: tokens::TokenIssuer::new(tokens),
                 limits: Limits::new(limits),
+                connections: live::Connections::default(),
             }),
         }
     }
@@ -81,6 +83,10 @@ impl Services {
 
     pub fn presence_store(&self) -> &Arc<dyn PresenceStore> {
         &self.inner.presence
+    }
+
+    pub fn connections(&self) -> &live::Connections {
+        &self.inner.connections
     }
 
     pub(crate) fn limits(&self) -> &Limits {

@@ -1,6 +1,7 @@
 //! Storage: sea-orm entities (one module per table) and the database connection.
 
 pub mod attachment;
+pub mod audit;
 pub mod conversation;
 pub mod message;
 pub mod participant;

@@ -1,0 +1,346 @@
+//! The console's pages, fragments and moderation forms.
+
+use std::collections::HashMap;
+
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path, Query};
+use poem::{Request, Response, handler};
+use serde::Deserialize;
+use syncchat_admin_ui as ui;
+use uuid::Uuid;
+
+use super::figures::{Aggregated, aggregate};
+use super::{Admin, Console, api_admin, error_page, html, page_admin, planning, redirect};
+use crate::error::AppError;
+use crate::service::Services;
+use crate::stats;
+
+type Params = Query<HashMap<String, String>>;
+
+/// Everything the nodes reported in the last hour, aggregated.
+async fn cluster(console: &Console) -> (Aggregated, bool) {
+    let now = chrono::Utc::now().timestamp();
+    let nodes = match console.snapshots.nodes_since(now - 3600).await {
+        Ok(nodes) => stats::decode(nodes),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the nodes' stats snapshots");
+            Vec::new()
+        }
+    };
+    // A node is current while its last report is at most three intervals old.
+    let stale = (console.stats_interval.as_secs() as i64 * 3).max(15);
+    (aggregate(&nodes, now, now - stale), console.snapshots.scope() == "cluster")
+}
+
+async fn live_overview(services: &Services, admin: &Admin, console: &Console) -> Result<ui::LiveOverview, AppError> {
+    let counts = services.admin_overview(&admin.caller).await?;
+    let (agg, cluster_wide) = cluster(console).await;
+    let planned = planning::load(&console.planning_file);
+    Ok(ui::LiveOverview {
+        cluster_wide,
+        capacity: planned.capacity,
+        cluster: agg.cluster,
+        nodes: agg.nodes,
+        history: agg.history,
+        users: counts.users,
+        conversations: counts.conversations,
+        messages: counts.messages,
+        sample_secs: console.stats_interval.as_secs(),
+        generated_at: chrono::Utc::now().format("%H:%M:%S UTC").to_string(),
+    })
+}
+
+#[handler]
+pub async fn overview(req: &Request, services: Data<&Services>, console: Data<&Console>) -> Response {
+    let admin = match page_admin(req, &services, &console).await {
+        Ok(admin) => admin,
+        Err(login) => return login,
+    };
+    match live_overview(&services, &admin, &console).await {
+        Ok(live) => html(StatusCode::OK).body(ui::render_overview_page(&admin.chrome, &live)),
+        Err(e) => error_page(&e),
+    }
+}
+
+#[handler]
+pub async fn overview_fragment(req: &Request, services: Data<&Services>, console: Data<&Console>) -> Response {
+    let admin = match api_admin(req, &services, &console).await {
+        Ok(admin) => admin,
+        Err(refused) => return refused,
+    };
+    match live_overview(&services, &admin, &console).await {
+        Ok(live) => html(StatusCode::OK).body(ui::render_overview_fragment(&live)),
+        Err(e) => error_page(&e),
+    }
+}
+
+/// The planning pages' data: inputs from the query over the file's figures and the
+/// deployment as it runs now.
+async fn planning_data(
+    services: &Services,
+    admin: &Admin,
+    console: &Console,
+    q: &HashMap<String, String>,
+) -> Result<ui::Planning, AppError> {
+    let counts = services.admin_overview(&admin.caller).await?;
+    let planned = planning::load(&console.planning_file);
+    if let Some(problem) = planned.problem {
+        tracing::warn!(problem, "the console's planning file is not usable; using defaults");
+    }
+    let (agg, cluster_wide) = cluster(console).await;
+    Ok(ui::Planning {
+        inputs: planning::inputs(q, counts.users)?,
+        deployment: ui::Deployment {
+            registered_users: counts.users,
+            nodes_reporting: agg.nodes.len() as u64,
+            redis: cluster_wide,
+            connections_now: agg.cluster.connections,
+            messages_per_sec_now: agg.cluster.messages_per_sec,
+        },
+        capacity: planned.capacity,
+        capacity_source: planned.capacity_source,
+        prices: planning::prices(q, planned.prices)?,
+        prices_source: planned.prices_source,
+    })
+}
+
+async fn planning_response(
+    req: &Request,
+    services: &Services,
+    console: &Console,
+    q: &HashMap<String, String>,
+    fragment: bool,
+    render: fn(&ui::Chrome, &ui::Planning) -> String,
+    render_fragment: fn(&ui::Planning) -> String,
+) -> Response {
+    let admin =
+        match if fragment { api_admin(req, services, console).await } else { page_admin(req, services, console).await }
+        {
+            Ok(admin) => admin,
+            Err(refused) => return refused,
+        };
+    match planning_data(services, &admin, console, q).await {
+        Ok(p) if fragment => html(StatusCode::OK).body(render_fragment(&p)),
+        Ok(p) => html(StatusCode::OK).body(render(&admin.chrome, &p)),
+        Err(e) => error_page(&e),
+    }
+}
+
+#[handler]
+pub async fn capacity(req: &Request, q: Params, services: Data<&Services>, console: Data<&Console>) -> Response {
+    planning_response(req, &services, &console, &q, false, ui::render_capacity_page, ui::render_capacity_results).await
+}
+
+#[handler]
+pub async fn capacity_fragment(
+    req: &Request,
+    q: Params,
+    services: Data<&Services>,
+    console: Data<&Console>,
+) -> Response {
+    planning_response(req, &services, &console, &q, true, ui::render_capacity_page, ui::render_capacity_results).await
+}
+
+#[handler]
+pub async fn cost(req: &Request, q: Params, services: Data<&Services>, console: Data<&Console>) -> Response {
+    planning_response(req, &services, &console, &q, false, ui::render_cost_page, ui::render_cost_results).await
+}
+
+#[handler]
+pub async fn cost_fragment(req: &Request, q: Params, services: Data<&Services>, console: Data<&Console>) -> Response {
+    planning_response(req, &services, &console, &q, true, ui::render_cost_page, ui::render_cost_results).await
+}
+
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[handler]
+pub async fn moderation(req: &Request, q: Params, services: Data<&Services>, console: Data<&Console>) -> Response {
+    let admin = match page_admin(req, &services, &console).await {
+        Ok(admin) => admin,
+        Err(login) => return login,
+    };
+    let query = q.get("q").cloned().unwrap_or_default();
+    let found = services.admin_find_users(&admin.caller, &query, 50).await;
+    let audit = services.admin_audit_log(&admin.caller, 50).await;
+    let (users, error) = match found {
+        Ok(users) => (users, q.get("error").cloned()),
+        Err(e @ AppError::BadUserInput { .. }) => (Vec::new(), Some(e.to_string())),
+        Err(e) => return error_page(&e),
+    };
+    let audit = match audit {
+        Ok(audit) => audit,
+        Err(e) => return error_page(&e),
+    };
+    let page = ui::Moderation {
+        query,
+        users: users
+            .into_iter()
+            .map(|m| ui::UserRow {
+                id: m.user.id.to_string(),
+                username: m.user.username,
+                email: m.user.email,
+                display_name: m.user.display_name,
+                role: m.user.role,
+                disabled: m.user.disabled,
+                online: m.online,
+                conversations: m.conversations,
+                last_seen: m.user.last_seen_at.map(when),
+                created_at: when(m.user.created_at),
+            })
+            .collect(),
+        audit: audit
+            .into_iter()
+            .map(|a| ui::AuditRow {
+                at: a.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                actor: a.actor_username,
+                action: a.action,
+                target: format!("{} {}", a.target_kind, a.target_id),
+                detail: a.detail.unwrap_or_default(),
+            })
+            .collect(),
+        notice: q.get("notice").cloned(),
+        error,
+    };
+    html(StatusCode::OK).body(ui::render_moderation_page(&admin.chrome, &page))
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    message_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Back to the moderation page with a notice or an error.
+fn back(query: &str, outcome: Result<String, String>) -> Response {
+    let mut url = url_encode_pairs(&[("q", query)]);
+    match outcome {
+        Ok(notice) => url.push_str(&format!("&{}", url_encode_pairs(&[("notice", &notice)]))),
+        Err(error) => url.push_str(&format!("&{}", url_encode_pairs(&[("error", &error)]))),
+    }
+    redirect(&format!("/admin/moderation?{url}"))
+}
+
+fn url_encode_pairs(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let encoded: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                    b' ' => "+".to_owned(),
+                    other => format!("%{other:02X}"),
+                })
+                .collect();
+            format!("{k}={encoded}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Checks the session and the form's CSRF token for a moderation post.
+async fn form_admin(req: &Request, services: &Services, console: &Console, csrf: &str) -> Result<Admin, Response> {
+    let admin = api_admin(req, services, console).await?;
+    if !admin.csrf_ok(csrf) {
+        return Err(html(StatusCode::FORBIDDEN).body("The form did not come from the console."));
+    }
+    Ok(admin)
+}
+
+#[handler]
+pub async fn set_disabled(
+    req: &Request,
+    Path((id, action)): Path<(String, String)>,
+    form: Form<ActionForm>,
+    services: Data<&Services>,
+    console: Data<&Console>,
+) -> Response {
+    let admin = match form_admin(req, &services, &console, &form.csrf).await {
+        Ok(admin) => admin,
+        Err(refused) => return refused,
+    };
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return html(StatusCode::NOT_FOUND).body("No such action."),
+    };
+    let Ok(user_id) = Uuid::parse_str(&id) else {
+        return back(&form.q, Err("No such user.".into()));
+    };
+    let outcome = match services.admin_set_disabled(&admin.caller, user_id, disabled).await {
+        Ok(true) if disabled => Ok("User disabled: signed out everywhere, live connections closed.".to_owned()),
+        Ok(true) => Ok("User enabled.".to_owned()),
+        Ok(false) => Ok(format!("Nothing to do: the user was already {action}d.")),
+        Err(e) => {
+            e.log_if_internal();
+            Err(e.to_string())
+        }
+    };
+    back(&form.q, outcome)
+}
+
+#[handler]
+pub async fn delete_message(
+    req: &Request,
+    form: Form<ActionForm>,
+    services: Data<&Services>,
+    console: Data<&Console>,
+) -> Response {
+    let admin = match form_admin(req, &services, &console, &form.csrf).await {
+        Ok(admin) => admin,
+        Err(refused) => return refused,
+    };
+    let Ok(message_id) = Uuid::parse_str(form.message_id.trim()) else {
+        return back(&form.q, Err("message_id: not a message id (a UUID).".into()));
+    };
+    let outcome = match services.admin_delete_message(&admin.caller, message_id, &form.reason).await {
+        Ok((_, true)) => Ok(format!("Message {message_id} deleted.")),
+        Ok((_, false)) => Ok(format!("Message {message_id} was already deleted.")),
+        Err(e) => {
+            e.log_if_internal();
+            Err(e.to_string())
+        }
+    };
+    back(&form.q, outcome)
+}
+
+#[handler]
+pub async fn business(req: &Request, services: Data<&Services>, console: Data<&Console>) -> Response {
+    let admin = match page_admin(req, &services, &console).await {
+        Ok(admin) => admin,
+        Err(login) => return login,
+    };
+    match services.admin_business(&admin.caller, 14).await {
+        Ok(b) => {
+            let page = ui::Business {
+                users: b.users,
+                daily_active: b.daily_active,
+                monthly_active: b.monthly_active,
+                messages: b.messages,
+                conversations: b.conversations,
+                retention_7d: b.retention_7d,
+                cohort_size: b.cohort_size,
+                days: b
+                    .days
+                    .into_iter()
+                    .map(|(day, registrations, messages, conversations)| ui::Day {
+                        label: day.format("%m-%d").to_string(),
+                        registrations,
+                        messages,
+                        conversations,
+                    })
+                    .collect(),
+            };
+            html(StatusCode::OK).body(ui::render_business_page(&admin.chrome, &page))
+        }
+        Err(e) => error_page(&e),
+    }
+}
