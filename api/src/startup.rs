@@ -125,7 +125,6 @@ impl App {
             prometheus: prometheus.clone(),
             db: services.db().clone(),
             store: snapshots,
-            redis: config.redis_url.is_some(),
             interval: stats_interval,
         }
         .spawn();

@@ -233,8 +233,6 @@ pub struct Sampler {
     pub prometheus: PrometheusHandle,
     pub db: DatabaseConnection,
     pub store: Arc<dyn SnapshotStore>,
-    /// Whether `store` lives in Redis (its writes then tell Redis' health).
-    pub redis: bool,
     pub interval: Duration,
 }
 
@@ -242,7 +240,6 @@ impl Sampler {
     pub fn spawn(self) {
         tokio::spawn(async move {
             let mut previous = (Instant::now(), parse_totals(&self.prometheus.render()));
-            let mut redis_health: Option<(bool, f64)> = None;
             let mut ticker = tokio::time::interval(self.interval);
             ticker.tick().await;
             loop {
@@ -251,7 +248,8 @@ impl Sampler {
                 let ping_started = Instant::now();
                 let db_ok = self.db.ping().await.is_ok();
                 let db_ping_ms = ping_started.elapsed().as_secs_f64() * 1000.0;
-                let snapshot = snapshot_between(&self.node, &previous, &now, db_ok, db_ping_ms, redis_health);
+                let redis = self.store.ping().await.map(|(ok, secs)| (ok, secs * 1000.0));
+                let snapshot = snapshot_between(&self.node, &previous, &now, db_ok, db_ping_ms, redis);
                 previous = now;
                 let json = match serde_json::to_string(&snapshot) {
                     Ok(json) => json,
@@ -260,13 +258,8 @@ impl Sampler {
                         continue;
                     }
                 };
-                let started = Instant::now();
-                let stored = self.store.put(&self.node, snapshot.at, json).await;
-                if let Err(e) = &stored {
+                if let Err(e) = self.store.put(&self.node, snapshot.at, json).await {
                     tracing::warn!(error = %e, "could not store the stats snapshot");
-                }
-                if self.redis {
-                    redis_health = Some((stored.is_ok(), started.elapsed().as_secs_f64() * 1000.0));
                 }
             }
         });

@@ -33,6 +33,11 @@ pub trait SnapshotStore: Send + Sync + 'static {
     async fn nodes_since(&self, since: i64) -> Result<Vec<NodeSnapshots>, String>;
     /// "cluster" when snapshots from every node meet here, "this node" otherwise.
     fn scope(&self) -> &'static str;
+    /// Round trip to the shared store: `None` in process, else whether it answered and
+    /// how long it took (seconds).
+    async fn ping(&self) -> Option<(bool, f64)> {
+        None
+    }
 }
 
 /// One node on its own.
@@ -139,6 +144,14 @@ impl SnapshotStore for RedisSnapshots {
 
     fn scope(&self) -> &'static str {
         "cluster"
+    }
+
+    async fn ping(&self) -> Option<(bool, f64)> {
+        let mut conn = self.conn.clone();
+        let started = Instant::now();
+        let r: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        observe("ping", started, &r);
+        Some((r.is_ok(), started.elapsed().as_secs_f64()))
     }
 }
 

@@ -1,7 +1,16 @@
 //! The admin console's doors: only admins get in, with an HttpOnly SameSite=Strict session
 //! cookie, every form needs its CSRF token, and nobody else ever sees data.
 
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, TestUser, on_both_backends, spawn_app, spawn_app_with, spawn_cluster,
+};
+use crate::ws_client::{Received, WsClient};
+
+const MESSAGE_ADDED: &str = "subscription($c: UUID!) { messageAdded(conversationId: $c) { seq body } }";
 
 struct Browser {
     client: reqwest::Client,
@@ -151,4 +160,311 @@ async fn an_admin_signs_in_sees_the_overview_and_signs_out() {
     assert_eq!(status, 303);
     let (_, after) = browser.get(&app, "/admin").await;
     assert!(after.contains("action=\"/admin/login\"") && !after.contains("data-figure"));
+}
+
+/// Registers `root`, makes them an admin and signs a browser in.
+async fn signed_in_admin(app: &TestApp) -> (TestUser, Browser) {
+    let root = app.register("root").await;
+    make_admin(app, "root").await;
+    let mut browser = Browser::new();
+    let (_, page) = browser.get(app, "/admin").await;
+    let csrf = csrf_in(&page);
+    let (status, _, _) =
+        browser.post(app, "/admin/login", &[("login", "root"), ("password", PASSWORD), ("csrf", &csrf)]).await;
+    assert_eq!(status, 303, "the admin signs in");
+    (root, browser)
+}
+
+/// The text of the element carrying `attr` (e.g. `data-total="current"`).
+fn text_at(page: &str, attr: &str) -> String {
+    page.split_once(attr)
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(text, _)| text.to_owned())
+        .unwrap_or_default()
+}
+
+/// Inside the figure card `label`: its number.
+fn figure(page: &str, label: &str) -> String {
+    page.split_once(&format!("data-figure=\"{label}\""))
+        .and_then(|(_, rest)| rest.split_once("<b>"))
+        .and_then(|(_, rest)| rest.split_once("</b>"))
+        .map(|(n, _)| n.to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_overview_panel_refreshes_with_this_nodes_live_figures() {
+    let app = spawn_app_with(Backend::Sqlite, &["--stats-interval-secs", "1"]).await.expect("app");
+    let (root, mut browser) = signed_in_admin(&app).await;
+    let ann = app.register("ann").await;
+    let conv = app.conversation(&ann, &[&root], None).await;
+
+    // Anonymous fragment requests get nothing.
+    let anon = reqwest::get(app.url("/admin/live/overview")).await.expect("get");
+    assert_eq!(anon.status(), 401);
+    assert_eq!(anon.text().await.unwrap_or_default(), "");
+
+    let (_, page) = browser.get(&app, "/admin").await;
+    assert!(page.contains("data-refresh=\"/admin/live/overview\""), "the panel names its fragment");
+    assert!(page.contains("This node only"), "without Redis the page says so");
+    assert_eq!(figure(&page, "Messages"), "0");
+
+    let mut ws = WsClient::signed_in(&app, &root.token).await;
+    ws.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..5 {
+        app.send(&ann, &conv, &format!("m{i}")).await;
+        let _ = ws.next_data("1").await;
+    }
+    // Within a few snapshots the panel shows the messages, this node and its deliveries.
+    let mut panel = String::new();
+    for _ in 0..50 {
+        let (status, fragment) = browser.get(&app, "/admin/live/overview").await;
+        assert_eq!(status, 200);
+        panel = fragment;
+        if figure(&panel, "Messages") == "5"
+            && panel.contains("data-node=")
+            && !text_at(&panel, "data-value=\"delivery_latency\"").starts_with('–')
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!panel.contains("<html"), "a fragment, not a page");
+    assert_eq!(figure(&panel, "Messages"), "5", "{panel}");
+    assert!(panel.contains("data-node="), "this node reports: {panel}");
+    let latency = text_at(&panel, "data-value=\"delivery_latency\"");
+    assert!(latency.contains("ms"), "delivery percentiles from the deliveries just made: {latency}");
+    assert_ne!(text_at(&panel, "data-value=\"messages_per_sec\""), "0.0/s", "{panel}");
+    assert!(
+        panel.contains("data-row=\"delivery_latency\"") && panel.contains("data-status="),
+        "judged against targets"
+    );
+    assert!(panel.contains("<polyline"), "sparklines");
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn capacity_and_cost_recompute_from_their_inputs_and_the_planning_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("console.toml");
+    std::fs::write(
+        &file,
+        "[node_capacity]\nconnections = 5000\nmessages_per_sec = 500\nsource = \"measured\"\n\n[prices]\nserver = 40\ndatabase = 60\nredis = 30\nload_balancer = 20\ncdn = 20\nmonitoring = 20\n",
+    )
+    .expect("write planning file");
+    let path = file.display().to_string();
+    let app = spawn_app_with(Backend::Sqlite, &["--console-config", &path]).await.expect("app");
+    let (_, mut browser) = signed_in_admin(&app).await;
+
+    let (status, cost) = browser.get(&app, "/admin/cost?projected=10000").await;
+    assert_eq!(status, 200);
+    // 10,000 users, 10 % online: 1,000 connections fit one 5,000-connection node; phase 2
+    // keeps three. 3 × $40 + 60 + 30 + 20 + 20 + 20.
+    assert_eq!(text_at(&cost, "data-total=\"projected\""), "$270", "prices from the file");
+    assert!(cost.contains("name=\"server\" value=\"40\""));
+    let (_, cost) = browser.get(&app, "/admin/cost/results?projected=10000&server=50").await;
+    assert_eq!(text_at(&cost, "data-total=\"projected\""), "$300", "an edited price changes the total");
+    assert!(!cost.contains("<html"));
+    let (status, bad) = browser.get(&app, "/admin/cost?online_pct=abc").await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("online_pct"), "{bad}");
+
+    let (_, capacity) = browser.get(&app, "/admin/capacity?projected=1000000").await;
+    assert_eq!(text_at(&capacity, "data-figure=\"node-connections\""), "5,000", "capacity from the file");
+    // 100,000 peak connections / (5,000 × 70 %) = 29 nodes, + 1 spare.
+    assert!(capacity.contains("data-nodes=\"projected\" class=\"num\"><b>30</b>"), "{capacity}");
+    assert!(capacity.contains("data-phase=\"1\""), "one registered user: phase 1");
+    let (_, results) = browser.get(&app, "/admin/capacity/results?projected=2000").await;
+    assert!(results.contains("data-nodes=\"projected\" class=\"num\"><b>3</b>"), "{results}");
+
+    let anon = reqwest::get(app.url("/admin/cost/results?projected=10")).await.expect("get");
+    assert_eq!(anon.status(), 401);
+}
+
+on_both_backends!(
+    disabling_a_user_closes_their_sockets_revokes_sessions_and_is_audited,
+    deleting_a_message_wipes_it_for_everyone_and_is_audited,
+    the_business_page_counts_todays_activity
+);
+
+async fn disabling_a_user_closes_their_sockets_revokes_sessions_and_is_audited(app: TestApp) {
+    let (root, mut browser) = signed_in_admin(&app).await;
+    let ann = app.register("ann").await;
+    app.register("anna").await;
+    let conv = app.conversation(&ann, &[&root], None).await;
+    let mut ws = WsClient::signed_in(&app, &ann.token).await;
+    ws.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (_, page) = browser.get(&app, "/admin/moderation?q=AN").await;
+    assert!(page.contains("data-user=\"ann\"") && page.contains("data-user=\"anna\""), "{page}");
+    assert!(!page.contains("data-user=\"root\""));
+    assert_eq!(text_at(&page, "data-conversations=\"ann\""), "1");
+    let csrf = csrf_in(&page);
+    let disable = format!("/admin/moderation/users/{}/disable", ann.id);
+
+    // Without the session's CSRF token nothing happens.
+    let (status, _, _) = browser.post(&app, &disable, &[("csrf", "forged"), ("q", "an")]).await;
+    assert_eq!(status, 403);
+    let (status, _) = app.rest("GET", "/users/me", Some(&ann.token), None).await;
+    assert_eq!(status, 200, "ann still works");
+
+    let (status, _, _) = browser.post(&app, &disable, &[("csrf", &csrf), ("q", "an")]).await;
+    assert_eq!(status, 303);
+    match ws.recv().await {
+        Received::Closed(code, _) => assert_eq!(code, 4403, "the live connection is closed as forbidden"),
+        other => panic!("expected the socket to close, got {other:?}"),
+    }
+    let (status, _) = app.rest("GET", "/users/me", Some(&ann.token), None).await;
+    assert_eq!(status, 401, "the access token no longer works: its session is revoked");
+    let (status, _) = app.rest("POST", "/auth/refresh", None, Some(json!({"refreshToken": ann.refresh}))).await;
+    assert!(status == 401 || status == 403, "the session is revoked: {status}");
+
+    let (_, page) = browser.get(&app, "/admin/moderation?q=ann").await;
+    assert!(page.contains("data-user-status=\"disabled\""), "{page}");
+    assert!(page.contains("data-audit=\"user.disable\""), "the action is in the audit log");
+    assert!(!page.contains("data-audit=\"user.enable\""));
+
+    let csrf = csrf_in(&page);
+    let enable = format!("/admin/moderation/users/{}/enable", ann.id);
+    let (status, _, _) = browser.post(&app, &enable, &[("csrf", &csrf), ("q", "ann")]).await;
+    assert_eq!(status, 303);
+    let (status, _) = app.rest("POST", "/auth/login", None, Some(json!({"login": "ann", "password": PASSWORD}))).await;
+    assert_eq!(status, 200, "enabled again");
+    let (_, page) = browser.get(&app, "/admin/moderation").await;
+    assert!(page.contains("data-audit=\"user.enable\""));
+    let metrics = app.metrics().await;
+    let disables = metrics
+        .lines()
+        .find(|l| l.starts_with("syncchat_admin_actions_total{") && l.contains("action=\"user.disable\""))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(disables >= 1.0, "counted in /metrics");
+
+    // An admin cannot lock themselves out.
+    let own = format!("/admin/moderation/users/{}/disable", root.id);
+    let (status, _, _) = browser.post(&app, &own, &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let (_, page) = browser.get(&app, "/admin/moderation?q=root").await;
+    assert!(!page.contains("data-user-status=\"disabled\""), "root is still enabled");
+}
+
+async fn deleting_a_message_wipes_it_for_everyone_and_is_audited(app: TestApp) {
+    let (root, mut browser) = signed_in_admin(&app).await;
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let conv = app.conversation(&ann, &[&bob], None).await;
+    let kept = app.send(&ann, &conv, "fine").await;
+    let bad = app.send(&ann, &conv, "spam spam").await;
+    let bad_id = bad["id"].as_str().expect("id").to_owned();
+    let mut ws = WsClient::signed_in(&app, &bob.token).await;
+    ws.subscribe(
+        "d",
+        "subscription { events { __typename ... on MessageDeletedEvent { message { id body } } } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = root;
+
+    let (_, page) = browser.get(&app, "/admin/moderation").await;
+    let csrf = csrf_in(&page);
+    let (status, _, _) = browser
+        .post(
+            &app,
+            "/admin/moderation/messages/delete",
+            &[("csrf", &csrf), ("message_id", &bad_id), ("reason", "spam")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, history) = app.rest("GET", &format!("/conversations/{conv}/messages"), Some(&bob.token), None).await;
+    let bodies: Vec<&serde_json::Value> =
+        history["items"].as_array().expect("items").iter().map(|m| &m["body"]).collect();
+    assert_eq!(bodies, vec![&kept["body"], &serde_json::Value::Null], "the body is gone, the seq stays");
+    let deleted = ws.next_data("d").await;
+    assert_eq!(deleted["events"]["__typename"], "MessageDeletedEvent", "participants see it live");
+    assert_eq!(deleted["events"]["message"]["id"], bad_id.as_str());
+    assert!(deleted["events"]["message"]["body"].is_null());
+
+    let (_, page) = browser.get(&app, "/admin/moderation").await;
+    assert!(page.contains("data-audit=\"message.delete\""));
+    assert!(page.contains(&bad_id) && page.contains("spam"), "target and reason are logged");
+
+    // Unknown and malformed ids are refused with a clear message and change nothing.
+    for id in [uuid::Uuid::now_v7().to_string(), "not-an-id".to_owned()] {
+        let resp = browser
+            .client
+            .post(app.url("/admin/moderation/messages/delete"))
+            .header("cookie", browser.cookie_header())
+            .form(&[("csrf", csrf.as_str()), ("message_id", id.as_str())])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), 303);
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(location.contains("error="), "{location}");
+        let (_, page) = browser.get(&app, &location).await;
+        assert!(page.contains("role=\"alert\""), "the error is shown");
+    }
+    let (_, page) = browser.get(&app, "/admin/moderation").await;
+    assert_eq!(page.matches("data-audit=\"message.delete\"").count(), 1, "nothing else was logged");
+}
+
+async fn the_business_page_counts_todays_activity(app: TestApp) {
+    let (root, mut browser) = signed_in_admin(&app).await;
+    let ann = app.register("ann").await;
+    app.register("bob").await;
+    let conv = app.conversation(&ann, &[&root], None).await;
+    for i in 0..4 {
+        app.send(&ann, &conv, &format!("m{i}")).await;
+    }
+    let (status, page) = browser.get(&app, "/admin/business").await;
+    assert_eq!(status, 200);
+    assert_eq!(figure(&page, "users"), "3");
+    assert_eq!(figure(&page, "registrations_today"), "3");
+    assert_eq!(figure(&page, "messages_today"), "4");
+    assert_eq!(figure(&page, "conversations"), "1");
+    // ann sent messages today; root and bob have been seen at registration at most.
+    let dau: u64 = figure(&page, "dau").parse().expect("a number");
+    assert!((1..=3).contains(&dau), "{dau}");
+    assert_eq!(figure(&page, "retention"), "–", "no users registered 7-14 days ago");
+    assert_eq!(page.matches("<rect").count(), 3 * 14, "a bar per day for 14 days in each chart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_on_one_node_closes_sockets_on_every_node_and_the_overview_sees_both() {
+    let Some(nodes) = spawn_cluster(2, &["--stats-interval-secs", "1"]).await else { return };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (_, mut browser) = signed_in_admin(a).await;
+    let ann = a.register("ann").await;
+    let conv = a.conversation(&ann, &[], Some("notes")).await;
+    let mut on_b = WsClient::signed_in(b, &ann.token).await;
+    on_b.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.send(&ann, &conv, "hello").await;
+    let _ = on_b.next_data("1").await;
+
+    let (_, page) = browser.get(a, "/admin/moderation?q=ann").await;
+    let csrf = csrf_in(&page);
+    let (status, _, _) =
+        browser.post(a, &format!("/admin/moderation/users/{}/disable", ann.id), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    match on_b.recv().await {
+        Received::Closed(code, _) => assert_eq!(code, 4403),
+        other => panic!("the socket on the other node should close, got {other:?}"),
+    }
+
+    let mut panel = String::new();
+    for _ in 0..50 {
+        panel = browser.get(a, "/admin/live/overview").await.1;
+        if panel.matches("data-node=").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(panel.matches("data-node=").count(), 2, "both nodes report through Redis: {panel}");
+    assert!(panel.contains("data-scope=\"cluster\""));
+    assert!(text_at(&panel, "data-value=\"redis\"").starts_with("up"), "Redis health: {panel}");
 }
