@@ -46,6 +46,7 @@ function runOnce(url) {
         error: (err) => {
           const detail = err && err.code ? `close ${err.code} ${err.reason}` : JSON.stringify(err);
           console.error(`subscription ended: ${detail}`);
+          if (err && err.code) console.log(JSON.stringify({ closed: err.code, reason: err.reason }));
           client.dispose();
           resolve(Array.isArray(err) ? "refused" : "lost");
         },

@@ -248,7 +248,7 @@ pub fn render_cost_page(chrome: &Chrome, p: &Planning) -> String {
             <form method="get" action="/admin/cost" class="card grid2" data-fragment=COST_LIVE_PATH data-target="results">
                 <fieldset><legend>"Workload"</legend>{workload_inputs(&p.inputs)}</fieldset>
                 <fieldset><legend>"Monthly unit prices ($)"</legend>{prices}
-                    <p class="muted">{format!("Defaults from {}.", p.prices_source)}</p></fieldset>
+                    <p class="muted">{format!("Starting prices: {}.", p.prices_source)}</p></fieldset>
                 <p><button type="submit">"Recompute"</button></p>
             </form>
             <section id="results">{results}</section>

@@ -102,11 +102,17 @@ impl JsSubscriber {
         JsSubscriber { child, lines }
     }
 
+    /// The messages received (not the close notices).
     fn received(&self) -> Vec<Value> {
-        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.lines.lock().map(|l| l.iter().filter(|v| v.get("closed").is_none()).cloned().collect()).unwrap_or_default()
     }
 
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Value> {
+    /// Close codes the server ended the subscription's connections with, in order.
+    pub fn close_codes(&self) -> Vec<u64> {
+        self.lines.lock().map(|l| l.iter().filter_map(|v| v["closed"].as_u64()).collect()).unwrap_or_default()
+    }
+
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Value> {
         let deadline = Instant::now() + within;
         while self.received().len() < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;

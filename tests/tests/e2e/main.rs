@@ -1,6 +1,7 @@
 //! End-to-end tests against the `syncchat` binary as a process.
 
 mod cluster;
+mod console;
 mod observability;
 mod process;
 mod restart;
