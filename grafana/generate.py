@@ -61,6 +61,7 @@ BUSINESS = [
     ("Conversations created per day", "timeseries", "sum by (kind) (increase(syncchat_conversations_created_total[1d]))", "short", [], "{{kind}}"),
     ("Registrations per day", "timeseries", "sum(increase(syncchat_registrations_total[1d]))", "short", [], "registrations"),
     ("Logins/s by outcome", "timeseries", "sum by (outcome) (rate(syncchat_logins_total[5m]))", "short", [], "{{outcome}}"),
+    ("Moderation actions per hour", "timeseries", "sum by (action) (increase(syncchat_admin_actions_total[1h]))", "short", [], "{{action}}"),
 ]
 
 def panel(i, title, kind, expr, unit, thresholds, legend):

@@ -100,6 +100,23 @@ async fn anonymous_and_non_admin_users_only_ever_get_the_login_page() {
     // An API access token is not a console session either.
     let resp = app.client.get(app.url("/admin")).bearer_auth(&ann.token).send().await.expect("get");
     assert!(!resp.text().await.unwrap_or_default().contains("data-figure"));
+    for path in ["/admin/live/overview", "/admin/cost/results", "/admin/capacity/results"] {
+        let resp = app.client.get(app.url(path)).bearer_auth(&ann.token).send().await.expect("get");
+        assert_eq!(resp.status(), 401, "{path}");
+        assert_eq!(resp.text().await.unwrap_or_default(), "", "{path} gives nothing away");
+    }
+    for page in ["/admin/capacity", "/admin/cost", "/admin/moderation", "/admin/business"] {
+        let (status, body) = browser.get(&app, page).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("action=\"/admin/login\"") && !body.contains("data-figure"), "{page}");
+        assert!(!body.contains("ann@example.com"), "{page}");
+    }
+    // Moderation posts without a console session change nothing.
+    let disable = app.url(&format!("/admin/moderation/users/{}/disable", ann.id));
+    let resp = app.client.post(&disable).bearer_auth(&ann.token).form(&[("csrf", "x")]).send().await.expect("post");
+    assert_eq!(resp.status(), 401);
+    let (status, _) = app.rest("GET", "/users/me", Some(&ann.token), None).await;
+    assert_eq!(status, 200, "ann was not disabled");
 }
 
 #[tokio::test]
