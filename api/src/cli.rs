@@ -61,6 +61,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  GraphQL (GraphiQL): {base}/graphql   subscriptions: ws://{}/graphql/ws", app.addr());
     println!("  REST docs:          {base}/api/docs   spec: {base}/api/openapi.yaml");
     println!("  Admin console:      {base}/admin");
+    println!("  Files:              {}", app.services().files().store.describe());
     let metrics = app.metrics_addr().map_or_else(|| format!("{base}/metrics"), |a| format!("http://{a}/metrics"));
     println!("  Metrics:            {metrics}   health: {base}/healthz  {base}/readyz");
     app.run().await.context("serving")
@@ -89,6 +90,7 @@ async fn create_admin(config: &Config, username: &str, email: &str, password: &s
             auth_per_account_per_min: 1,
             typing_per_sec: 1,
         },
+        crate::startup::file_layer(config)?,
     );
     let user = services
         .create_user(&username, &email, &password, None, ROLE_ADMIN)

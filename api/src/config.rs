@@ -172,6 +172,37 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_NODE_ID", global = true)]
     pub node_id: Option<String>,
 
+    /// Where files are stored: `file://<folder>` or `s3://bucket/prefix` (with the usual
+    /// `AWS_*` variables); unset = `file://<data dir>/files`.
+    #[arg(long, env = "SYNCCHAT_FILES_URL", global = true)]
+    pub files_url: Option<String>,
+
+    /// Endpoint of an S3-compatible store (MinIO, moto, R2...); unset = AWS (or `AWS_ENDPOINT`).
+    #[arg(long, env = "SYNCCHAT_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// Largest file upload in bytes; larger is refused with 413 `BAD_USER_INPUT`.
+    #[arg(long, env = "SYNCCHAT_MAX_UPLOAD_BYTES", default_value_t = 26_214_400, global = true)]
+    pub max_upload_bytes: u64,
+
+    /// Accepted file types (detected from the bytes), comma-separated MIME types; unset = images,
+    /// PDF, plain text and common office documents.
+    #[arg(long, env = "SYNCCHAT_FILES_ALLOWED_TYPES", value_delimiter = ',', global = true)]
+    pub files_allowed_types: Vec<String>,
+
+    /// `presigned`: downloads redirect to a presigned bucket URL (S3 only), so the bucket or a
+    /// CDN serves the bytes; `none`: SyncChat serves them.
+    #[arg(long, env = "SYNCCHAT_FILES_REDIRECT", value_enum, default_value = "none", global = true)]
+    pub files_redirect: crate::files::RedirectMode,
+
+    /// Uploaded files not attached to a message within this many seconds are deleted.
+    #[arg(long, env = "SYNCCHAT_FILES_ORPHAN_GRACE_SECS", default_value_t = 86_400, global = true)]
+    pub files_orphan_grace_secs: u64,
+
+    /// Seconds between runs of the orphan collector.
+    #[arg(long, env = "SYNCCHAT_FILES_GC_INTERVAL_SECS", default_value_t = 600, global = true)]
+    pub files_gc_interval_secs: u64,
+
     /// Seconds between the stats snapshots each node takes for the admin console.
     #[arg(long, env = "SYNCCHAT_STATS_INTERVAL_SECS", default_value_t = 5, global = true)]
     pub stats_interval_secs: u64,
@@ -235,4 +266,11 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
          set it explicitly when running several nodes"
     );
     Ok(Secret(secret))
+}
+
+impl Config {
+    /// The files store URL, defaulting to a folder in the data directory.
+    pub fn files_url(&self) -> String {
+        self.files_url.clone().unwrap_or_else(|| format!("file://{}/files", self.data_dir.display()))
+    }
 }

@@ -61,6 +61,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{message}")]
     BadUserInput { field: Option<&'static str>, message: String },
+    /// Bad input that is too big: `BAD_USER_INPUT`, answered 413 over HTTP.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     Conflict(String),
     #[error("too many requests: retry in {}s", retry_after.as_secs().max(1))]
@@ -79,7 +82,7 @@ impl AppError {
             AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
-            AppError::BadUserInput { .. } => ErrorCode::BadUserInput,
+            AppError::BadUserInput { .. } | AppError::TooLarge(_) => ErrorCode::BadUserInput,
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
             AppError::Unavailable(_) => ErrorCode::Unavailable,
@@ -105,9 +108,18 @@ impl AppError {
         }
     }
 
+    /// The HTTP status: the code's, but 413 for input that is too large.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AppError::TooLarge(_) => 413,
+            other => other.code().http_status(),
+        }
+    }
+
     pub fn field(&self) -> Option<&'static str> {
         match self {
             AppError::BadUserInput { field, .. } => *field,
+            AppError::TooLarge(_) => Some("file"),
             _ => None,
         }
     }

@@ -33,6 +33,14 @@ pub const ONLINE_USERS: &str = "syncchat_online_users";
 pub const ACTIVE_USERS: &str = "syncchat_active_users";
 pub const RETENTION: &str = "syncchat_retention_ratio";
 pub const ADMIN_ACTIONS: &str = "syncchat_admin_actions_total";
+pub const FILE_UPLOADS: &str = "syncchat_file_uploads_total";
+pub const FILE_UPLOAD_BYTES: &str = "syncchat_file_upload_bytes_total";
+pub const FILE_UPLOAD_DURATION: &str = "syncchat_file_upload_duration_seconds";
+pub const FILE_REJECTIONS: &str = "syncchat_file_rejections_total";
+pub const FILE_STORAGE_DURATION: &str = "syncchat_file_storage_duration_seconds";
+pub const FILE_STORAGE_ERRORS: &str = "syncchat_file_storage_errors_total";
+pub const FILE_DOWNLOADS: &str = "syncchat_file_downloads_total";
+pub const FILES_COLLECTED: &str = "syncchat_files_collected_total";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -83,6 +91,22 @@ fn zero_series() {
     gauge!(WS_CONNECTIONS).increment(0.0);
     gauge!(SUBSCRIPTIONS).increment(0.0);
     gauge!(ONLINE_USERS).increment(0.0);
+    for via in ["multipart", "upload_url"] {
+        counter!(FILE_UPLOADS, "via" => via).absolute(0);
+    }
+    counter!(FILE_UPLOAD_BYTES).absolute(0);
+    for reason in ["too_large", "type_not_allowed", "empty", "bad_request"] {
+        counter!(FILE_REJECTIONS, "reason" => reason).absolute(0);
+    }
+    for op in ["put", "get", "delete"] {
+        counter!(FILE_STORAGE_ERRORS, "op" => op).absolute(0);
+    }
+    for outcome in ["full", "partial", "not_modified", "redirect"] {
+        counter!(FILE_DOWNLOADS, "outcome" => outcome).absolute(0);
+    }
+    for reason in ["orphan", "deleted_message"] {
+        counter!(FILES_COLLECTED, "reason" => reason).absolute(0);
+    }
     for action in ["user.disable", "user.enable", "message.delete"] {
         counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
     }
@@ -126,6 +150,26 @@ fn describe() {
         RETENTION,
         Unit::Count,
         "Share (0-1) of users registered 14-7 days ago who were active in the last 7 days."
+    );
+    describe_counter!(FILE_UPLOADS, Unit::Count, "Files stored, by how they came (multipart, upload_url).");
+    describe_counter!(FILE_UPLOAD_BYTES, Unit::Bytes, "Bytes of files stored.");
+    describe_histogram!(FILE_UPLOAD_DURATION, Unit::Seconds, "Upload duration: first byte read to stored.");
+    describe_counter!(
+        FILE_REJECTIONS,
+        Unit::Count,
+        "Uploads refused, by reason (too_large, type_not_allowed, empty, bad_request)."
+    );
+    describe_histogram!(FILE_STORAGE_DURATION, Unit::Seconds, "File storage operations (object_store) by operation.");
+    describe_counter!(FILE_STORAGE_ERRORS, Unit::Count, "File storage operations that failed, by operation.");
+    describe_counter!(
+        FILE_DOWNLOADS,
+        Unit::Count,
+        "File downloads by outcome (full, partial, not_modified, redirect)."
+    );
+    describe_counter!(
+        FILES_COLLECTED,
+        Unit::Count,
+        "Attachments deleted by the collector, by reason (orphan, deleted_message)."
     );
     describe_counter!(ADMIN_ACTIONS, Unit::Count, "Moderation actions taken in the admin console, by action.");
     describe_histogram!(syncchat_realtime::REDIS_DURATION, Unit::Seconds, "Redis command duration by command.");
@@ -235,4 +279,33 @@ pub fn retention(cohort: &'static str, ratio: f64) {
 
 pub fn admin_action(action: &'static str) {
     counter!(ADMIN_ACTIONS, "action" => action).increment(1);
+}
+
+pub fn file_uploaded(via: &'static str, bytes: u64, elapsed: Duration) {
+    counter!(FILE_UPLOADS, "via" => via).increment(1);
+    counter!(FILE_UPLOAD_BYTES).increment(bytes);
+    histogram!(FILE_UPLOAD_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn file_rejected(reason: &'static str) {
+    counter!(FILE_REJECTIONS, "reason" => reason).increment(1);
+}
+
+pub fn file_storage_op(op: &'static str, elapsed: Duration, failed: bool) {
+    histogram!(FILE_STORAGE_DURATION, "op" => op).record(elapsed.as_secs_f64());
+    if failed {
+        file_storage_error(op);
+    }
+}
+
+pub fn file_storage_error(op: &'static str) {
+    counter!(FILE_STORAGE_ERRORS, "op" => op).increment(1);
+}
+
+pub fn file_downloaded(outcome: &'static str) {
+    counter!(FILE_DOWNLOADS, "outcome" => outcome).increment(1);
+}
+
+pub fn files_collected(reason: &'static str, n: u64) {
+    counter!(FILES_COLLECTED, "reason" => reason).increment(n);
 }

@@ -17,9 +17,10 @@ use syncchat_realtime::{
 };
 
 use crate::config::Config;
+use crate::files::FileStore;
 use crate::graphql::ws::WsSettings;
 use crate::graphql::{self, SchemaLimits};
-use crate::service::{LimitSettings, Services, TokenSettings};
+use crate::service::{FileSettings, Files, LimitSettings, Services, TokenSettings};
 use crate::{admin, health, metrics, rest, stats, storage, web};
 
 pub struct App {
@@ -58,6 +59,7 @@ impl App {
                 refresh_ttl_secs: config.refresh_token_ttl_secs,
             },
             limit_settings(&config),
+            file_layer(&config)?,
         );
         let limits =
             SchemaLimits { max_depth: config.graphql_max_depth, max_complexity: config.graphql_max_complexity };
@@ -128,6 +130,7 @@ impl App {
             interval: stats_interval,
         }
         .spawn();
+        spawn_file_collector(services.clone(), Duration::from_secs(config.files_gc_interval_secs.max(1)));
         spawn_housekeeping(services.clone(), prometheus);
         spawn_business_gauges(services.clone());
         spawn_presence_sweeper(services.clone(), Duration::from_secs(config.presence_ttl_secs.max(3)));
@@ -190,6 +193,41 @@ async fn live_layer(config: &Config, node_id: &str) -> anyhow::Result<(EventBus,
         .await
         .context("connecting to Redis for presence")?;
     Ok((bus, presence))
+}
+
+/// File storage (a folder, or S3) and the upload rules.
+pub(crate) fn file_layer(config: &Config) -> anyhow::Result<Files> {
+    let store = FileStore::open(&config.files_url(), config.s3_endpoint.as_deref(), config.files_redirect)?;
+    tracing::info!(files.store = store.describe(), "file storage ready");
+    let allowed_types = if config.files_allowed_types.is_empty() {
+        crate::files::sniff::DEFAULT_ALLOWED.iter().map(|t| (*t).to_owned()).collect()
+    } else {
+        config.files_allowed_types.iter().map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect()
+    };
+    Ok(Files::new(
+        store,
+        FileSettings {
+            max_upload_bytes: config.max_upload_bytes,
+            allowed_types,
+            orphan_grace: Duration::from_secs(config.files_orphan_grace_secs),
+        },
+    ))
+}
+
+/// Deletes uploads that were never attached, every `interval`.
+fn spawn_file_collector(services: Services, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match services.collect_orphan_files().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files.collected = n, "deleted files never attached to a message"),
+                Err(e) => tracing::warn!(error = %e, "the file collector failed"),
+            }
+        }
+    });
 }
 
 fn limit_settings(config: &Config) -> LimitSettings {

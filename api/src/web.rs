@@ -27,8 +27,10 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, max_body: usize) 
     let route = route_template(&path);
     let span = tracing::info_span!("http", request.id = %request_id, http.method = %method, http.route = route);
 
+    // Uploads stream to storage and enforce their own, larger limit while streaming.
+    let is_upload = matches!(route, "/api/v1/files" | "/api/v1/files/uploads/{token}") && method != "GET";
     let mut resp = async {
-        if let Err(resp) = limit_body(&mut req, max_body).await {
+        if !is_upload && let Err(resp) = limit_body(&mut req, max_body).await {
             return resp;
         }
         match ep.call(req).await {
@@ -119,6 +121,10 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "conversations", _, "participants", "me"] => "/api/v1/conversations/{id}/participants/me",
         ["api", "v1", "messages", _] => "/api/v1/messages/{id}",
         ["api", "v1", "presence"] => "/api/v1/presence",
+        ["api", "v1", "files"] => "/api/v1/files",
+        ["api", "v1", "files", "uploads", _] => "/api/v1/files/uploads/{token}",
+        ["api", "v1", "files", _] => "/api/v1/files/{id}",
+        ["api", "v1", "files", _, "thumbnail"] => "/api/v1/files/{id}/thumbnail",
         [""] => "/",
         _ => "other",
     }

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_core_tables;
 mod m20261126_000001_admin_audit;
+mod m20261126_000002_files;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_core_tables::Migration),
             Box::new(m20261126_000001_admin_audit::Migration),
+            Box::new(m20261126_000002_files::Migration),
         ]
     }
 }

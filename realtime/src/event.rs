@@ -59,6 +59,23 @@ pub struct MessageSnapshot {
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Files attached to the message (metadata only; bytes are fetched by id).
+    #[serde(default)]
+    pub attachments: Vec<AttachmentSnapshot>,
+}
+
+/// A file attached to a message, as subscribers render it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentSnapshot {
+    pub id: Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub sha256: String,
+    pub has_thumbnail: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

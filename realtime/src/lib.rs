@@ -9,7 +9,7 @@ mod stats;
 
 pub use bus::{EventBus, Fanout, InProcess, Subscription};
 pub use cluster::{REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
-pub use event::{Event, EventKind, MessageSnapshot, Topic};
+pub use event::{AttachmentSnapshot, Event, EventKind, MessageSnapshot, Topic};
 pub use presence::{InProcessPresence, PresenceStore};
 pub use resume::{History, SeqCursor};
 pub use stats::{HISTORY as STATS_HISTORY, InProcessSnapshots, NodeSnapshots, RedisSnapshots, SnapshotStore};

@@ -127,6 +127,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             edited_at: None,
             deleted_at: None,
+            attachments: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod auth;
 mod conversations;
+mod files;
 mod messages;
 mod presence;
 mod problem;
@@ -27,6 +28,8 @@ enum ApiTags {
     Conversations,
     /// Send, edit, delete and read messages.
     Messages,
+    /// Upload files and images; download them (ranges, ETags, thumbnails).
+    Files,
 }
 
 /// `Authorization: Bearer <accessToken>` from register, login or refresh.
@@ -40,8 +43,14 @@ impl BearerAuth {
     }
 }
 
-pub type Api =
-    (auth::AuthApi, users::UserApi, conversations::ConversationApi, messages::MessageApi, presence::PresenceApi);
+pub type Api = (
+    auth::AuthApi,
+    users::UserApi,
+    conversations::ConversationApi,
+    messages::MessageApi,
+    presence::PresenceApi,
+    files::FileApi,
+);
 
 pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
     let services = services.map(std::sync::Arc::new);
@@ -50,7 +59,8 @@ pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
         users::UserApi { services: services.clone() },
         conversations::ConversationApi { services: services.clone() },
         messages::MessageApi { services: services.clone() },
-        presence::PresenceApi { services },
+        presence::PresenceApi { services: services.clone() },
+        files::FileApi { services },
     );
     OpenApiService::new(api, "SyncChat REST API", env!("CARGO_PKG_VERSION"))
         .description(

@@ -30,6 +30,9 @@ pub enum ProblemResponse {
     /// BAD_USER_INPUT
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
+    /// BAD_USER_INPUT: the upload is larger than the server accepts
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
     /// UNAUTHENTICATED
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
@@ -70,7 +73,10 @@ impl From<AppError> for ProblemResponse {
     fn from(e: AppError) -> Self {
         e.log_if_internal();
         let code = e.code();
-        let p = Json(problem(code, code.http_status(), e.to_string(), e.field(), e.retry_after_secs()));
+        let p = Json(problem(code, e.http_status(), e.to_string(), e.field(), e.retry_after_secs()));
+        if matches!(e, AppError::TooLarge(_)) {
+            return ProblemResponse::PayloadTooLarge(p);
+        }
         match code {
             ErrorCode::BadUserInput => ProblemResponse::BadRequest(p),
             ErrorCode::Unauthenticated => ProblemResponse::Unauthorized(p),

@@ -191,23 +191,24 @@ impl Services {
     #[instrument(skip_all)]
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
         let claims = self.inner.tokens.verify_access(token)?;
+        self.session_caller(claims.sub, claims.sid).await
+    }
+
+    /// The caller behind a live session of `user_id` (tokens other than access tokens, such
+    /// as upload URLs, are checked against it too).
+    pub(crate) async fn session_caller(&self, user_id: Uuid, session_id: Uuid) -> AppResult<Caller> {
         let db = self.db();
-        let sess = session::Entity::find_by_id(claims.sid).one(db).await?;
-        if !sess.is_some_and(|s| s.revoked_at.is_none() && s.user_id == claims.sub) {
+        let sess = session::Entity::find_by_id(session_id).one(db).await?;
+        if !sess.is_some_and(|s| s.revoked_at.is_none() && s.user_id == user_id) {
             return Err(AppError::Unauthenticated("session has ended".into()));
         }
-        let Some(found) = user::Entity::find_by_id(claims.sub).one(db).await? else {
+        let Some(found) = user::Entity::find_by_id(user_id).one(db).await? else {
             return Err(AppError::Unauthenticated("unknown user".into()));
         };
         if found.disabled {
             return Err(AppError::Forbidden("this account is disabled".into()));
         }
-        Ok(Caller {
-            user_id: found.id,
-            is_admin: found.role == user::ROLE_ADMIN,
-            username: found.username,
-            session_id: claims.sid,
-        })
+        Ok(Caller { user_id: found.id, is_admin: found.role == user::ROLE_ADMIN, username: found.username, session_id })
     }
 
     pub(crate) async fn open_session(&self, found: user::Model, device: Option<String>) -> AppResult<AuthPayload> {

@@ -56,8 +56,14 @@ impl Services {
             }
             Some(id) => Some(id.to_owned()),
         };
-        if !input.attachment_ids.is_empty() {
-            return Err(AppError::bad_input("attachmentIds", "attachments are not supported yet"));
+        let mut attachment_ids = input.attachment_ids.clone();
+        attachment_ids.sort_unstable();
+        attachment_ids.dedup();
+        if attachment_ids.len() > super::files::MAX_ATTACHMENTS {
+            return Err(AppError::bad_input(
+                "attachmentIds",
+                format!("at most {} files per message", super::files::MAX_ATTACHMENTS),
+            ));
         }
         self.conversation_for(caller, input.conversation_id).await?;
 
@@ -69,17 +75,19 @@ impl Services {
         }
         self.limits().check_send(caller.user_id)?;
 
-        let stored =
-            match self.store_message(caller.user_id, input.conversation_id, body, client_message_id.clone()).await {
-                Err(AppError::Conflict(_)) if client_message_id.is_some() => {
-                    // A concurrent retry won the race on the unique (sender, client id) index.
-                    let cmid = client_message_id.unwrap_or_default();
-                    let existing = self.find_by_client_id(caller.user_id, &cmid).await?;
-                    let existing = existing.ok_or_else(|| AppError::Conflict("clientMessageId was reused".into()))?;
-                    return self.retried(existing, input.conversation_id).await;
-                }
-                other => other?,
-            };
+        let stored = match self
+            .store_message(caller.user_id, input.conversation_id, body, client_message_id.clone(), &attachment_ids)
+            .await
+        {
+            Err(AppError::Conflict(_)) if client_message_id.is_some() => {
+                // A concurrent retry won the race on the unique (sender, client id) index.
+                let cmid = client_message_id.unwrap_or_default();
+                let existing = self.find_by_client_id(caller.user_id, &cmid).await?;
+                let existing = existing.ok_or_else(|| AppError::Conflict("clientMessageId was reused".into()))?;
+                return self.retried(existing, input.conversation_id).await;
+            }
+            other => other?,
+        };
         m::message("sent");
         let view = self.message_view(stored).await?;
         let topic = Topic::Conversation(view.conversation_id);
@@ -96,6 +104,7 @@ impl Services {
         conversation_id: Uuid,
         body: MessageBody,
         client_message_id: Option<String>,
+        attachment_ids: &[Uuid],
     ) -> AppResult<message::Model> {
         let at = now();
         let txn = self.db().begin().await?;
@@ -125,6 +134,7 @@ impl Services {
             }
             other => other?,
         };
+        Self::attach(&txn, sender, stored.id, attachment_ids).await?;
         crate::storage::participant::Entity::update_many()
             .col_expr(crate::storage::participant::Column::LastReadSeq, Expr::value(seq))
             .filter(crate::storage::participant::Column::ConversationId.eq(conversation_id))
@@ -181,9 +191,10 @@ impl Services {
         self.message_deleted(updated).await
     }
 
-    /// After a deletion committed: counts it and tells the conversation.
+    /// After a deletion committed: counts it, drops its files, tells the conversation.
     pub(crate) async fn message_deleted(&self, updated: message::Model) -> AppResult<MessageView> {
         m::message("deleted");
+        self.drop_attachments_of(updated.id).await;
         let view = self.message_view(updated).await?;
         let topic = Topic::Conversation(view.conversation_id);
         self.publish(topic, EventKind::MessageDeleted { message: MessageSnapshot::from(&view) }).await;
@@ -279,12 +290,17 @@ impl Services {
         sender_ids.sort_unstable();
         sender_ids.dedup();
         let users = self.user_refs(sender_ids).await?;
+        let ids: Vec<Uuid> = rows.iter().filter(|r| r.deleted_at.is_none()).map(|r| r.id).collect();
+        let mut attachments = self.attachment_views(&ids).await?;
         Ok(rows
             .into_iter()
             .map(|r| {
                 let sender =
                     users.get(&r.sender_id).cloned().unwrap_or_else(|| super::views::UserRef::unknown(r.sender_id));
-                MessageView::from_model(r, sender)
+                let files = attachments.remove(&r.id).unwrap_or_default();
+                let mut view = MessageView::from_model(r, sender);
+                view.attachments = files;
+                view
             })
             .collect())
     }

@@ -8,6 +8,7 @@
 pub mod admin;
 mod auth;
 pub(crate) mod conversations;
+pub mod files;
 mod limits;
 pub mod live;
 pub(crate) mod messages;
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 pub use auth::{LoginInput, RegisterInput};
 pub use conversations::CreateConversationInput;
+pub use files::{FileSettings, Files, UploadTicket};
 pub use limits::{LimitSettings, Limits};
 pub use messages::{HistoryQuery, SendMessageInput};
 pub use tokens::TokenSettings;
@@ -51,6 +53,7 @@ struct Inner {
     tokens: tokens::TokenIssuer,
     limits: Limits,
     connections: live::Connections,
+    files: files::Files,
 }
 
 impl Services {
@@ -60,6 +63,7 @@ impl Services {
         presence: Arc<dyn PresenceStore>,
         tokens: TokenSettings,
         limits: LimitSettings,
+        files: files::Files,
     ) -> Self {
         Services {
             inner: Arc::new(Inner {
@@ -69,6 +73,7 @@ impl Services {
                 tokens: tokens::TokenIssuer::new(tokens),
                 limits: Limits::new(limits),
                 connections: live::Connections::default(),
+                files,
             }),
         }
     }

@@ -66,6 +66,51 @@ impl TokenIssuer {
     }
 }
 
+/// What an upload URL's token carries: who uploads, under which session, the file's name.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UploadClaims {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub aud: String,
+    pub name: String,
+    pub exp: i64,
+    pub iat: i64,
+}
+
+const UPLOAD_AUDIENCE: &str = "syncchat-upload";
+
+impl TokenIssuer {
+    /// A token for one upload URL, valid `ttl_secs`. It is not an access token (its audience
+    /// differs), and an access token is not an upload token.
+    pub fn issue_upload(&self, user_id: Uuid, session_id: Uuid, name: &str, ttl_secs: i64) -> Result<String, AppError> {
+        let iat = chrono::Utc::now().timestamp();
+        let claims = UploadClaims {
+            sub: user_id,
+            sid: session_id,
+            aud: UPLOAD_AUDIENCE.into(),
+            name: name.to_owned(),
+            iat,
+            exp: iat + ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("signing upload token")))
+    }
+
+    pub fn verify_upload(&self, token: &str) -> Result<UploadClaims, AppError> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[UPLOAD_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        jsonwebtoken::decode::<UploadClaims>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                AppError::Unauthenticated("the upload URL expired: ask for a new one".into())
+            }
+            _ => AppError::Unauthenticated("invalid upload URL".into()),
+        })
+    }
+}
+
 /// A fresh refresh token for `session_id`, and the hash to store.
 pub fn new_refresh_token(session_id: Uuid) -> (String, String) {
     let secret: [u8; 32] = rand::random();

@@ -58,9 +58,68 @@ pub enum ParticipantRole {
 #[oai(rename_all = "camelCase")]
 pub struct AttachmentView {
     pub id: Uuid,
+    /// The uploader's file name (path parts removed).
     pub name: String,
+    /// Detected from the bytes, not taken from the client.
     pub content_type: String,
+    /// Bytes.
     pub size: i64,
+    /// Images only.
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// Hex sha256 of the bytes; also the download's ETag.
+    pub sha256: String,
+    /// `GET` with the bearer token: the bytes (ranges, ETag, 304).
+    pub url: String,
+    /// A 320 px preview for images, once made (shortly after upload).
+    pub thumbnail_url: Option<String>,
+}
+
+impl AttachmentView {
+    pub fn from_model(a: &crate::storage::attachment::Model) -> Self {
+        AttachmentView {
+            id: a.id,
+            name: a.file_name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            width: a.width,
+            height: a.height,
+            sha256: a.sha256.clone(),
+            url: format!("/api/v1/files/{}", a.id),
+            thumbnail_url: a.thumbnail_key.as_ref().map(|_| format!("/api/v1/files/{}/thumbnail", a.id)),
+        }
+    }
+}
+
+impl From<&AttachmentView> for syncchat_realtime::AttachmentSnapshot {
+    fn from(a: &AttachmentView) -> Self {
+        syncchat_realtime::AttachmentSnapshot {
+            id: a.id,
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            width: a.width,
+            height: a.height,
+            sha256: a.sha256.clone(),
+            has_thumbnail: a.thumbnail_url.is_some(),
+        }
+    }
+}
+
+impl From<syncchat_realtime::AttachmentSnapshot> for AttachmentView {
+    fn from(a: syncchat_realtime::AttachmentSnapshot) -> Self {
+        AttachmentView {
+            url: format!("/api/v1/files/{}", a.id),
+            thumbnail_url: a.has_thumbnail.then(|| format!("/api/v1/files/{}/thumbnail", a.id)),
+            id: a.id,
+            name: a.name,
+            content_type: a.content_type,
+            size: a.size,
+            width: a.width,
+            height: a.height,
+            sha256: a.sha256,
+        }
+    }
 }
 
 #[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
@@ -205,6 +264,7 @@ impl From<&MessageView> for MessageSnapshot {
             created_at: m.created_at,
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
+            attachments: m.attachments.iter().map(Into::into).collect(),
         }
     }
 }
@@ -221,7 +281,7 @@ impl From<MessageSnapshot> for MessageView {
             created_at: m.created_at,
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
-            attachments: Vec::new(),
+            attachments: m.attachments.into_iter().map(Into::into).collect(),
         }
     }
 }

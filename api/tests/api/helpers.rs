@@ -20,6 +20,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     pub database_url: String,
+    /// The server's service layer, for what only the server can see (stored files, the
+    /// collector).
+    pub services: syncchat_api::service::Services,
     _data: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -130,6 +133,7 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
     syncchat_api::telemetry::init(&config.log, config.log_format);
     let app = App::build(config).await.expect("app builds");
     let base = format!("http://{}", app.addr());
+    let services = app.services().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = app
@@ -143,6 +147,7 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
         client: reqwest::Client::new(),
         backend,
         database_url,
+        services,
         _data: data,
         shutdown: Some(tx),
         server: Some(server),

@@ -2,8 +2,14 @@
 
 mod auth;
 mod conversations;
+mod files;
 mod messages;
 
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(auth::AuthMutation, conversations::ConversationMutation, messages::MessageMutation);
+pub struct MutationRoot(
+    auth::AuthMutation,
+    conversations::ConversationMutation,
+    messages::MessageMutation,
+    files::FileMutation,
+);

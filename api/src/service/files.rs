@@ -1,0 +1,497 @@
+//! Files: uploads streamed to storage (never held whole in memory) with their type taken
+//! from their bytes, attachments on messages, who may read them, and the collector that
+//! removes what was never attached.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::buffered::BufWriter;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::views::AttachmentView;
+use super::{Caller, Services, now};
+use crate::error::{AppError, AppResult};
+use crate::files::{ByteStream, FileStore, sniff, thumbs};
+use crate::metrics as m;
+use crate::storage::{attachment, message, participant};
+
+/// At most this many files on one message.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Bytes buffered per upload before they go to storage (S3's smallest multipart part).
+const PART_BYTES: usize = 5 * 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// How long an upload URL stays valid.
+pub const UPLOAD_URL_TTL_SECS: i64 = 600;
+
+#[derive(Clone, Debug)]
+pub struct FileSettings {
+    pub max_upload_bytes: u64,
+    /// Detected MIME types accepted.
+    pub allowed_types: Vec<String>,
+    pub orphan_grace: Duration,
+}
+
+/// Storage plus the rules' settings, shared by every request.
+pub struct Files {
+    pub store: FileStore,
+    pub settings: FileSettings,
+    /// Thumbnails are made a few at a time, off the request path.
+    thumbnails: Arc<tokio::sync::Semaphore>,
+}
+
+impl Files {
+    pub fn new(store: FileStore, settings: FileSettings) -> Files {
+        Files { store, settings, thumbnails: Arc::new(tokio::sync::Semaphore::new(2)) }
+    }
+}
+
+/// A file a caller may read: what to send and where it is.
+pub struct Readable {
+    pub row: attachment::Model,
+    /// The object to serve (the blob, or its thumbnail).
+    pub key: String,
+    pub content_type: String,
+    pub size: Option<i64>,
+    /// Strong validator: the bytes' sha256 (a thumbnail's is derived from it).
+    pub etag: String,
+}
+
+/// A signed URL that accepts one file by `PUT` without a bearer token.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UploadTicket {
+    /// Relative to the server: `PUT` the file's bytes there (any content type).
+    pub upload_url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub max_bytes: u64,
+}
+
+/// A file name as stored and shown: no folders, no control characters, at most 255 chars.
+fn clean_name(name: Option<&str>) -> String {
+    let base = name.unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." { "file".into() } else { cleaned.to_owned() }
+}
+
+fn blob_key(sha: &str) -> String {
+    format!("blobs/{}/{sha}", &sha[..2.min(sha.len())])
+}
+
+fn storage_unavailable(e: impl std::fmt::Display) -> AppError {
+    AppError::Unavailable(format!("file storage is unavailable: {e}"))
+}
+
+impl Services {
+    pub(crate) fn files(&self) -> &Files {
+        &self.inner.files
+    }
+
+    /// Streams `body` to storage as a file of `owner`'s. The type comes from the first bytes
+    /// and must be allowed; past the size limit the upload stops and nothing is kept.
+    #[instrument(skip_all, fields(user.id = %owner, via))]
+    pub async fn upload_file<R: AsyncRead + Unpin + Send>(
+        &self,
+        owner: Uuid,
+        file_name: Option<&str>,
+        body: &mut R,
+        via: &'static str,
+    ) -> AppResult<AttachmentView> {
+        let started = Instant::now();
+        let files = self.files();
+        let max = files.settings.max_upload_bytes;
+        let name = clean_name(file_name);
+        let too_large = || {
+            m::file_rejected("too_large");
+            AppError::TooLarge(format!("the file is larger than the limit of {max} bytes"))
+        };
+        let interrupted = |e: std::io::Error| {
+            m::file_rejected("bad_request");
+            AppError::bad_input("file", format!("the upload was interrupted: {e}"))
+        };
+
+        // The first bytes decide the type before anything is stored.
+        let mut head = Vec::with_capacity(sniff::SNIFF_BYTES);
+        let mut complete = false;
+        while head.len() < sniff::SNIFF_BYTES {
+            let mut chunk = vec![0u8; sniff::SNIFF_BYTES - head.len()];
+            let n = body.read(&mut chunk).await.map_err(interrupted)?;
+            if n == 0 {
+                complete = true;
+                break;
+            }
+            head.extend_from_slice(&chunk[..n]);
+        }
+        if head.is_empty() {
+            m::file_rejected("empty");
+            return Err(AppError::bad_input("file", "the file is empty"));
+        }
+        if head.len() as u64 > max {
+            return Err(too_large());
+        }
+        let content_type = match sniff::detect(&head, complete) {
+            Some(t) if files.settings.allowed_types.contains(&t) => t,
+            Some(t) => {
+                m::file_rejected("type_not_allowed");
+                return Err(AppError::bad_input("file", format!("files of type {t} are not accepted")));
+            }
+            None => {
+                m::file_rejected("type_not_allowed");
+                return Err(AppError::bad_input("file", "the file's type could not be recognised from its content"));
+            }
+        };
+
+        // Stream to a temporary object, hashing as we go.
+        let temp = format!("uploads/{}", Uuid::now_v7());
+        let mut writer = files.store.writer(&temp, PART_BYTES);
+        let mut hasher = Sha256::new();
+        let mut size = head.len() as u64;
+        hasher.update(&head);
+        let streamed: AppResult<()> = async {
+            writer.write_all(&head).await.map_err(storage_unavailable)?;
+            let mut buf = vec![0u8; READ_CHUNK];
+            loop {
+                let n = body.read(&mut buf).await.map_err(interrupted)?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                if size > max {
+                    return Err(too_large());
+                }
+                hasher.update(&buf[..n]);
+                writer.write_all(&buf[..n]).await.map_err(storage_unavailable)?;
+            }
+            writer.shutdown().await.map_err(storage_unavailable)
+        }
+        .await;
+        if let Err(e) = streamed {
+            abort(&mut writer, files, &temp).await;
+            return Err(e);
+        }
+        let sha = hex::encode(hasher.finalize());
+        let key = blob_key(&sha);
+        // Content-addressed: the same bytes are stored once.
+        let placed = match files.store.exists(&key).await {
+            Ok(true) => files.store.delete(&temp).await,
+            Ok(false) => files.store.rename(&temp, &key).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = placed {
+            let _ = files.store.delete(&temp).await;
+            return Err(storage_unavailable(e));
+        }
+
+        let dims = if sniff::is_image(&content_type) { sniff::dimensions(&head) } else { None };
+        // A blob that already has a thumbnail (same bytes uploaded before) shares it.
+        let sibling = attachment::Entity::find()
+            .filter(attachment::Column::StorageKey.eq(&key))
+            .filter(attachment::Column::ThumbnailKey.is_not_null())
+            .one(self.db())
+            .await?;
+        let row = attachment::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            owner_id: Set(owner),
+            message_id: Set(None),
+            file_name: Set(name),
+            content_type: Set(content_type.clone()),
+            size: Set(i64::try_from(size).unwrap_or(i64::MAX)),
+            storage_key: Set(key.clone()),
+            sha256: Set(sha.clone()),
+            created_at: Set(now()),
+            width: Set(dims.and_then(|(w, _)| i32::try_from(w).ok()).or(sibling.as_ref().and_then(|s| s.width))),
+            height: Set(dims.and_then(|(_, h)| i32::try_from(h).ok()).or(sibling.as_ref().and_then(|s| s.height))),
+            thumbnail_key: Set(sibling.as_ref().and_then(|s| s.thumbnail_key.clone())),
+            thumbnail_type: Set(sibling.as_ref().and_then(|s| s.thumbnail_type.clone())),
+        }
+        .insert(self.db())
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                self.delete_unreferenced_blob(&key).await;
+                return Err(e.into());
+            }
+        };
+        if sniff::is_image(&content_type) && row.thumbnail_key.is_none() {
+            self.spawn_thumbnail(key, sha);
+        }
+        m::file_uploaded(via, size, started.elapsed());
+        Ok(AttachmentView::from_model(&row))
+    }
+
+    /// Makes the thumbnail of an image blob in the background and records it (with the
+    /// image's dimensions) on every attachment of that blob.
+    fn spawn_thumbnail(&self, key: String, sha: String) {
+        let services = self.clone();
+        tokio::spawn(async move {
+            let files = services.files();
+            let Ok(_permit) = files.thumbnails.clone().acquire_owned().await else { return };
+            let bytes = match files.store.get_all(&key).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!(files.key = %key, error = %e, "could not read an image for its thumbnail");
+                    return;
+                }
+            };
+            let made = tokio::task::spawn_blocking(move || thumbs::make(&bytes)).await;
+            let thumb = match made {
+                Ok(Ok(thumb)) => thumb,
+                Ok(Err(e)) => {
+                    tracing::info!(files.key = %key, error = %e, "no thumbnail for this image");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the thumbnail task failed");
+                    return;
+                }
+            };
+            let ext = if thumb.content_type == "image/png" { "png" } else { "jpg" };
+            let thumb_key = format!("thumbs/{sha}.{ext}");
+            if files.store.put(&thumb_key, thumb.bytes.into()).await.is_err() {
+                return;
+            }
+            let (w, h) = thumb.original;
+            let updated = attachment::Entity::update_many()
+                .col_expr(attachment::Column::ThumbnailKey, Expr::value(thumb_key))
+                .col_expr(attachment::Column::ThumbnailType, Expr::value(thumb.content_type))
+                .col_expr(attachment::Column::Width, Expr::value(i32::try_from(w).unwrap_or(i32::MAX)))
+                .col_expr(attachment::Column::Height, Expr::value(i32::try_from(h).unwrap_or(i32::MAX)))
+                .filter(attachment::Column::StorageKey.eq(&key))
+                .exec(services.db())
+                .await;
+            if let Err(e) = updated {
+                tracing::warn!(error = %e, "could not record a thumbnail");
+            }
+        });
+    }
+
+    /// Objects in file storage and their bytes.
+    pub async fn file_storage_usage(&self) -> AppResult<(u64, u64)> {
+        self.files().store.usage().await.map_err(storage_unavailable)
+    }
+
+    /// A signed URL for one upload, for clients that cannot send multipart (GraphQL).
+    pub fn upload_ticket(&self, caller: &Caller, file_name: &str) -> AppResult<UploadTicket> {
+        let name = clean_name(Some(file_name));
+        let token = self.inner.tokens.issue_upload(caller.user_id, caller.session_id, &name, UPLOAD_URL_TTL_SECS)?;
+        Ok(UploadTicket {
+            upload_url: format!("/api/v1/files/uploads/{token}"),
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(UPLOAD_URL_TTL_SECS),
+            max_bytes: self.files().settings.max_upload_bytes,
+        })
+    }
+
+    /// Stores the body sent to an upload URL, for the user the URL was made for (whose
+    /// session must still be live).
+    pub async fn upload_with_ticket<R: AsyncRead + Unpin + Send>(
+        &self,
+        token: &str,
+        body: &mut R,
+    ) -> AppResult<AttachmentView> {
+        let claims = self.inner.tokens.verify_upload(token)?;
+        self.session_caller(claims.sub, claims.sid).await?;
+        self.upload_file(claims.sub, Some(&claims.name), body, "upload_url").await
+    }
+
+    /// Whether `caller` may read attachment `id`: its uploader, or a participant of the
+    /// conversation where it is attached. Anyone else gets `NOT_FOUND`.
+    pub async fn readable_file(&self, caller: &Caller, id: Uuid, thumbnail: bool) -> AppResult<Readable> {
+        let row =
+            attachment::Entity::find_by_id(id).one(self.db()).await?.ok_or_else(|| AppError::not_found("file"))?;
+        if row.owner_id != caller.user_id {
+            let Some(message_id) = row.message_id else { return Err(AppError::not_found("file")) };
+            let msg = message::Entity::find_by_id(message_id).one(self.db()).await?;
+            let visible = match msg {
+                Some(msg) if msg.deleted_at.is_none() => {
+                    participant::Entity::find()
+                        .filter(participant::Column::ConversationId.eq(msg.conversation_id))
+                        .filter(participant::Column::UserId.eq(caller.user_id))
+                        .count(self.db())
+                        .await?
+                        > 0
+                }
+                _ => false,
+            };
+            if !visible {
+                return Err(AppError::not_found("file"));
+            }
+        }
+        if thumbnail {
+            let (Some(key), Some(content_type)) = (row.thumbnail_key.clone(), row.thumbnail_type.clone()) else {
+                return Err(AppError::NotFound("this file has no thumbnail (yet)".into()));
+            };
+            let etag = format!("{}-thumb", row.sha256);
+            return Ok(Readable { row, key, content_type, size: None, etag });
+        }
+        Ok(Readable {
+            key: row.storage_key.clone(),
+            content_type: row.content_type.clone(),
+            size: Some(row.size),
+            etag: row.sha256.clone(),
+            row,
+        })
+    }
+
+    /// The bytes of a readable file, or of a range of it.
+    pub async fn file_bytes(&self, file: &Readable, range: Option<std::ops::Range<u64>>) -> AppResult<ByteStream> {
+        self.files().store.get(&file.key, range).await.map_err(storage_unavailable)
+    }
+
+    /// A presigned URL for the file when the store is S3 and redirects are on.
+    pub async fn file_redirect(&self, file: &Readable) -> Option<String> {
+        let store = &self.files().store;
+        if !store.redirects() {
+            return None;
+        }
+        store.presigned_get(&file.key, Duration::from_secs(300)).await
+    }
+
+    /// Attaches files to a new message inside its storing transaction: only the sender's own
+    /// files, not attached yet.
+    pub(crate) async fn attach<C: sea_orm::ConnectionTrait>(
+        txn: &C,
+        sender: Uuid,
+        message_id: Uuid,
+        ids: &[Uuid],
+    ) -> AppResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let attached = attachment::Entity::update_many()
+            .col_expr(attachment::Column::MessageId, Expr::value(message_id))
+            .filter(attachment::Column::Id.is_in(ids.to_vec()))
+            .filter(attachment::Column::OwnerId.eq(sender))
+            .filter(attachment::Column::MessageId.is_null())
+            .exec(txn)
+            .await?;
+        if attached.rows_affected != ids.len() as u64 {
+            return Err(AppError::bad_input(
+                "attachmentIds",
+                "attach only files you uploaded that are not attached to another message yet",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The attachments of each of `message_ids`, oldest first.
+    pub(crate) async fn attachment_views(&self, message_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<AttachmentView>>> {
+        let mut out: HashMap<Uuid, Vec<AttachmentView>> = HashMap::new();
+        if message_ids.is_empty() {
+            return Ok(out);
+        }
+        let rows = attachment::Entity::find()
+            .filter(attachment::Column::MessageId.is_in(message_ids.to_vec()))
+            .all(self.db())
+            .await?;
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.id);
+        for row in rows {
+            if let Some(mid) = row.message_id {
+                out.entry(mid).or_default().push(AttachmentView::from_model(&row));
+            }
+        }
+        Ok(out)
+    }
+
+    /// After a message was deleted: its attachments go, and their bytes too when nothing
+    /// else refers to them.
+    pub(crate) async fn drop_attachments_of(&self, message_id: Uuid) {
+        let rows = attachment::Entity::find().filter(attachment::Column::MessageId.eq(message_id)).all(self.db()).await;
+        let Ok(rows) = rows else { return };
+        if rows.is_empty() {
+            return;
+        }
+        let deleted = attachment::Entity::delete_many()
+            .filter(attachment::Column::MessageId.eq(message_id))
+            .exec(self.db())
+            .await;
+        if deleted.is_ok() {
+            m::files_collected("deleted_message", rows.len() as u64);
+            for row in rows {
+                self.delete_unreferenced_blob(&row.storage_key).await;
+            }
+        }
+    }
+
+    /// Deletes uploads never attached within the grace period; returns how many.
+    #[instrument(skip(self))]
+    pub async fn collect_orphan_files(&self) -> AppResult<u64> {
+        let grace = chrono::Duration::from_std(self.files().settings.orphan_grace).unwrap_or(chrono::Duration::days(1));
+        let cutoff = now() - grace;
+        let mut collected = 0;
+        loop {
+            let batch = attachment::Entity::find()
+                .filter(attachment::Column::MessageId.is_null())
+                .filter(attachment::Column::CreatedAt.lt(cutoff))
+                .limit(200)
+                .all(self.db())
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in &batch {
+                // Only if it is still an orphan: a send may have attached it meanwhile.
+                let gone = attachment::Entity::delete_many()
+                    .filter(attachment::Column::Id.eq(row.id))
+                    .filter(attachment::Column::MessageId.is_null())
+                    .exec(self.db())
+                    .await?;
+                if gone.rows_affected == 1 {
+                    collected += 1;
+                    self.delete_unreferenced_blob(&row.storage_key).await;
+                }
+            }
+            if batch.len() < 200 {
+                break;
+            }
+        }
+        m::files_collected("orphan", collected);
+        Ok(collected)
+    }
+
+    /// Deletes a blob (and its thumbnail) when no attachment refers to it any more.
+    async fn delete_unreferenced_blob(&self, key: &str) {
+        let still = attachment::Entity::find().filter(attachment::Column::StorageKey.eq(key)).count(self.db()).await;
+        if !matches!(still, Ok(0)) {
+            return;
+        }
+        let store = &self.files().store;
+        if let Err(e) = store.delete(key).await {
+            tracing::warn!(files.key = key, error = %e, "could not delete an unreferenced file");
+        }
+        if let Some(sha) = key.rsplit('/').next() {
+            for ext in ["jpg", "png"] {
+                let _ = store.delete(&format!("thumbs/{sha}.{ext}")).await;
+            }
+        }
+    }
+}
+
+async fn abort(writer: &mut BufWriter, files: &Files, temp: &str) {
+    if let Err(e) = writer.abort().await {
+        tracing::debug!(error = %e, "aborting an upload");
+    }
+    // A local store may have written the object already; make sure nothing is left.
+    let _ = files.store.delete(temp).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_folders_and_control_characters() {
+        assert_eq!(clean_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(clean_name(Some("C:\\Users\\a\\cat.png")), "cat.png");
+        assert_eq!(clean_name(Some("a\u{0}b\nc.txt")), "abc.txt");
+        assert_eq!(clean_name(Some("..")), "file");
+        assert_eq!(clean_name(None), "file");
+    }
+}
