@@ -50,6 +50,13 @@ STORAGE = [
     ("Process resident memory", "timeseries", "sum by (node) (syncchat_process_resident_memory_bytes)", "bytes", [], "{{node}}"),
     ("Process CPU", "timeseries", "sum by (node) (rate(syncchat_process_cpu_seconds_total[5m]))", "percentunit", [], "{{node}}"),
     ("Open file descriptors", "timeseries", "sum by (node) (syncchat_process_open_fds)", "short", [], "{{node}}"),
+    ("File uploads/s", "timeseries", "sum by (via) (rate(syncchat_file_uploads_total[5m]))", "short", [], "{{via}}"),
+    ("Upload throughput", "timeseries", "sum(rate(syncchat_file_upload_bytes_total[5m]))", "Bps", [], "bytes/s"),
+    ("Upload p95", "timeseries", 'histogram_quantile(0.95, sum by (le) (rate(syncchat_file_upload_duration_seconds_bucket[5m])))', "s", [], "p95"),
+    ("Uploads refused/s by reason", "timeseries", "sum by (reason) (rate(syncchat_file_rejections_total[5m]))", "short", [], "{{reason}}"),
+    ("File downloads/s by outcome", "timeseries", "sum by (outcome) (rate(syncchat_file_downloads_total[5m]))", "short", [], "{{outcome}}"),
+    ("File storage errors/s", "timeseries", "sum by (op) (rate(syncchat_file_storage_errors_total[5m]))", "short", [], "{{op}}"),
+    ("Files collected per hour", "timeseries", "sum by (reason) (increase(syncchat_files_collected_total[1h]))", "short", [], "{{reason}}"),
 ]
 
 BUSINESS = [

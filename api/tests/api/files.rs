@@ -282,9 +282,23 @@ async fn graphql_clients_upload_through_a_signed_url(store: Store) {
     assert_eq!(resp.status(), 200);
     let file: Value = resp.json().await.expect("attachment");
     assert_eq!((file["name"].as_str(), file["contentType"].as_str()), (Some("notes.pdf"), Some("application/pdf")));
+    let mut ws = crate::ws_client::WsClient::signed_in(&app, &bob.token).await;
+    ws.subscribe(
+        "m",
+        "subscription($c: UUID!) { messageAdded(conversationId: $c) { body attachments { name contentType size } } }",
+        json!({"c": conv}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let input = json!({"input": {"conversationId": conv, "body": "the notes", "attachmentIds": [file["id"]]}});
     let sent = app.gql_ok(Some(&ann.token), SEND, input).await;
     assert_eq!(sent["sendMessage"]["attachments"][0]["contentType"], "application/pdf");
+    let live = ws.next_data("m").await;
+    assert_eq!(
+        live["messageAdded"]["attachments"],
+        json!([{"name": "notes.pdf", "contentType": "application/pdf", "size": pdf.len()}]),
+        "subscribers get the attachments with the message"
+    );
     let got = get(&app, &bob, &format!("/api/v1/files/{}", file["id"].as_str().unwrap_or_default()), &[]).await;
     assert!(header(&got, "content-disposition").starts_with("inline"));
     assert_eq!(got.bytes().await.expect("bytes").as_ref(), pdf.as_slice());
@@ -347,4 +361,40 @@ async fn the_collector_removes_orphans_but_keeps_shared_bytes(store: Store) {
     assert_eq!(status, 200);
     assert_eq!(get(&app, &bob, &kept_path, &[]).await.status(), 404);
     assert_eq!(stored(&app).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_s3_downloads_can_redirect_to_a_presigned_url() {
+    let Some(app) = spawn_files_app(Store::SqliteS3, &["--files-redirect", "presigned"]).await else { return };
+    let (ann, bob) = (app.register("ann").await, app.register("bob").await);
+    let conv = app.conversation(&ann, &[&bob], None).await;
+    let bytes = png(40, 30);
+    let (_, file) = upload(&app, &ann, "small.png", bytes.clone()).await;
+    let (status, _) = app
+        .rest(
+            "POST",
+            &format!("/conversations/{conv}/messages"),
+            Some(&ann.token),
+            Some(json!({"body": "pic", "attachmentIds": [file["id"]]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let no_follow = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let resp = no_follow
+        .get(app.url(&format!("/api/v1/files/{}", file["id"].as_str().unwrap_or_default())))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 302);
+    let location = header(&resp, "location");
+    assert!(location.contains("X-Amz-Signature="), "a presigned URL: {location}");
+    // The bucket serves the bytes to whoever holds the URL, without SyncChat.
+    let direct = reqwest::get(&location).await.expect("follow");
+    assert_eq!(direct.status(), 200);
+    assert_eq!(direct.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
+    // Still only for participants: cat gets no URL.
+    let cat = app.register("cat").await;
+    let resp = get(&app, &cat, &format!("/api/v1/files/{}", file["id"].as_str().unwrap_or_default()), &[]).await;
+    assert_eq!(resp.status(), 404);
 }

@@ -193,6 +193,17 @@ async fn a_real_prometheus_answers_every_panel_for_two_nodes_under_load() {
     api.send_alternating([&a.base, &b.base], &ben, &conv, 0, SENT).await;
     let (ok, _) = sub.finish(Duration::from_secs(20)).await;
     assert!(ok, "the subscriber got every message");
+    // A file goes through too, so the file panels have something to show.
+    let part = reqwest::multipart::Part::bytes(b"minutes of the meeting\n".to_vec()).file_name("minutes.txt");
+    let uploaded = api
+        .client
+        .post(format!("{}/api/v1/files", b.base))
+        .bearer_auth(&ben)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(uploaded.status(), 200);
 
     // Live /metrics of a node that did all of that passes promtool's checks.
     let live = reqwest::get(format!("{}/metrics", a.base)).await.expect("metrics").text().await.expect("text");
