@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod uploads;
+
 use anyhow::{Context, bail};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
@@ -38,9 +40,18 @@ struct Args {
     /// Messages per second, across all senders.
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
-    /// Name of the scenario in the JSON line.
+    /// Name of the scenario in the JSON line; `uploads` runs the upload scenario instead.
     #[arg(long, default_value = "latency")]
     scenario: String,
+    /// uploads: concurrent uploading clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// uploads: MiB each client uploads.
+    #[arg(long, default_value_t = 100)]
+    upload_mib: usize,
+    /// The server's pid, to sample its resident memory from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn now_micros() -> u64 {
@@ -82,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
     let send_url = args.send_url.clone().unwrap_or_else(|| args.url.clone());
     let api = Api { http: reqwest::Client::new() };
     let run = now_micros() % 1_000_000_000;
+    if args.scenario == "uploads" {
+        return uploads::run(&api, &args.url, args.clients, args.upload_mib, args.server_pid, run).await;
+    }
     let group = args.group.max(2);
     let conversations = args.subscribers.div_ceil(group - 1).max(1);
 

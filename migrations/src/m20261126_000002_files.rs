@@ -1,5 +1,5 @@
-//! Files: image dimensions and thumbnails on attachments, and the indexes that the
-//! "is this blob still used" check and the orphan collector need.
+//! Files: the blobs table, image dimensions and thumbnails on attachments, and the indexes
+//! that the "is this blob still used" check and the orphan collector need.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -18,9 +18,27 @@ enum Attachments {
     CreatedAt,
 }
 
+/// One row per stored object (`blobs/<sha256>`): the row that uploads and deletions lock, so
+/// a blob is never deleted while an upload of the same bytes is attaching itself to it.
+#[derive(DeriveIden, Clone, Copy)]
+enum Blobs {
+    Table,
+    Key,
+    CreatedAt,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Blobs::Table)
+                .if_not_exists()
+                .col(string(Blobs::Key).primary_key())
+                .col(timestamp_with_time_zone(Blobs::CreatedAt))
+                .to_owned(),
+        )
+        .await?;
         // One column per statement: SQLite alters one thing at a time.
         for column in [
             integer_null(Attachments::Width),
@@ -48,6 +66,6 @@ impl MigrationTrait for Migration {
         for column in [Attachments::Width, Attachments::Height, Attachments::ThumbnailKey, Attachments::ThumbnailType] {
             m.alter_table(Table::alter().table(Attachments::Table).drop_column(column).to_owned()).await?;
         }
-        Ok(())
+        m.drop_table(Table::drop().table(Blobs::Table).if_exists().to_owned()).await
     }
 }

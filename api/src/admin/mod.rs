@@ -21,7 +21,7 @@ use serde::Deserialize;
 use syncchat_realtime::SnapshotStore;
 
 use crate::error::AppError;
-use crate::service::admin::{csrf_for_session, tokens_match};
+use crate::service::admin::{CONSOLE_SESSION_HOURS, csrf_for_session, tokens_match};
 use crate::service::{Caller, Services};
 
 const SESSION_COOKIE: &str = "syncchat_admin";
@@ -86,8 +86,16 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> String {
-    format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}")
+fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}")
+}
+
+/// Whether the browser reached us over HTTPS (directly or through a proxy that says so):
+/// then cookies are marked `Secure`.
+fn over_https(req: &Request) -> bool {
+    req.uri().scheme_str() == Some("https")
+        || req.header("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
 fn html(status: StatusCode) -> poem::ResponseBuilder {
@@ -106,10 +114,10 @@ fn status_of(e: &AppError) -> StatusCode {
 }
 
 /// The sign-in page with a fresh double-submit CSRF token.
-fn login_page(status: StatusCode, error: Option<String>) -> Response {
+fn login_page(req: &Request, status: StatusCode, error: Option<String>) -> Response {
     let csrf = hex::encode(rand::random::<[u8; 16]>());
     let body = syncchat_admin_ui::render_login_page(env!("CARGO_PKG_VERSION"), error, &csrf);
-    html(status).header(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, 3600)).body(body)
+    html(status).header(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, 3600, over_https(req))).body(body)
 }
 
 /// A signed-in admin: the caller, and the page chrome (with the CSRF token for forms).
@@ -139,7 +147,7 @@ async fn signed_in(req: &Request, services: &Services, console: &Console) -> Opt
 
 /// For pages: the admin, or the sign-in page to answer with. Anyone else never gets data.
 async fn page_admin(req: &Request, services: &Services, console: &Console) -> Result<Admin, Response> {
-    signed_in(req, services, console).await.ok_or_else(|| login_page(StatusCode::OK, None))
+    signed_in(req, services, console).await.ok_or_else(|| login_page(req, StatusCode::OK, None))
 }
 
 /// For fragments and form posts: the admin, or an empty 401 (the script reloads the page,
@@ -189,6 +197,7 @@ async fn login(req: &Request, addr: &RemoteAddr, form: Form<LoginForm>, services
     let expected = cookie(req, CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !tokens_match(&expected, &form.csrf) {
         return login_page(
+            req,
             StatusCode::FORBIDDEN,
             Some("The form expired or did not come from this page: try again.".into()),
         );
@@ -198,8 +207,11 @@ async fn login(req: &Request, addr: &RemoteAddr, form: Form<LoginForm>, services
         Ok(token) => Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, "/admin")
-            .header(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, 12 * 3600))
-            .header(header::SET_COOKIE, set_cookie(CSRF_COOKIE, "", 0))
+            .header(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &token, CONSOLE_SESSION_HOURS * 3600, over_https(req)),
+            )
+            .header(header::SET_COOKIE, set_cookie(CSRF_COOKIE, "", 0, over_https(req)))
             .finish(),
         Err(e) => {
             e.log_if_internal();
@@ -207,7 +219,7 @@ async fn login(req: &Request, addr: &RemoteAddr, form: Form<LoginForm>, services
                 AppError::Internal(_) => "Something went wrong; try again.".to_owned(),
                 ref other => other.to_string(),
             };
-            login_page(status_of(&e), Some(message))
+            login_page(req, status_of(&e), Some(message))
         }
     }
 }
@@ -227,6 +239,6 @@ async fn logout(req: &Request, form: Form<CsrfForm>, services: Data<&Services>, 
     Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header(header::LOCATION, "/admin")
-        .header(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0))
+        .header(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, over_https(req)))
         .finish()
 }

@@ -98,9 +98,40 @@ impl FileStore {
         if self.prefix.is_empty() { ObjectPath::from(key) } else { ObjectPath::from(format!("{}/{key}", self.prefix)) }
     }
 
-    /// A writer that streams to `key` in parts (S3 multipart above `part` bytes).
-    pub fn writer(&self, key: &str, part: usize) -> BufWriter {
+    /// A writer that streams to `key` in parts (S3 multipart above `part` bytes, one part
+    /// in flight at a time), storing `content_type` with the object so that a bucket serving
+    /// it directly (presigned URLs) sends the right type.
+    pub fn writer(&self, key: &str, part: usize, content_type: &str) -> BufWriter {
+        let mut attributes = object_store::Attributes::new();
+        if self.s3.is_some() {
+            attributes.insert(object_store::Attribute::ContentType, content_type.to_owned().into());
+        }
         BufWriter::with_capacity(self.store.clone(), self.path(key), part)
+            .with_max_concurrency(1)
+            .with_attributes(attributes)
+    }
+
+    /// Deletes the objects under `prefix` last modified before `before`; returns how many.
+    pub async fn delete_older_than(
+        &self,
+        prefix: &str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, object_store::Error> {
+        let old: Vec<ObjectPath> = self
+            .store
+            .list(Some(&self.path(prefix)))
+            .try_filter(|meta| futures_util::future::ready(meta.last_modified < before))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        let mut removed = 0;
+        for location in old {
+            match self.store.delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                Err(e) => return self.observe("delete", Err(e)),
+            }
+        }
+        Ok(removed)
     }
 
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), object_store::Error> {

@@ -7,9 +7,10 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageReader, Limits};
 
 pub const THUMB_MAX: u32 = 320;
-/// The largest canvas decoded for a thumbnail.
+/// The largest canvas decoded for a thumbnail: 40 megapixels, 16,384 px on a side.
+const MAX_PIXELS: u64 = 40_000_000;
 const MAX_SIDE: u32 = 16_384;
-const MAX_ALLOC: u64 = 512 * 1024 * 1024;
+const MAX_ALLOC: u64 = 256 * 1024 * 1024;
 
 /// A thumbnail and the original's dimensions.
 pub struct Thumbnail {
@@ -21,6 +22,15 @@ pub struct Thumbnail {
 }
 
 pub fn make(bytes: &[u8]) -> Result<Thumbnail, String> {
+    // The header's claimed size is checked before anything is decoded.
+    let (w, h) = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_dimensions()
+        .map_err(|e| e.to_string())?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!("{w}×{h} is too large to make a thumbnail of"));
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -61,6 +71,30 @@ mod tests {
         assert_eq!((t.width, t.height, t.original), (320, 160, (1000, 500)));
         assert_eq!(t.content_type, "image/jpeg");
         assert!(t.bytes.starts_with(&[0xff, 0xd8]));
+    }
+
+    /// PNG's chunk checksum (CRC-32, IEEE), bit by bit.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for byte in bytes {
+            crc ^= u32::from(*byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn a_huge_canvas_is_refused_before_decoding() {
+        // A valid PNG header claiming 20,000 × 20,000 pixels, with no pixel data.
+        let mut header = png(1, 1);
+        header[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        header[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&header[12..29]);
+        header[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = make(&header).err().unwrap_or_default();
+        assert!(err.contains("too large"), "{err}");
     }
 
     #[test]

@@ -127,8 +127,15 @@ impl Connection {
         // counts as online everywhere.
         let connection_id = Uuid::now_v7();
         let kill = self.services.connection_opened(caller.user_id, connection_id).await;
-        let _ = out.send(Message::text(json!({"type": "connection_ack"}).to_string())).await;
-        let close = self.serve(caller.clone(), &mut incoming, &out, &kill).await;
+        // An account disabled between the check above and the registration would have missed
+        // its close order: look again now that the order would reach this connection.
+        let still_allowed = self.services.session_caller(caller.user_id, caller.session_id).await;
+        let close = if let Err(AppError::Forbidden(_) | AppError::Unauthenticated(_)) = still_allowed {
+            Some(Close(4403, "Forbidden"))
+        } else {
+            let _ = out.send(Message::text(json!({"type": "connection_ack"}).to_string())).await;
+            self.serve(caller.clone(), &mut incoming, &out, &kill).await
+        };
         self.services.connection_closed(caller.user_id, connection_id).await;
         if let Some(Close(code, reason)) = close {
             m::ws_closed(reason_label(code));

@@ -194,7 +194,7 @@ async fn serve(
         Some(size) => u64::try_from(size).unwrap_or(0),
         None => 0,
     };
-    let range = if file.size.is_some() { parse_range(range.as_deref(), size) } else { Ok(None) };
+    let range = if file.size.is_some() && size > 0 { parse_range(range.as_deref(), size) } else { Ok(None) };
     let range = match range {
         Ok(range) => range,
         Err(()) => return Ok(Response::new(Download::RangeNotSatisfiable(format!("bytes */{size}")))),

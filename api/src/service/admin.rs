@@ -22,6 +22,9 @@ use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::{audit, conversation, message, participant, session, user};
 
+/// How long a console sign-in lasts (also the cookie's Max-Age).
+pub const CONSOLE_SESSION_HOURS: i64 = 12;
+
 /// Figures for the overview page, from this node and the database.
 #[derive(Clone, Debug)]
 pub struct AdminOverview {
@@ -40,7 +43,14 @@ impl Services {
         if found.role != user::ROLE_ADMIN {
             return Err(AppError::Forbidden("the console is for admins".into()));
         }
-        let payload = self.open_session(found, Some("admin console".into())).await?;
+        let payload = self.open_session(found, Some(super::auth::CONSOLE_DEVICE.into())).await?;
+        // A console session lasts a working day, not a refresh token's month.
+        let session_id = parse_refresh_token(&payload.refresh_token)?.0;
+        session::Entity::update_many()
+            .col_expr(session::Column::ExpiresAt, Expr::value(now() + Duration::hours(CONSOLE_SESSION_HOURS)))
+            .filter(session::Column::Id.eq(session_id))
+            .exec(self.db())
+            .await?;
         Ok(payload.refresh_token)
     }
 
@@ -120,11 +130,10 @@ impl Services {
         let mut select = user::Entity::find();
         if !query.is_empty() {
             // LIKE wildcards in the search are taken literally.
-            let literal: String = query.chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect();
             select = select.filter(
                 sea_orm::Condition::any()
-                    .add(user::Column::Username.starts_with(&literal))
-                    .add(user::Column::Email.starts_with(&literal)),
+                    .add(user::Column::Username.like(super::users::prefix_pattern(&query)))
+                    .add(user::Column::Email.like(super::users::prefix_pattern(&query))),
             );
             select = select.order_by_asc(user::Column::Username);
         } else {

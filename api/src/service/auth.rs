@@ -145,7 +145,8 @@ impl Services {
         let Some(sess) = session::Entity::find_by_id(session_id).one(db).await? else {
             return Err(invalid());
         };
-        if sess.revoked_at.is_some() || sess.expires_at <= now() {
+        // Console sessions live in a cookie and never mint API tokens.
+        if sess.revoked_at.is_some() || sess.expires_at <= now() || sess.device.as_deref() == Some(CONSOLE_DEVICE) {
             return Err(invalid());
         }
         let (new_token, new_hash) = new_refresh_token(session_id);
@@ -268,3 +269,6 @@ async fn verify_password(password: String, hash: String) -> AppResult<bool> {
     .await
     .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?
 }
+
+/// The `device` of admin console sessions: cookie-only, 12 hours, no API tokens.
+pub(crate) const CONSOLE_DEVICE: &str = "admin console";

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use object_store::buffered::BufWriter;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tracing::instrument;
@@ -19,13 +21,15 @@ use super::{Caller, Services, now};
 use crate::error::{AppError, AppResult};
 use crate::files::{ByteStream, FileStore, sniff, thumbs};
 use crate::metrics as m;
-use crate::storage::{attachment, message, participant};
+use crate::storage::{attachment, blob, message, participant};
 
 /// At most this many files on one message.
 pub const MAX_ATTACHMENTS: usize = 10;
 /// Bytes buffered per upload before they go to storage (S3's smallest multipart part).
 const PART_BYTES: usize = 5 * 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Uploads streaming at once per node (memory: about one part each).
+const MAX_CONCURRENT_UPLOADS: usize = 32;
 /// How long an upload URL stays valid.
 pub const UPLOAD_URL_TTL_SECS: i64 = 600;
 
@@ -43,11 +47,18 @@ pub struct Files {
     pub settings: FileSettings,
     /// Thumbnails are made a few at a time, off the request path.
     thumbnails: Arc<tokio::sync::Semaphore>,
+    /// Uploads in flight, each holding up to one part in memory; more wait their turn.
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Files {
     pub fn new(store: FileStore, settings: FileSettings) -> Files {
-        Files { store, settings, thumbnails: Arc::new(tokio::sync::Semaphore::new(2)) }
+        Files {
+            store,
+            settings,
+            thumbnails: Arc::new(tokio::sync::Semaphore::new(2)),
+            uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+        }
     }
 }
 
@@ -148,8 +159,10 @@ impl Services {
         };
 
         // Stream to a temporary object, hashing as we go.
+        let _slot =
+            files.uploads.clone().acquire_owned().await.map_err(|_| AppError::Unavailable("shutting down".into()))?;
         let temp = format!("uploads/{}", Uuid::now_v7());
-        let mut writer = files.store.writer(&temp, PART_BYTES);
+        let mut writer = files.store.writer(&temp, PART_BYTES, &content_type);
         let mut hasher = Sha256::new();
         let mut size = head.len() as u64;
         hasher.update(&head);
@@ -177,53 +190,64 @@ impl Services {
         }
         let sha = hex::encode(hasher.finalize());
         let key = blob_key(&sha);
-        // Content-addressed: the same bytes are stored once.
-        let placed = match files.store.exists(&key).await {
-            Ok(true) => files.store.delete(&temp).await,
-            Ok(false) => files.store.rename(&temp, &key).await,
-            Err(e) => Err(e),
+        let dims = if sniff::is_image(&content_type) { sniff::dimensions(&head) } else { None };
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        let row = match self.record_upload(owner, name, content_type.clone(), size, &key, &sha, dims).await {
+            Ok(row) => row,
+            Err(e) => {
+                let _ = files.store.delete(&temp).await;
+                return Err(e);
+            }
         };
-        if let Err(e) = placed {
+        // The row is committed under the blob's lock, so no deletion can remove the object
+        // from here on; place the bytes (identical if they are there already).
+        if let Err(e) = files.store.rename(&temp, &key).await {
             let _ = files.store.delete(&temp).await;
+            let _ = attachment::Entity::delete_by_id(row.id).exec(self.db()).await;
+            self.delete_unreferenced_blob(&key).await;
             return Err(storage_unavailable(e));
         }
+        if sniff::is_image(&content_type) && row.thumbnail_key.is_none() {
+            self.spawn_thumbnail(key, sha);
+        }
+        m::file_uploaded(via, u64::try_from(size).unwrap_or_default(), started.elapsed());
+        Ok(AttachmentView::from_model(&row))
+    }
 
-        let dims = if sniff::is_image(&content_type) { sniff::dimensions(&head) } else { None };
-        // A blob that already has a thumbnail (same bytes uploaded before) shares it.
-        let sibling = attachment::Entity::find()
-            .filter(attachment::Column::StorageKey.eq(&key))
-            .filter(attachment::Column::ThumbnailKey.is_not_null())
-            .one(self.db())
-            .await?;
+    /// Writes the attachment row, and the blob row it refers to, in one transaction that
+    /// holds the blob's lock (see [`Services::delete_unreferenced_blob`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn record_upload(
+        &self,
+        owner: Uuid,
+        name: String,
+        content_type: String,
+        size: i64,
+        key: &str,
+        sha: &str,
+        dims: Option<(u32, u32)>,
+    ) -> AppResult<attachment::Model> {
+        let txn = self.db().begin().await?;
+        lock_blob(&txn, key, true).await?;
         let row = attachment::ActiveModel {
             id: Set(Uuid::now_v7()),
             owner_id: Set(owner),
             message_id: Set(None),
             file_name: Set(name),
-            content_type: Set(content_type.clone()),
-            size: Set(i64::try_from(size).unwrap_or(i64::MAX)),
-            storage_key: Set(key.clone()),
-            sha256: Set(sha.clone()),
+            content_type: Set(content_type),
+            size: Set(size),
+            storage_key: Set(key.to_owned()),
+            sha256: Set(sha.to_owned()),
             created_at: Set(now()),
-            width: Set(dims.and_then(|(w, _)| i32::try_from(w).ok()).or(sibling.as_ref().and_then(|s| s.width))),
-            height: Set(dims.and_then(|(_, h)| i32::try_from(h).ok()).or(sibling.as_ref().and_then(|s| s.height))),
-            thumbnail_key: Set(sibling.as_ref().and_then(|s| s.thumbnail_key.clone())),
-            thumbnail_type: Set(sibling.as_ref().and_then(|s| s.thumbnail_type.clone())),
+            width: Set(dims.and_then(|(w, _)| i32::try_from(w).ok())),
+            height: Set(dims.and_then(|(_, h)| i32::try_from(h).ok())),
+            thumbnail_key: Set(None),
+            thumbnail_type: Set(None),
         }
-        .insert(self.db())
-        .await;
-        let row = match row {
-            Ok(row) => row,
-            Err(e) => {
-                self.delete_unreferenced_blob(&key).await;
-                return Err(e.into());
-            }
-        };
-        if sniff::is_image(&content_type) && row.thumbnail_key.is_none() {
-            self.spawn_thumbnail(key, sha);
-        }
-        m::file_uploaded(via, size, started.elapsed());
-        Ok(AttachmentView::from_model(&row))
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(row)
     }
 
     /// Makes the thumbnail of an image blob in the background and records it (with the
@@ -341,7 +365,10 @@ impl Services {
 
     /// The bytes of a readable file, or of a range of it.
     pub async fn file_bytes(&self, file: &Readable, range: Option<std::ops::Range<u64>>) -> AppResult<ByteStream> {
-        self.files().store.get(&file.key, range).await.map_err(storage_unavailable)
+        self.files().store.get(&file.key, range).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => AppError::not_found("file"),
+            other => storage_unavailable(other),
+        })
     }
 
     /// A presigned URL for the file when the store is S3 and redirects are on.
@@ -453,24 +480,72 @@ impl Services {
             }
         }
         m::files_collected("orphan", collected);
+        // Uploads cut off mid-stream (a client that went away) leave temporary objects.
+        let stale = chrono::Utc::now() - chrono::Duration::hours(1);
+        match self.files().store.delete_older_than("uploads", stale).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files.removed = n, "removed unfinished uploads"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep unfinished uploads"),
+        }
         Ok(collected)
     }
 
-    /// Deletes a blob (and its thumbnail) when no attachment refers to it any more.
+    /// Deletes a blob (and its thumbnails) when no attachment refers to it any more. The
+    /// check and the deletion happen under the blob row's lock, which an upload of the same
+    /// bytes also takes before recording itself: an upload either lands first (and the blob
+    /// stays) or waits, then stores the bytes again.
     async fn delete_unreferenced_blob(&self, key: &str) {
-        let still = attachment::Entity::find().filter(attachment::Column::StorageKey.eq(key)).count(self.db()).await;
-        if !matches!(still, Ok(0)) {
-            return;
-        }
-        let store = &self.files().store;
-        if let Err(e) = store.delete(key).await {
+        if let Err(e) = self.try_delete_unreferenced_blob(key).await {
             tracing::warn!(files.key = key, error = %e, "could not delete an unreferenced file");
         }
+    }
+
+    async fn try_delete_unreferenced_blob(&self, key: &str) -> AppResult<()> {
+        let txn = self.db().begin().await?;
+        if !lock_blob(&txn, key, false).await? {
+            return Ok(());
+        }
+        let refs = attachment::Entity::find().filter(attachment::Column::StorageKey.eq(key)).count(&txn).await?;
+        if refs > 0 {
+            return Ok(());
+        }
+        let store = &self.files().store;
+        store.delete(key).await.map_err(storage_unavailable)?;
         if let Some(sha) = key.rsplit('/').next() {
             for ext in ["jpg", "png"] {
-                let _ = store.delete(&format!("thumbs/{sha}.{ext}")).await;
+                store.delete(&format!("thumbs/{sha}.{ext}")).await.map_err(storage_unavailable)?;
             }
         }
+        blob::Entity::delete_by_id(key.to_owned()).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// Takes the write lock of a blob's row inside `txn` (a no-op UPDATE: a row lock on
+/// Postgres, the database's write lock on SQLite). With `create`, makes the row when it is
+/// missing. Returns whether the row exists.
+async fn lock_blob<C: sea_orm::ConnectionTrait>(txn: &C, key: &str, create: bool) -> AppResult<bool> {
+    loop {
+        let locked = blob::Entity::update_many()
+            .col_expr(blob::Column::Key, Expr::col(blob::Column::Key))
+            .filter(blob::Column::Key.eq(key))
+            .exec(txn)
+            .await?;
+        if locked.rows_affected > 0 {
+            return Ok(true);
+        }
+        if !create {
+            return Ok(false);
+        }
+        let inserted = blob::Entity::insert(blob::ActiveModel { key: Set(key.to_owned()), created_at: Set(now()) })
+            .on_conflict(sea_orm::sea_query::OnConflict::column(blob::Column::Key).do_nothing().to_owned())
+            .exec_without_returning(txn)
+            .await?;
+        if inserted > 0 {
+            return Ok(true);
+        }
+        // Someone else created it meanwhile: lock theirs.
     }
 }
 

@@ -6,7 +6,7 @@
 //! callers who can see the thing but may not do this to it (edit someone else's message).
 
 pub mod admin;
-mod auth;
+pub(crate) mod auth;
 pub(crate) mod conversations;
 pub mod files;
 mod limits;

@@ -42,9 +42,7 @@ impl Services {
             if prefix.len() > 64 {
                 return Err(AppError::bad_input("search", "search must be at most 64 characters"));
             }
-            let escaped: String =
-                prefix.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            query = query.filter(user::Column::Username.starts_with(escaped));
+            query = query.filter(user::Column::Username.like(prefix_pattern(&prefix.to_lowercase())));
         }
         if let Some(after) = after {
             query = query.filter(user::Column::Username.gt(after));
@@ -105,4 +103,18 @@ pub(crate) fn page_limit(requested: Option<u64>, default: u64, max: u64) -> AppR
         Some(n) if (1..=max).contains(&n) => Ok(n),
         Some(_) => Err(AppError::bad_input("limit", format!("page size must be between 1 and {max}"))),
     }
+}
+
+/// A `LIKE` pattern matching strings that start with `prefix` literally: `%`, `_` and the
+/// escape character itself are escaped.
+pub(crate) fn prefix_pattern(prefix: &str) -> sea_orm::sea_query::LikeExpr {
+    let mut escaped = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    sea_orm::sea_query::LikeExpr::new(escaped).escape('\\')
 }

@@ -2,6 +2,7 @@
 
 pub mod attachment;
 pub mod audit;
+pub mod blob;
 pub mod conversation;
 pub mod message;
 pub mod participant;

@@ -162,6 +162,11 @@ async fn an_admin_signs_in_sees_the_overview_and_signs_out() {
     assert_eq!(status, 303);
     let session = set.iter().find(|c| c.starts_with("syncchat_admin=")).cloned().unwrap_or_default();
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+    assert!(session.contains("Max-Age=43200"), "a console sign-in lasts 12 hours: {session}");
+    // The cookie's token is a console session only: it mints no API tokens.
+    let value = session.trim_start_matches("syncchat_admin=").split(';').next().unwrap_or_default().to_owned();
+    let (status, _) = app.rest("POST", "/auth/refresh", None, Some(serde_json::json!({"refreshToken": value}))).await;
+    assert_eq!(status, 401);
 
     let (status, overview) = browser.get(&app, "/admin").await;
     assert_eq!(status, 200);

@@ -333,6 +333,18 @@ async fn a_slow_consumer_is_dropped_without_delaying_others_and_resumes() {
         assert_eq!(data["messageAdded"]["seq"], want, "the reader keeps up regardless");
     }
     let _ = sender.await;
+    let dropped = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with("syncchat_dropped_events_total") && l.contains("slow_consumer"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    // The slow client reads nothing until the server gives up on it (its queue stayed full
+    // for the 2 s grace). Reading earlier would let it catch up, as a burst is allowed to.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while dropped(&app.metrics().await) <= dropped(&before) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The slow one was cut off: it finds some messages, then the close.
     let mut last = 0;
@@ -353,12 +365,6 @@ async fn a_slow_consumer_is_dropped_without_delaying_others_and_resumes() {
     assert!(closed == 1013 || closed == 1006, "closed with {closed}");
     assert!(last < TOTAL);
     let after = app.metrics().await;
-    let dropped = |m: &str| -> f64 {
-        m.lines()
-            .filter(|l| l.starts_with("syncchat_dropped_events_total") && l.contains("slow_consumer"))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
-    };
     assert!(dropped(&after) > dropped(&before), "the drop is counted");
 
     // It resumes from what it had and gets the rest, once each.

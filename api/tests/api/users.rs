@@ -26,6 +26,12 @@ async fn search_pages_by_username_and_hides_private_fields(app: TestApp) {
     let data = app.gql_ok(Some(&ann.token), q, json!({"s": "CA"})).await;
     assert_eq!(data["users"]["edges"][0]["node"]["username"], "carl");
     assert_eq!(data["users"]["edges"].as_array().map(Vec::len), Some(1));
+
+    // `_` and `%` in a search are literal characters, not wildcards.
+    let (_, page) = app.rest("GET", "/users?search=bob_&limit=10", Some(&ann.token), None).await;
+    assert_eq!(names(&page), vec!["bob_1", "bob_2", "bob_3"], "bobby does not match bob_");
+    let (_, page) = app.rest("GET", "/users?search=%25&limit=10", Some(&ann.token), None).await;
+    assert!(names(&page).is_empty());
 }
 
 async fn user_by_id_and_me(app: TestApp) {
