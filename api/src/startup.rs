@@ -102,6 +102,7 @@ impl App {
                 snapshots: snapshots.clone(),
                 stats_interval,
                 planning_file: config.console_config.clone(),
+                history: Arc::default(),
             })
             .around(move |ep, req| web::around(ep, req, max_body))
             .boxed();

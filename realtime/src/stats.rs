@@ -29,8 +29,9 @@ pub struct NodeSnapshots {
 pub trait SnapshotStore: Send + Sync + 'static {
     /// Records `node`'s snapshot taken at `at` (unix seconds).
     async fn put(&self, node: &str, at: i64, snapshot: String) -> Result<(), String>;
-    /// Every node that reported since `since` (unix seconds), with its history.
-    async fn nodes_since(&self, since: i64) -> Result<Vec<NodeSnapshots>, String>;
+    /// Every node that reported since `since` (unix seconds), with its newest `limit`
+    /// snapshots (at most [`HISTORY`]).
+    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, String>;
     /// "cluster" when snapshots from every node meet here, "this node" otherwise.
     fn scope(&self) -> &'static str;
     /// Round trip to the shared store: `None` in process, else whether it answered and
@@ -57,7 +58,7 @@ impl SnapshotStore for InProcessSnapshots {
         Ok(())
     }
 
-    async fn nodes_since(&self, since: i64) -> Result<Vec<NodeSnapshots>, String> {
+    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, String> {
         let nodes = self.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: Vec<NodeSnapshots> = nodes
             .iter()
@@ -65,7 +66,7 @@ impl SnapshotStore for InProcessSnapshots {
             .map(|(node, (updated, history))| NodeSnapshots {
                 node: node.clone(),
                 updated_at: *updated,
-                snapshots: history.iter().cloned().collect(),
+                snapshots: history.iter().take(limit).cloned().collect(),
             })
             .collect();
         out.sort_by(|a, b| a.node.cmp(&b.node));
@@ -124,7 +125,7 @@ impl SnapshotStore for RedisSnapshots {
         r.map_err(|e| e.to_string())
     }
 
-    async fn nodes_since(&self, since: i64) -> Result<Vec<NodeSnapshots>, String> {
+    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, String> {
         let mut conn = self.conn.clone();
         let started = Instant::now();
         let nodes: redis::RedisResult<Vec<(String, i64)>> =
@@ -134,7 +135,7 @@ impl SnapshotStore for RedisSnapshots {
         for (node, updated_at) in nodes.map_err(|e| e.to_string())? {
             let started = Instant::now();
             let snapshots: redis::RedisResult<Vec<String>> =
-                conn.lrange(self.node_key(&node), 0, HISTORY as isize - 1).await;
+                conn.lrange(self.node_key(&node), 0, limit.clamp(1, HISTORY) as isize - 1).await;
             observe("stats_history", started, &snapshots);
             out.push(NodeSnapshots { node, updated_at, snapshots: snapshots.map_err(|e| e.to_string())? });
         }
@@ -165,10 +166,11 @@ mod tests {
         for i in 0..(HISTORY as i64 + 5) {
             store.put("n1", i, format!("{i}")).await.expect("put");
         }
-        let nodes = store.nodes_since(0).await.expect("read");
+        let nodes = store.nodes_since(0, HISTORY).await.expect("read");
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0].snapshots.len(), HISTORY);
         assert_eq!(nodes[0].snapshots[0], format!("{}", HISTORY + 4));
-        assert!(store.nodes_since(HISTORY as i64 + 5).await.expect("read").is_empty(), "nothing newer");
+        assert_eq!(store.nodes_since(0, 3).await.expect("read")[0].snapshots.len(), 3, "only the newest");
+        assert!(store.nodes_since(HISTORY as i64 + 5, HISTORY).await.expect("read").is_empty(), "nothing newer");
     }
 }

@@ -37,7 +37,12 @@ pub struct Console {
     pub snapshots: Arc<dyn SnapshotStore>,
     pub stats_interval: Duration,
     pub planning_file: PathBuf,
+    /// The last hour's sparkline points and when they were read (shared by every tab).
+    pub history: Arc<std::sync::Mutex<Option<CachedHistory>>>,
 }
+
+/// Sparkline points (oldest first, `None` where no node reported) and when they were read.
+pub type CachedHistory = (std::time::Instant, Vec<Option<syncchat_admin_ui::Figures>>);
 
 /// Every console route, to nest at `/admin`.
 pub fn routes() -> Route {

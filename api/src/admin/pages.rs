@@ -9,7 +9,7 @@ use serde::Deserialize;
 use syncchat_admin_ui as ui;
 use uuid::Uuid;
 
-use super::figures::{Aggregated, aggregate};
+use super::figures::{self, Aggregated, aggregate};
 use super::{Admin, Console, api_admin, error_page, html, page_admin, planning, redirect};
 use crate::error::AppError;
 use crate::service::Services;
@@ -17,10 +17,18 @@ use crate::stats;
 
 type Params = Query<HashMap<String, String>>;
 
-/// Everything the nodes reported in the last hour, aggregated.
+/// The nodes' figures, aggregated: current ones from their latest snapshots on every call,
+/// the hour's history (for sparklines) at most every [`HISTORY_TTL`], from a cache.
 async fn cluster(console: &Console) -> (Aggregated, bool) {
     let now = chrono::Utc::now().timestamp();
-    let nodes = match console.snapshots.nodes_since(now - 3600).await {
+    let interval = console.stats_interval.as_secs().max(1) as i64;
+    let cached = console.history.lock().ok().and_then(|h| h.clone()).filter(|(at, _)| at.elapsed() < HISTORY_TTL);
+    // Enough recent snapshots for the current window, or the whole hour when refreshing it.
+    let limit = match cached {
+        Some(_) => (figures::CURRENT_WINDOW_SECS / interval + 2) as usize,
+        None => syncchat_realtime::STATS_HISTORY,
+    };
+    let nodes = match console.snapshots.nodes_since(now - 3600, limit).await {
         Ok(nodes) => stats::decode(nodes),
         Err(e) => {
             tracing::warn!(error = %e, "could not read the nodes' stats snapshots");
@@ -28,9 +36,21 @@ async fn cluster(console: &Console) -> (Aggregated, bool) {
         }
     };
     // A node is current while its last report is at most three intervals old.
-    let stale = (console.stats_interval.as_secs() as i64 * 3).max(15);
-    (aggregate(&nodes, now, now - stale), console.snapshots.scope() == "cluster")
+    let stale = (interval * 3).max(15);
+    let mut agg = aggregate(&nodes, now, now - stale);
+    match cached {
+        Some((_, history)) => agg.history = history,
+        None => {
+            if let Ok(mut slot) = console.history.lock() {
+                *slot = Some((std::time::Instant::now(), agg.history.clone()));
+            }
+        }
+    }
+    (agg, console.snapshots.scope() == "cluster")
 }
+
+/// How long the sparklines' hour of history is reused before being read again.
+const HISTORY_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn live_overview(services: &Services, admin: &Admin, console: &Console) -> Result<ui::LiveOverview, AppError> {
     let counts = services.admin_overview(&admin.caller).await?;
