@@ -124,16 +124,7 @@ pub fn aggregate(nodes: &[(String, i64, Vec<Snapshot>)], now: i64, current_since
             let Ok(step) = usize::try_from((s.at - start) / HISTORY_STEP_SECS) else { continue };
             let Some(acc) = steps.get_mut(step) else { continue };
             seen[step] = true;
-            acc.messages += s.messages;
-            acc.deliveries += s.deliveries;
-            acc.requests += s.requests;
-            acc.server_errors += s.server_errors;
-            merge_buckets(&mut acc.delivery, &s.delivery);
-            merge_buckets(&mut acc.api, &s.api);
-            merge_buckets(&mut acc.db, &s.db);
-            if let Some(ms) = s.redis_ms {
-                acc.redis_ms = Some(acc.redis_ms.unwrap_or(0.0).max(ms));
-            }
+            acc.add_counts(s);
             // Newest first: the first one seen in a step is the node's latest there.
             if latest_gauges[step].is_none() {
                 latest_gauges[step] = Some(s);

@@ -70,28 +70,29 @@ async fn live_overview(services: &Services, admin: &Admin, console: &Console) ->
     })
 }
 
-#[handler]
-pub async fn overview(req: &Request, services: Data<&Services>, console: Data<&Console>) -> Response {
-    let admin = match page_admin(req, &services, &console).await {
+/// The overview as a page, or (`fragment`) as the live panel alone.
+async fn overview_response(req: &Request, services: &Services, console: &Console, fragment: bool) -> Response {
+    let admin =
+        if fragment { api_admin(req, services, console).await } else { page_admin(req, services, console).await };
+    let admin = match admin {
         Ok(admin) => admin,
-        Err(login) => return login,
+        Err(refused) => return refused,
     };
-    match live_overview(&services, &admin, &console).await {
+    match live_overview(services, &admin, console).await {
+        Ok(live) if fragment => html(StatusCode::OK).body(ui::render_overview_fragment(&live)),
         Ok(live) => html(StatusCode::OK).body(ui::render_overview_page(&admin.chrome, &live)),
         Err(e) => error_page(&e),
     }
 }
 
 #[handler]
+pub async fn overview(req: &Request, services: Data<&Services>, console: Data<&Console>) -> Response {
+    overview_response(req, &services, &console, false).await
+}
+
+#[handler]
 pub async fn overview_fragment(req: &Request, services: Data<&Services>, console: Data<&Console>) -> Response {
-    let admin = match api_admin(req, &services, &console).await {
-        Ok(admin) => admin,
-        Err(refused) => return refused,
-    };
-    match live_overview(&services, &admin, &console).await {
-        Ok(live) => html(StatusCode::OK).body(ui::render_overview_fragment(&live)),
-        Err(e) => error_page(&e),
-    }
+    overview_response(req, &services, &console, true).await
 }
 
 /// The planning pages' data: inputs from the query over the file's figures and the
