@@ -10,24 +10,24 @@ use anyhow::{Context, bail};
 use futures_util::stream;
 use serde_json::{Value, json};
 
-use crate::Api;
+use crate::api::Api;
+use crate::procfs::rss_kib;
+use crate::report::Report;
 
 const CHUNK: usize = 1024 * 1024;
 
-/// Resident memory of `pid` in KiB, from `/proc`.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+#[derive(clap::Args, Debug, Clone)]
+pub struct UploadArgs {
+    /// Concurrent uploading clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// MiB each client uploads.
+    #[arg(long, default_value_t = 100)]
+    pub upload_mib: usize,
 }
 
-pub async fn run(
-    api: &Api,
-    base: &str,
-    clients: usize,
-    mib: usize,
-    server_pid: Option<u32>,
-    run_id: u64,
-) -> anyhow::Result<()> {
+pub async fn run(base: &str, server_pid: Option<u32>, args: &UploadArgs, run_id: u64) -> anyhow::Result<Report> {
+    let (api, clients, mib) = (&Api::new(), args.clients, args.upload_mib);
     let mut tokens = Vec::new();
     for c in 0..clients {
         tokens.push(api.register(base, &format!("lg{run_id}u{c}")).await?.1);
@@ -83,19 +83,20 @@ pub async fn run(
     let total_mib = (clients * mib) as f64;
     let throughput = total_mib / elapsed.as_secs_f64();
     let slowest = each.iter().max().copied().unwrap_or_default();
-    println!("scenario         uploads");
-    println!("clients          {clients} × {mib} MiB = {total_mib:.0} MiB in {:.2}s", elapsed.as_secs_f64());
-    println!("throughput       {throughput:.1} MiB/s (slowest client {:.2}s)", slowest.as_secs_f64());
+    let mut report = Report::new("uploads");
+    report
+        .line("clients", format!("{clients} × {mib} MiB = {total_mib:.0} MiB in {:.2}s", elapsed.as_secs_f64()))
+        .line("throughput", format!("{throughput:.1} MiB/s (slowest client {:.2}s)", slowest.as_secs_f64()));
     if let (Some(b), Some(p)) = (baseline, peak) {
-        println!("server RSS       {:.1} MiB before, peak {:.1} MiB during", b as f64 / 1024.0, p as f64 / 1024.0);
+        report.line(
+            "server RSS",
+            format!("{:.1} MiB before, peak {:.1} MiB during", b as f64 / 1024.0, p as f64 / 1024.0),
+        );
     }
-    println!(
-        "{}",
-        json!({
-            "scenario": "uploads", "clients": clients, "mib_each": mib, "seconds": elapsed.as_secs_f64(),
-            "mib_per_sec": throughput, "server_rss_before_mib": baseline.map(|b| b as f64 / 1024.0),
-            "server_rss_peak_mib": peak.map(|p| p as f64 / 1024.0),
-        })
-    );
-    Ok(())
+    report.json = json!({
+        "scenario": "uploads", "clients": clients, "mib_each": mib, "seconds": elapsed.as_secs_f64(),
+        "mib_per_sec": throughput, "server_rss_before_mib": baseline.map(|b| b as f64 / 1024.0),
+        "server_rss_peak_mib": peak.map(|p| p as f64 / 1024.0),
+    });
+    Ok(report)
 }

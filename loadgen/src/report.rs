@@ -1,0 +1,51 @@
+//! What a run prints: a table for people and one JSON line for scripts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+pub struct Report {
+    pub scenario: &'static str,
+    lines: Vec<(String, String)>,
+    pub json: Value,
+    /// Whether the run met its own completeness check (every delivery arrived, ...).
+    pub ok: bool,
+}
+
+impl Report {
+    pub fn new(scenario: &'static str) -> Report {
+        Report { scenario, lines: Vec::new(), json: Value::Null, ok: true }
+    }
+
+    pub fn line(&mut self, label: &str, value: String) -> &mut Report {
+        self.lines.push((label.to_owned(), value));
+        self
+    }
+
+    pub fn print(&self) {
+        println!("{:<16} {}", "scenario", self.scenario);
+        for (label, value) in &self.lines {
+            println!("{label:<16} {value}");
+        }
+        println!("{}", self.json);
+    }
+}
+
+pub fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("{msg:>12} {bar:40} {pos}/{len} {per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}
