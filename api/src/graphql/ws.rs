@@ -90,8 +90,25 @@ pub async fn upgrade(
         header_token,
         ip,
     };
-    ws.protocols([TRANSPORT_WS, LEGACY_WS]).on_upgrade(move |socket| connection.run(socket)).into_response()
+    ws.protocols([TRANSPORT_WS, LEGACY_WS])
+        .config(socket_config())
+        .on_upgrade(move |socket| connection.run(socket))
+        .into_response()
 }
+
+/// Buffers sized for chat: clients send small frames (init, subscribe, pong), so a 4 KiB
+/// read buffer instead of tungstenite's 128 KiB, and frames are written out as they come
+/// instead of gathering 128 KiB first. That is most of an idle connection's memory.
+fn socket_config() -> poem::web::websocket::WebSocketConfig {
+    poem::web::websocket::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE))
+}
+
+/// The largest message a client may send (a GraphQL document with its variables).
+const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
 
 struct Connection {
     schema: AppSchema,
