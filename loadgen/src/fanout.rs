@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::api::Api;
 use crate::procfs::Probe;
-use crate::report::{Report, ms, now_micros, progress};
+use crate::report::{Report, latency_json, latency_line, ms, now_micros, progress};
 use crate::ws;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -181,15 +181,7 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &FanoutArgs, run_id: 
         .line("messages", format!("{sent} at {:.0}/s over {:.1}s", args.rate, send_elapsed.as_secs_f64()))
         .line("delivered", format!("{got} / {expected}"))
         .line("deliveries/s", format!("{deliveries_per_sec:.0}"))
-        .line(
-            "latency ms",
-            format!(
-                "p50 {:.2}  p99 {:.2}  max {:.2}",
-                ms(latency.value_at_quantile(0.5)),
-                ms(latency.value_at_quantile(0.99)),
-                ms(latency.max())
-            ),
-        )
+        .line("latency ms", latency_line(&latency))
         .line(
             "send ms",
             format!(
@@ -211,7 +203,7 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &FanoutArgs, run_id: 
     report.json = json!({
         "scenario": report.scenario, "subscribers": args.subscribers, "group": group, "messages": sent,
         "rate": args.rate, "delivered": got, "expected": expected, "deliveries_per_sec": deliveries_per_sec,
-        "latency_ms": {"p50": ms(latency.value_at_quantile(0.5)), "p99": ms(latency.value_at_quantile(0.99)), "max": ms(latency.max())},
+        "latency_ms": latency_json(&latency),
         "send_ms": {"p50": ms(send_latency.value_at_quantile(0.5)), "p99": ms(send_latency.value_at_quantile(0.99))},
         "server_cpu_s": cpu, "server_cpu_us_per_delivery": cpu_per_delivery_us,
         "server_rss_mib": rss.map(|k| k as f64 / 1024.0), "connect_s": connect_time.as_secs_f64(),

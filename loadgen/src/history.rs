@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 
 use crate::api::Api;
-use crate::report::{Report, ms, progress};
+use crate::report::{Report, latency_json, latency_line, progress};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct HistoryArgs {
@@ -80,18 +80,10 @@ pub async fn run(url: &str, args: &HistoryArgs, run_id: u64) -> anyhow::Result<R
     report
         .line("readers", format!("{} for {elapsed:.1}s over {} messages", args.concurrency, args.messages))
         .line("pages/s", format!("{rate:.0}"))
-        .line(
-            "latency ms",
-            format!(
-                "p50 {:.2}  p99 {:.2}  max {:.2}",
-                ms(latency.value_at_quantile(0.5)),
-                ms(latency.value_at_quantile(0.99)),
-                ms(latency.max())
-            ),
-        );
+        .line("latency ms", latency_line(&latency));
     report.json = json!({
         "scenario": "history", "concurrency": args.concurrency, "seconds": elapsed, "pages": latency.len(),
-        "pages_per_sec": rate, "latency_ms": {"p50": ms(latency.value_at_quantile(0.5)), "p99": ms(latency.value_at_quantile(0.99)), "max": ms(latency.max())},
+        "pages_per_sec": rate, "latency_ms": latency_json(&latency),
     });
     Ok(report)
 }

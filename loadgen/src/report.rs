@@ -2,8 +2,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub struct Report {
     pub scenario: &'static str,
@@ -48,4 +49,14 @@ pub fn progress(total: u64, what: &str) -> ProgressBar {
     bar.set_style(style);
     bar.set_message(what.to_owned());
     bar
+}
+
+/// "p50 … p99 … max …" in milliseconds, for the table.
+pub fn latency_line(h: &Histogram<u64>) -> String {
+    format!("p50 {:.2}  p99 {:.2}  max {:.2}", ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()))
+}
+
+/// The same figures for the JSON line.
+pub fn latency_json(h: &Histogram<u64>) -> Value {
+    json!({"p50": ms(h.value_at_quantile(0.5)), "p99": ms(h.value_at_quantile(0.99)), "max": ms(h.max())})
 }

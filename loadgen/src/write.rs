@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::api::Api;
 use crate::procfs::Probe;
-use crate::report::{Report, ms};
+use crate::report::{Report, latency_line, ms};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WriteArgs {
@@ -73,15 +73,7 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &WriteArgs, run_id: u
     report
         .line("senders", format!("{} for {elapsed:.1}s", args.concurrency))
         .line("messages/s", format!("{rate:.0} ({sent} committed)"))
-        .line(
-            "send ms",
-            format!(
-                "p50 {:.2}  p99 {:.2}  max {:.2}",
-                ms(latency.value_at_quantile(0.5)),
-                ms(latency.value_at_quantile(0.99)),
-                ms(latency.max())
-            ),
-        );
+        .line("send ms", latency_line(&latency));
     if let Some(c) = cpu {
         report.line("server CPU", format!("{c:.2} s = {:.0} µs per message", c * 1e6 / sent.max(1) as f64));
     }

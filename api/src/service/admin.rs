@@ -273,19 +273,14 @@ impl Services {
                 .await?;
             per_day.push((start, registrations, messages, conversations));
         }
-        let week = Duration::days(7);
-        let cohort_size = user::Entity::find()
-            .filter(user::Column::CreatedAt.gte(now - week - week))
-            .filter(user::Column::CreatedAt.lt(now - week))
-            .count(db)
-            .await?;
+        let (cohort_size, retention_7d) = self.seven_day_cohort(now).await?;
         Ok(BusinessFigures {
             users: user::Entity::find().count(db).await?,
             daily_active: self.active_users(now - Duration::days(1)).await?,
             monthly_active: self.active_users(now - Duration::days(30)).await?,
             messages: message::Entity::find().count(db).await?,
             conversations: conversation::Entity::find().count(db).await?,
-            retention_7d: self.seven_day_retention(now).await?,
+            retention_7d,
             cohort_size,
             days: per_day,
         })

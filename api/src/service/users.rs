@@ -80,8 +80,13 @@ impl Services {
 
     /// Of the users who registered between 14 and 7 days ago, the share active in the last
     /// 7 days; `None` when that cohort is empty.
-    #[instrument(skip(self))]
     pub async fn seven_day_retention(&self, now: chrono::DateTime<chrono::Utc>) -> AppResult<Option<f64>> {
+        Ok(self.seven_day_cohort(now).await?.1)
+    }
+
+    /// The 7-day retention cohort's size and the share of it retained.
+    #[instrument(skip(self))]
+    pub async fn seven_day_cohort(&self, now: chrono::DateTime<chrono::Utc>) -> AppResult<(u64, Option<f64>)> {
         use sea_orm::PaginatorTrait;
         let week = chrono::Duration::days(7);
         let cohort = user::Entity::find()
@@ -89,10 +94,10 @@ impl Services {
             .filter(user::Column::CreatedAt.lt(now - week));
         let size = cohort.clone().count(self.db()).await?;
         if size == 0 {
-            return Ok(None);
+            return Ok((0, None));
         }
         let retained = cohort.filter(user::Column::LastSeenAt.gte(now - week)).count(self.db()).await?;
-        Ok(Some(retained as f64 / size as f64))
+        Ok((size, Some(retained as f64 / size as f64)))
     }
 }
 
