@@ -17,6 +17,7 @@ pub const GRAPHQL_DURATION: &str = "syncchat_graphql_operation_duration_seconds"
 pub const DB_QUERY_DURATION: &str = "syncchat_db_query_duration_seconds";
 pub const DB_POOL_CONNECTIONS: &str = "syncchat_db_pool_connections";
 pub const MESSAGES: &str = "syncchat_messages_total";
+pub const RENDER_CACHE: &str = "syncchat_render_cache_total";
 pub const REGISTRATIONS: &str = "syncchat_registrations_total";
 pub const LOGINS: &str = "syncchat_logins_total";
 pub const CONVERSATIONS_CREATED: &str = "syncchat_conversations_created_total";
@@ -86,6 +87,9 @@ fn zero_series() {
         counter!(DROPPED_EVENTS, "reason" => reason).absolute(0);
     }
     counter!(DELIVERIES).absolute(0);
+    for result in ["hit", "miss"] {
+        counter!(RENDER_CACHE, "result" => result).absolute(0);
+    }
     counter!(syncchat_realtime::REDIS_ERRORS, "command" => "publish").absolute(0);
     counter!(WS_CLOSED, "reason" => "slow_consumer").absolute(0);
     gauge!(WS_CONNECTIONS).increment(0.0);
@@ -134,6 +138,11 @@ fn describe() {
         "Commit of a message to its hand-over to a subscriber's socket queue."
     );
     describe_counter!(DELIVERIES, Unit::Count, "Messages delivered to subscribers.");
+    describe_counter!(
+        RENDER_CACHE,
+        Unit::Count,
+        "Subscription items rendered once per shape: hit = JSON reused, miss = rendered."
+    );
     describe_counter!(
         DROPPED_EVENTS,
         Unit::Count,
@@ -255,6 +264,11 @@ pub fn delivered(committed_at: chrono::DateTime<chrono::Utc>) {
     let latency = (chrono::Utc::now() - committed_at).to_std().unwrap_or_default();
     histogram!(DELIVERY_LATENCY).record(latency.as_secs_f64());
     counter!(DELIVERIES).increment(1);
+}
+
+/// A subscription item's JSON reused (`hit`) or made (`miss`) by the render cache.
+pub fn render_cache(result: &'static str) {
+    counter!(RENDER_CACHE, "result" => result).increment(1);
 }
 
 pub fn dropped_events(reason: &'static str, n: u64) {

@@ -1,6 +1,7 @@
 //! Counts and times every GraphQL operation by type and root field (bounded by the schema,
-//! unlike client-chosen operation names).
+//! unlike client-chosen operation names). A subscription counts once, not once per event.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,6 +22,9 @@ impl ExtensionFactory for OperationMetrics {
 #[derive(Default)]
 struct OperationMetricsExt {
     shape: Mutex<Option<(&'static str, String)>>,
+    /// A subscription runs `execute` once per event: it is counted (and timed) once, by its
+    /// first response.
+    recorded: AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -47,6 +51,9 @@ impl Extension for OperationMetricsExt {
     ) -> Response {
         let started = Instant::now();
         let response = next.run(ctx, operation_name).await;
+        if self.recorded.swap(true, Ordering::Relaxed) {
+            return response;
+        }
         let (op_type, name) =
             self.shape.lock().ok().and_then(|s| s.clone()).unwrap_or(("unknown", "unknown".to_owned()));
         let outcome = if response.errors.is_empty() { "ok" } else { "error" };

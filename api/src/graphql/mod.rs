@@ -6,6 +6,7 @@ mod extension;
 pub mod http;
 mod mutation;
 mod query;
+pub mod shared;
 mod subscription;
 pub mod ws;
 

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::shared::{RenderCache, Rendered};
 use super::{AppSchema, AuthState, ClientInfo};
 use crate::error::AppError;
 use crate::metrics as m;
@@ -284,10 +285,22 @@ impl Connection {
                 if operations.contains_key(&id) {
                     return Err(Some(Close(4409, "Subscriber for this id already exists")));
                 }
-                let request: async_graphql::Request = serde_json::from_value(parsed["payload"].clone())
+                let payload = &parsed["payload"];
+                let request: async_graphql::Request = serde_json::from_value(payload.clone())
                     .map_err(|_| Some(Close(4400, "Invalid message: bad subscribe payload")))?;
-                let request = request.data(AuthState::Authenticated(caller.clone())).data(ClientInfo { ip: self.ip });
-                let task = self.spawn_operation(id.clone(), request, out.clone(), slow.clone(), done.clone());
+                // Subscribers with the same document, operation and variables share rendered items.
+                let shape = RenderCache::global().shape(&[
+                    payload["query"].as_str().unwrap_or_default(),
+                    payload["operationName"].as_str().unwrap_or_default(),
+                    &payload["variables"].to_string(),
+                ]);
+                let rendered = Rendered::default();
+                let request = request
+                    .data(AuthState::Authenticated(caller.clone()))
+                    .data(ClientInfo { ip: self.ip })
+                    .data(shape)
+                    .data(rendered.clone());
+                let task = self.spawn_operation(id.clone(), request, rendered, out.clone(), slow.clone(), done.clone());
                 operations.insert(id, task);
                 Ok(())
             }
@@ -312,6 +325,7 @@ impl Connection {
         &self,
         id: String,
         request: async_graphql::Request,
+        rendered: Rendered,
         out: mpsc::Sender<Message>,
         slow: Arc<Notify>,
         done: mpsc::UnboundedSender<String>,
@@ -323,6 +337,7 @@ impl Connection {
             let _gauge = SubscriptionGauge;
             let mut responses = schema.execute_stream(request);
             let mut first = true;
+            let frames = FrameWriter::new(protocol, &id);
             while let Some(response) = responses.next().await {
                 // An operation refused before it produced anything is an `error`, which also
                 // ends it; later errors travel inside `next`.
@@ -334,13 +349,13 @@ impl Connection {
                         Protocol::Transport => errors,
                         Protocol::Legacy => errors.get(0).cloned().unwrap_or(Value::Null),
                     };
-                    json!({"type": "error", "id": id, "payload": payload})
+                    json!({"type": "error", "id": id, "payload": payload}).to_string()
                 } else {
-                    json!({"type": protocol.data_type(), "id": id, "payload": response})
+                    frames.data(response, rendered.take())
                 };
                 // A full queue may be a burst (a replay) the client is reading through; one
                 // that stays full for SLOW_CONSUMER_GRACE is a client that cannot keep up.
-                if out.send_timeout(Message::text(frame.to_string()), SLOW_CONSUMER_GRACE).await.is_err() {
+                if out.send_timeout(Message::text(frame), SLOW_CONSUMER_GRACE).await.is_err() {
                     m::dropped_events("slow_consumer", 1);
                     slow.notify_one();
                     return;
@@ -385,6 +400,53 @@ async fn write_frames(
         }
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+/// Builds an operation's data frames. An item that came through the render cache is
+/// spliced in as the JSON it already is; anything else is serialized here.
+struct FrameWriter {
+    /// `{"type":"next","id":"…","payload":{"data":{` for this operation.
+    head: String,
+}
+
+impl FrameWriter {
+    fn new(protocol: Protocol, id: &str) -> Self {
+        let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned());
+        FrameWriter { head: format!(r#"{{"type":"{}","id":{id},"payload":{{"data":{{"#, protocol.data_type()) }
+    }
+
+    fn data(&self, response: async_graphql::Response, item: Option<Arc<str>>) -> String {
+        let field = match &response.data {
+            async_graphql::Value::Object(map) if map.len() == 1 => map.keys().next(),
+            _ => None,
+        };
+        match (item, field) {
+            (Some(item), Some(field)) if response.errors.is_empty() && response.extensions.is_empty() => {
+                let field = serde_json::to_string(field.as_str()).unwrap_or_default();
+                let mut frame = String::with_capacity(self.head.len() + field.len() + item.len() + 4);
+                frame.push_str(&self.head);
+                frame.push_str(&field);
+                frame.push(':');
+                frame.push_str(&item);
+                frame.push_str("}}}");
+                frame
+            }
+            (item, field) => {
+                let mut payload = serde_json::to_value(&response).unwrap_or(Value::Null);
+                // An item rendered through the cache alongside errors: put it back in place.
+                if let (Some(item), Some(field)) = (item, field)
+                    && let Ok(value) = serde_json::from_str::<Value>(&item)
+                {
+                    payload["data"][field.as_str()] = value;
+                }
+                let mut frame = self.head.clone();
+                frame.truncate(frame.len() - r#"{"data":{"#.len());
+                frame.push_str(&payload.to_string());
+                frame.push('}');
+                frame
+            }
+        }
+    }
 }
 
 struct SubscriptionGauge;

@@ -67,7 +67,7 @@ impl Services {
         if found.disabled || found.role != user::ROLE_ADMIN {
             return Err(AppError::Forbidden("the console is for admins".into()));
         }
-        Ok(Caller { user_id: found.id, username: found.username, session_id, is_admin: true })
+        Ok(Caller::from_user(found, session_id))
     }
 
     pub async fn admin_logout(&self, caller: &Caller) -> AppResult<()> {

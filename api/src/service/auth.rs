@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
 use uuid::Uuid;
@@ -198,18 +198,22 @@ impl Services {
     /// The caller behind a live session of `user_id` (tokens other than access tokens, such
     /// as upload URLs, are checked against it too).
     pub(crate) async fn session_caller(&self, user_id: Uuid, session_id: Uuid) -> AppResult<Caller> {
-        let db = self.db();
-        let sess = session::Entity::find_by_id(session_id).one(db).await?;
-        if !sess.is_some_and(|s| s.revoked_at.is_none() && s.user_id == user_id) {
+        // One round trip: the user, provided the session is theirs and still live.
+        let live_session = Query::select()
+            .expr(Expr::val(1))
+            .from(session::Entity)
+            .and_where(session::Column::Id.eq(session_id))
+            .and_where(session::Column::UserId.eq(user_id))
+            .and_where(session::Column::RevokedAt.is_null())
+            .to_owned();
+        let found = user::Entity::find_by_id(user_id).filter(Expr::exists(live_session)).one(self.db()).await?;
+        let Some(found) = found else {
             return Err(AppError::Unauthenticated("session has ended".into()));
-        }
-        let Some(found) = user::Entity::find_by_id(user_id).one(db).await? else {
-            return Err(AppError::Unauthenticated("unknown user".into()));
         };
         if found.disabled {
             return Err(AppError::Forbidden("this account is disabled".into()));
         }
-        Ok(Caller { user_id: found.id, is_admin: found.role == user::ROLE_ADMIN, username: found.username, session_id })
+        Ok(Caller::from_user(found, session_id))
     }
 
     pub(crate) async fn open_session(&self, found: user::Model, device: Option<String>) -> AppResult<AuthPayload> {

@@ -279,6 +279,15 @@ impl Services {
         self.participation(caller, conversation_id).await.map(|(c, _)| c)
     }
 
+    /// Not found unless the caller is in the conversation: one primary-key read (a
+    /// participant row implies its conversation).
+    pub(crate) async fn require_member(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<()> {
+        match participant::Entity::find_by_id((conversation_id, caller.user_id)).one(self.db()).await? {
+            Some(_) => Ok(()),
+            None => Err(AppError::not_found("conversation")),
+        }
+    }
+
     pub(crate) async fn participation(
         &self,
         caller: &Caller,

@@ -322,7 +322,7 @@ impl Services {
     /// Tells the other participants the caller is (or stopped) typing.
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn set_typing(&self, caller: &Caller, conversation_id: Uuid, typing: bool) -> AppResult<bool> {
-        self.conversation_for(caller, conversation_id).await?;
+        self.require_member(caller, conversation_id).await?;
         self.limits().check_typing(caller.user_id)?;
         let kind =
             EventKind::Typing { conversation_id, user_id: caller.user_id, username: caller.username.clone(), typing };
@@ -381,7 +381,7 @@ impl Services {
     /// Participation for a subscription: a non-participant is `FORBIDDEN` here (the
     /// subscription is refused before any event), and still learns nothing more.
     async fn live_participation(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<()> {
-        self.conversation_for(caller, conversation_id).await.map(|_| ()).map_err(|e| match e {
+        self.require_member(caller, conversation_id).await.map_err(|e| match e {
             AppError::NotFound(_) => AppError::Forbidden("not a participant of this conversation".into()),
             other => other,
         })

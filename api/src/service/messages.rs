@@ -65,7 +65,7 @@ impl Services {
                 format!("at most {} files per message", super::files::MAX_ATTACHMENTS),
             ));
         }
-        self.conversation_for(caller, input.conversation_id).await?;
+        self.require_member(caller, input.conversation_id).await?;
 
         // A retry returns what the first attempt stored.
         if let Some(cmid) = &client_message_id
@@ -89,7 +89,11 @@ impl Services {
             other => other?,
         };
         m::message("sent");
-        let view = self.message_view(stored).await?;
+        // The sender is the caller: only attachments need reading back.
+        let mut view = MessageView::from_model(stored, caller.user_ref());
+        if !attachment_ids.is_empty() {
+            view.attachments = self.attachment_views(&[view.id]).await?.remove(&view.id).unwrap_or_default();
+        }
         let topic = Topic::Conversation(view.conversation_id);
         self.publish(topic, EventKind::MessageAdded { message: MessageSnapshot::from(&view) }).await;
         Ok(view)
@@ -226,7 +230,7 @@ impl Services {
                 return Err(AppError::bad_input(field, format!("{field} must be a seq (0 or more)")));
             }
         }
-        self.conversation_for(caller, conversation_id).await?;
+        self.require_member(caller, conversation_id).await?;
         let mut query = message::Entity::find().filter(message::Column::ConversationId.eq(conversation_id));
         if let Some(before) = q.before {
             query = query.filter(message::Column::Seq.lt(before));

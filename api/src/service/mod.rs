@@ -36,8 +36,26 @@ use crate::metrics as m;
 pub struct Caller {
     pub user_id: Uuid,
     pub username: String,
+    pub display_name: Option<String>,
     pub session_id: Uuid,
     pub is_admin: bool,
+}
+
+impl Caller {
+    pub(crate) fn from_user(found: crate::storage::user::Model, session_id: Uuid) -> Caller {
+        Caller {
+            user_id: found.id,
+            is_admin: found.role == crate::storage::user::ROLE_ADMIN,
+            username: found.username,
+            display_name: found.display_name,
+            session_id,
+        }
+    }
+
+    /// The caller as others see them.
+    pub(crate) fn user_ref(&self) -> views::UserRef {
+        views::UserRef { id: self.user_id, username: self.username.clone(), display_name: self.display_name.clone() }
+    }
 }
 
 /// Cheap to clone; shared by every request.

@@ -12,6 +12,10 @@ use crate::metrics as m;
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10));
+    // sqlx pings a connection on every checkout by default: a round trip per query. Only a
+    // connection idle long enough to have been dropped (server restart, proxy, firewall) is
+    // worth checking; a broken busy one fails its query, which is answered 503 and retried.
+    opts.test_before_acquire_if_idle_for(Duration::from_secs(30));
     if url.starts_with("sqlite:") {
         create_sqlite_parent_dir(url)?;
         if url.contains(":memory:") || url.contains("mode=memory") {

@@ -166,7 +166,60 @@ async fn outsiders_are_refused_and_never_see_an_event(app: TestApp) {
     ws.assert_silent(Duration::from_millis(500)).await;
 }
 
+/// Subscribers asking for the same fields share one rendering of each message; a different
+/// selection, or the same message once edited, is rendered again, never served stale.
+async fn items_are_rendered_once_per_selection(app: TestApp) {
+    let (ann, ben, cid) = (app.register("ann").await, app.register("ben").await, app.register("cid").await);
+    let conv = app.conversation(&ann, &[&ben, &cid], None).await;
+    let narrow = "subscription($c: UUID!) { messageAdded(conversationId: $c) { seq body } }";
+    let wide = "subscription($c: UUID!) { m: messageAdded(conversationId: $c) { seq sender { username } } }";
+    let mut b1 = WsClient::signed_in(&app, &ben.token).await;
+    let mut b2 = WsClient::signed_in(&app, &ben.token).await;
+    let mut c1 = WsClient::signed_in(&app, &cid.token).await;
+    let mut other = WsClient::signed_in(&app, &cid.token).await;
+    b1.subscribe("1", narrow, json!({"c": conv})).await;
+    b2.subscribe("x", narrow, json!({"c": conv})).await;
+    c1.subscribe("1", narrow, json!({"c": conv})).await;
+    other.subscribe("w", wide, json!({"c": conv})).await;
+    let mut edits = WsClient::signed_in(&app, &cid.token).await;
+    let events = "subscription { events { __typename \
+        ... on MessageAddedEvent { message { body } } ... on MessageEditedEvent { message { body } } } }";
+    edits.subscribe("e", events, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hits = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with("syncchat_render_cache_total") && l.contains("result=\"hit\""))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    let before = hits(&app.metrics().await);
+
+    let sent = app.send(&ann, &conv, "hello").await;
+    let want = json!({"messageAdded": {"seq": 1, "body": "hello"}});
+    assert_eq!(b1.next_data("1").await, want);
+    assert_eq!(b2.next_data("x").await, want, "same selection, another operation id");
+    assert_eq!(c1.next_data("1").await, want, "same selection, another user");
+    assert_eq!(other.next_data("w").await, json!({"m": {"seq": 1, "sender": {"username": "ann"}}}));
+    assert_eq!(edits.next_data("e").await["events"]["message"]["body"], "hello");
+    // Three subscribers of one shape: one rendering, two reuses (at least; other tests share
+    // the process's counters).
+    assert!(hits(&app.metrics().await) - before >= 2.0);
+
+    // An edit is a new version: the events subscriber sees the new body.
+    let id = sent["id"].as_str().unwrap_or_default().to_owned();
+    app.gql_ok(
+        Some(&ann.token),
+        "mutation($id: UUID!) { editMessage(id: $id, body: \"edited\") { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    let edited = edits.next_data("e").await;
+    assert_eq!(edited["events"]["__typename"], "MessageEditedEvent", "{edited}");
+    assert_eq!(edited["events"]["message"]["body"], "edited");
+}
+
 on_both_backends!(
+    items_are_rendered_once_per_selection,
     subscribers_receive_each_message_once_in_order,
     resume_replays_exactly_what_was_missed_then_goes_live,
     events_follow_membership,

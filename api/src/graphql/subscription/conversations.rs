@@ -2,6 +2,7 @@ use async_graphql::{Context, InputObject, Result, Subscription};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
+use crate::graphql::shared::{ItemKey, Shared};
 use crate::graphql::{GqlResult, caller, services};
 use crate::service::live::ResumePoint;
 use crate::service::views::{LiveEvent, MessageView, TypingEvent};
@@ -25,7 +26,7 @@ impl ConversationSubscription {
         &self,
         ctx: &Context<'_>,
         after: Option<Vec<ResumeFrom>>,
-    ) -> Result<impl Stream<Item = Result<LiveEvent>>> {
+    ) -> Result<impl Stream<Item = Result<Shared<LiveEvent>>>> {
         let caller = caller(ctx).gql()?;
         let after = after
             .unwrap_or_default()
@@ -33,7 +34,7 @@ impl ConversationSubscription {
             .map(|r| ResumePoint { conversation_id: r.conversation_id, seq: r.seq })
             .collect();
         let stream = services(ctx).subscribe_events(&caller, after).await.gql()?;
-        Ok(stream.map(GqlResult::gql))
+        Ok(stream.map(|item| item.map(|event| Shared::new(event_key(&event), event)).gql()))
     }
 
     /// New messages of one conversation in seq order; with `afterSeq`, the ones after it are
@@ -43,10 +44,10 @@ impl ConversationSubscription {
         ctx: &Context<'_>,
         conversation_id: Uuid,
         after_seq: Option<i64>,
-    ) -> Result<impl Stream<Item = Result<MessageView>>> {
+    ) -> Result<impl Stream<Item = Result<Shared<MessageView>>>> {
         let caller = caller(ctx).gql()?;
         let stream = services(ctx).subscribe_messages(&caller, conversation_id, after_seq).await.gql()?;
-        Ok(stream.map(GqlResult::gql))
+        Ok(stream.map(|item| item.map(|msg| Shared::new(Some(message_key(&msg, 0)), msg)).gql()))
     }
 
     /// Who starts and stops typing in a conversation (you are left out).
@@ -58,5 +59,21 @@ impl ConversationSubscription {
         let caller = caller(ctx).gql()?;
         let stream = services(ctx).subscribe_typing(&caller, conversation_id).await.gql()?;
         Ok(stream.map(GqlResult::gql))
+    }
+}
+
+/// A message renders the same for everyone until it is edited or deleted.
+fn message_key(msg: &MessageView, tag: u8) -> ItemKey {
+    ItemKey::of(msg.id, tag, &[msg.edited_at, msg.deleted_at])
+}
+
+/// Message events are shared; the rest (typing, presence, read markers) are rendered per
+/// subscriber.
+fn event_key(event: &LiveEvent) -> Option<ItemKey> {
+    match event {
+        LiveEvent::MessageAdded(e) => Some(message_key(&e.message, 1)),
+        LiveEvent::MessageEdited(e) => Some(message_key(&e.message, 2)),
+        LiveEvent::MessageDeleted(e) => Some(message_key(&e.message, 3)),
+        _ => None,
     }
 }
