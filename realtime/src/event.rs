@@ -122,6 +122,11 @@ pub enum EventKind {
     AccountDisabled {
         user_id: Uuid,
     },
+    /// A session ended (sign-out, a reused refresh token): every node forgets it at once.
+    #[serde(rename_all = "camelCase")]
+    SessionRevoked {
+        session_id: Uuid,
+    },
 }
 
 impl EventKind {
@@ -136,6 +141,7 @@ impl EventKind {
             EventKind::Typing { .. } => "typing",
             EventKind::Presence { .. } => "presence",
             EventKind::AccountDisabled { .. } => "account_disabled",
+            EventKind::SessionRevoked { .. } => "session_revoked",
         }
     }
 
@@ -148,7 +154,7 @@ impl EventKind {
             EventKind::Read { conversation_id, .. }
             | EventKind::ConversationChanged { conversation_id, .. }
             | EventKind::Typing { conversation_id, .. } => Some(*conversation_id),
-            EventKind::Presence { .. } | EventKind::AccountDisabled { .. } => None,
+            EventKind::Presence { .. } | EventKind::AccountDisabled { .. } | EventKind::SessionRevoked { .. } => None,
         }
     }
 }

@@ -192,6 +192,7 @@ impl Services {
         txn.commit().await?;
         m::admin_action(action);
         if disabled {
+            self.sessions().forget_user(target);
             self.publish(Topic::Control, EventKind::AccountDisabled { user_id: target }).await;
         }
         Ok(true)

@@ -1,13 +1,17 @@
 //! Registration, login, token refresh with rotation, logout, and turning a bearer token
 //! into a [`Caller`].
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use syncchat_realtime::{EventKind, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -192,7 +196,12 @@ impl Services {
     #[instrument(skip_all)]
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
         let claims = self.inner.tokens.verify_access(token)?;
-        self.session_caller(claims.sub, claims.sid).await
+        if let Some(caller) = self.sessions().get(claims.sid, claims.sub) {
+            return Ok(caller);
+        }
+        let caller = self.session_caller(claims.sub, claims.sid).await?;
+        self.sessions().put(&caller);
+        Ok(caller)
     }
 
     /// The caller behind a live session of `user_id` (tokens other than access tokens, such
@@ -247,7 +256,51 @@ impl Services {
             .filter(session::Column::RevokedAt.is_null())
             .exec(self.db())
             .await?;
+        self.sessions().forget_session(session_id);
+        self.publish(Topic::Control, EventKind::SessionRevoked { session_id }).await;
         Ok(())
+    }
+}
+
+/// How long a checked session is trusted without asking the database again. Ending a
+/// session or disabling an account clears it at once on every node (control topic); the
+/// lifetime only bounds what a lost control message could leave behind.
+const SESSION_TRUST: Duration = Duration::from_secs(5);
+/// Most sessions remembered; beyond that the cache starts over.
+const SESSION_CACHE_MAX: usize = 100_000;
+
+/// Live sessions recently checked against the database, so a busy client's requests do not
+/// each pay a read to authenticate.
+#[derive(Default)]
+pub struct SessionCache {
+    entries: Mutex<HashMap<Uuid, (Caller, Instant)>>,
+}
+
+impl SessionCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Caller, Instant)>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
+        let entries = self.lock();
+        let (caller, checked) = entries.get(&session_id)?;
+        (caller.user_id == user_id && checked.elapsed() < SESSION_TRUST).then(|| caller.clone())
+    }
+
+    fn put(&self, caller: &Caller) {
+        let mut entries = self.lock();
+        if entries.len() >= SESSION_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(caller.session_id, (caller.clone(), Instant::now()));
+    }
+
+    pub(crate) fn forget_session(&self, session_id: Uuid) {
+        self.lock().remove(&session_id);
+    }
+
+    pub(crate) fn forget_user(&self, user_id: Uuid) {
+        self.lock().retain(|_, (caller, _)| caller.user_id != user_id);
     }
 }
 

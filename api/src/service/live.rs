@@ -453,7 +453,7 @@ impl LiveEvent {
             EventKind::Presence { user_id, online, last_seen_at } => {
                 LiveEvent::Presence(PresenceView { user_id: *user_id, online: *online, last_seen_at: *last_seen_at })
             }
-            EventKind::AccountDisabled { .. } => return None,
+            EventKind::AccountDisabled { .. } | EventKind::SessionRevoked { .. } => return None,
         })
     }
 }
@@ -512,16 +512,22 @@ impl Connections {
 
 impl Services {
     /// Follows the cluster's control topic: closes this node's connections of accounts an
-    /// admin disabled (on any node). Runs for the life of the process.
+    /// admin disabled (on any node) and forgets ended sessions. Runs for the life of the
+    /// process.
     pub fn spawn_control_listener(&self) {
         let services = self.clone();
         let mut control = self.bus().subscribe(Topic::Control);
         tokio::spawn(async move {
             while let Some(event) = control.recv().await {
                 let Ok(event) = event else { continue };
-                if let EventKind::AccountDisabled { user_id } = event.kind {
-                    let closed = services.connections().close_user(user_id);
-                    tracing::info!(user.id = %user_id, closed, "closed a disabled account's connections");
+                match event.kind {
+                    EventKind::AccountDisabled { user_id } => {
+                        services.sessions().forget_user(user_id);
+                        let closed = services.connections().close_user(user_id);
+                        tracing::info!(user.id = %user_id, closed, "closed a disabled account's connections");
+                    }
+                    EventKind::SessionRevoked { session_id } => services.sessions().forget_session(session_id),
+                    _ => {}
                 }
             }
         });

@@ -71,6 +71,7 @@ struct Inner {
     tokens: tokens::TokenIssuer,
     limits: Limits,
     connections: live::Connections,
+    sessions: auth::SessionCache,
     files: files::Files,
 }
 
@@ -91,6 +92,7 @@ impl Services {
                 tokens: tokens::TokenIssuer::new(tokens),
                 limits: Limits::new(limits),
                 connections: live::Connections::default(),
+                sessions: auth::SessionCache::default(),
                 files,
             }),
         }
@@ -110,6 +112,10 @@ impl Services {
 
     pub fn connections(&self) -> &live::Connections {
         &self.inner.connections
+    }
+
+    pub(crate) fn sessions(&self) -> &auth::SessionCache {
+        &self.inner.sessions
     }
 
     pub(crate) fn limits(&self) -> &Limits {

@@ -91,3 +91,27 @@ async fn presence_spans_nodes_and_devices() {
     assert_eq!(watcher.next_data("p").await["presence"]["online"], false);
     assert_eq!(online(a).await, Some(false));
 }
+
+/// Nodes trust a checked session for a few seconds; signing out on one node still ends the
+/// session on every node at once (the control topic), well within that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_on_one_node_ends_the_session_on_the_others_at_once() {
+    let Some(nodes) = spawn_cluster(2, &[]).await else { return };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let ann = a.register("ann").await;
+    // Node b has just checked (and remembers) the session.
+    let (status, _) = b.rest("GET", "/users/me", Some(&ann.token), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = a.rest("POST", "/auth/logout", Some(&ann.token), None).await;
+    assert!((200..300).contains(&status), "{status}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let status = loop {
+        let (status, _) = b.rest("GET", "/users/me", Some(&ann.token), None).await;
+        if status == 401 || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 401, "node b still accepts a session ended on node a");
+}
