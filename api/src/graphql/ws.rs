@@ -8,17 +8,20 @@
 //! is disconnected (close 1013, counted) instead of buffering without bound or slowing
 //! anyone else, and resumes by seq.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use poem::web::Data;
 use poem::web::websocket::{Message, WebSocket, WebSocketStream};
 use poem::{IntoResponse, Request, Response, handler};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_stream::StreamMap;
 use uuid::Uuid;
 
 use super::shared::{RenderCache, Rendered};
@@ -123,21 +126,22 @@ struct Connection {
 /// Why the server ends a connection.
 struct Close(u16, &'static str);
 
+type Incoming = futures_util::stream::SplitStream<WebSocketStream>;
+/// A running operation: the frames it sends, ending with its `complete` (or `error`).
+type Operation = Pin<Box<dyn Stream<Item = String> + Send>>;
+
 impl Connection {
+    /// One task per connection: it reads the client, runs the operations and writes their
+    /// frames, so an event reaches the socket without a hop through another task.
     async fn run(self, socket: WebSocketStream) {
         let (sink, mut incoming) = socket.split();
-        let (out, out_rx) = mpsc::channel::<Message>(self.settings.queue.max(8));
-        let (close_tx, close_rx) = mpsc::channel::<Message>(1);
-        let writer = tokio::spawn(write_frames(sink, out_rx, close_rx));
+        let mut out = Outbox::new(sink, self.settings.queue.max(8));
 
-        let caller = match self.handshake(&mut incoming, &out).await {
+        let caller = match self.handshake(&mut incoming, &mut out).await {
             Ok(caller) => caller,
             Err(Close(code, reason)) => {
                 m::ws_closed(reason_label(code));
-                // Let the ack-less queue drain first: it holds at most a pong.
-                let _ = out.send(Message::close_with(code, reason)).await;
-                drop((out, close_tx));
-                let _ = writer.await;
+                out.close(code, reason).await;
                 return;
             }
         };
@@ -151,25 +155,21 @@ impl Connection {
         let close = if let Err(AppError::Forbidden(_) | AppError::Unauthenticated(_)) = still_allowed {
             Some(Close(4403, "Forbidden"))
         } else {
-            let _ = out.send(Message::text(json!({"type": "connection_ack"}).to_string())).await;
-            self.serve(caller.clone(), &mut incoming, &out, &kill).await
+            out.push(Message::text(json!({"type": "connection_ack"}).to_string()));
+            self.serve(caller.clone(), &mut incoming, &mut out, &kill).await
         };
         self.services.connection_closed(caller.user_id, connection_id).await;
-        if let Some(Close(code, reason)) = close {
-            m::ws_closed(reason_label(code));
-            // Ahead of anything still queued: the queue may be full (slow consumer).
-            let _ = close_tx.try_send(Message::close_with(code, reason));
+        match close {
+            Some(Close(code, reason)) => {
+                m::ws_closed(reason_label(code));
+                out.close(code, reason).await;
+            }
+            None => out.finish().await,
         }
-        drop((out, close_tx));
-        let _ = writer.await;
     }
 
     /// Waits for `connection_init` and authenticates it (the caller sends the ack).
-    async fn handshake(
-        &self,
-        incoming: &mut futures_util::stream::SplitStream<WebSocketStream>,
-        out: &mpsc::Sender<Message>,
-    ) -> Result<Caller, Close> {
+    async fn handshake(&self, incoming: &mut Incoming, out: &mut Outbox) -> Result<Caller, Close> {
         let deadline = Instant::now() + self.settings.init_timeout;
         loop {
             let msg = tokio::time::timeout_at(deadline, incoming.next())
@@ -186,7 +186,8 @@ impl Connection {
             match parsed["type"].as_str() {
                 Some("connection_init") => {}
                 Some("ping") if self.protocol == Protocol::Transport => {
-                    let _ = out.send(Message::text(json!({"type": "pong"}).to_string())).await;
+                    out.push(Message::text(json!({"type": "pong"}).to_string()));
+                    let _ = tokio::time::timeout_at(deadline, out.drain()).await;
                     continue;
                 }
                 _ => return Err(Close(4401, "Unauthorized: send connection_init first")),
@@ -214,57 +215,57 @@ impl Connection {
     }
 
     /// Runs operations until the client leaves or must be disconnected.
-    async fn serve(
-        &self,
-        caller: Caller,
-        incoming: &mut futures_util::stream::SplitStream<WebSocketStream>,
-        out: &mpsc::Sender<Message>,
-        kill: &Notify,
-    ) -> Option<Close> {
-        let slow = Arc::new(Notify::new());
-        let mut operations: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    async fn serve(&self, caller: Caller, incoming: &mut Incoming, out: &mut Outbox, kill: &Notify) -> Option<Close> {
+        let mut operations: StreamMap<String, Operation> = StreamMap::new();
         let mut keepalive = tokio::time::interval(self.settings.keepalive);
         keepalive.tick().await;
         let mut last_heard = Instant::now();
-        let close = loop {
+        loop {
+            // A queue that stays full for SLOW_CONSUMER_GRACE is a client that cannot keep up
+            // (a burst, such as a replay, the client reads through is fine).
+            let slow_deadline = out.full_since.map(|t| t + SLOW_CONSUMER_GRACE);
             tokio::select! {
+                biased;
+                () = kill.notified() => {
+                    return Some(Close(4403, "Forbidden: account disabled"));
+                }
+                written = out.drain(), if out.has_pending() => {
+                    if written.is_err() {
+                        return None;
+                    }
+                }
                 msg = incoming.next() => {
                     last_heard = Instant::now();
                     let text = match msg {
                         Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                         Some(Ok(_)) => continue,
                     };
-                    if let Err(close) = self.on_message(&text, &caller, out, &slow, &done_tx, &mut operations) {
-                        break close;
+                    if let Err(close) = self.on_message(&text, &caller, out, &mut operations) {
+                        return close;
                     }
                 }
-                Some(id) = done_rx.recv() => {
-                    operations.remove(&id);
+                Some((_, frame)) = operations.next(), if out.has_room() && !operations.is_empty() => {
+                    out.push(Message::text(frame));
                 }
-                () = kill.notified() => {
-                    break Some(Close(4403, "Forbidden: account disabled"));
-                }
-                () = slow.notified() => {
-                    break Some(Close(1013, "Slow consumer: reconnect and resume from your last seq"));
+                () = tokio::time::sleep_until(slow_deadline.unwrap_or_else(Instant::now)), if slow_deadline.is_some() => {
+                    m::dropped_events("slow_consumer", 1);
+                    return Some(Close(1013, "Slow consumer: reconnect and resume from your last seq"));
                 }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > self.settings.keepalive * 3 {
-                        break Some(Close(4408, "Keep-alive timeout"));
+                        return Some(Close(4408, "Keep-alive timeout"));
                     }
                     let ping = match self.protocol {
                         Protocol::Transport => json!({"type": "ping"}),
                         Protocol::Legacy => json!({"type": "ka"}),
                     };
-                    let _ = out.try_send(Message::text(ping.to_string()));
+                    if out.has_room() {
+                        out.push(Message::text(ping.to_string()));
+                    }
                 }
             }
-        };
-        for (_, task) in operations {
-            task.abort();
         }
-        close
     }
 
     /// Handles one client message; `Err` closes the connection.
@@ -272,10 +273,8 @@ impl Connection {
         &self,
         text: &str,
         caller: &Caller,
-        out: &mpsc::Sender<Message>,
-        slow: &Arc<Notify>,
-        done: &mpsc::UnboundedSender<String>,
-        operations: &mut HashMap<String, tokio::task::JoinHandle<()>>,
+        out: &mut Outbox,
+        operations: &mut StreamMap<String, Operation>,
     ) -> Result<(), Option<Close>> {
         let parsed: Value = serde_json::from_str(text).map_err(|_| Some(Close(4400, "Invalid message")))?;
         let id = parsed["id"].as_str().map(str::to_owned);
@@ -300,18 +299,19 @@ impl Connection {
                     .data(ClientInfo { ip: self.ip })
                     .data(shape)
                     .data(rendered.clone());
-                let task = self.spawn_operation(id.clone(), request, rendered, out.clone(), slow.clone(), done.clone());
-                operations.insert(id, task);
+                operations.insert(id.clone(), self.operation(id, request, rendered));
                 Ok(())
             }
             (Protocol::Transport, Some("complete")) | (Protocol::Legacy, Some("stop")) => {
-                if let Some(task) = id.and_then(|id| operations.remove(&id)) {
-                    task.abort();
+                if let Some(id) = id {
+                    operations.remove(&id);
                 }
                 Ok(())
             }
             (Protocol::Transport, Some("ping")) => {
-                let _ = out.try_send(Message::text(json!({"type": "pong"}).to_string()));
+                if out.has_room() {
+                    out.push(Message::text(json!({"type": "pong"}).to_string()));
+                }
                 Ok(())
             }
             (Protocol::Transport, Some("pong")) => Ok(()),
@@ -321,85 +321,104 @@ impl Connection {
         }
     }
 
-    fn spawn_operation(
-        &self,
-        id: String,
-        request: async_graphql::Request,
-        rendered: Rendered,
-        out: mpsc::Sender<Message>,
-        slow: Arc<Notify>,
-        done: mpsc::UnboundedSender<String>,
-    ) -> tokio::task::JoinHandle<()> {
+    /// The frames of one operation, polled by the connection's task.
+    fn operation(&self, id: String, request: async_graphql::Request, rendered: Rendered) -> Operation {
         let schema = self.schema.clone();
         let protocol = self.protocol;
-        tokio::spawn(async move {
+        Box::pin(async_stream::stream! {
             m::subscription(1.0);
             let _gauge = SubscriptionGauge;
+            let frames = FrameWriter::new(protocol, &id);
             let mut responses = schema.execute_stream(request);
             let mut first = true;
-            let frames = FrameWriter::new(protocol, &id);
             while let Some(response) = responses.next().await {
                 // An operation refused before it produced anything is an `error`, which also
                 // ends it; later errors travel inside `next`.
-                let refused = first && !response.errors.is_empty() && response.data == async_graphql::Value::Null;
-                first = false;
-                let frame = if refused {
+                if first && !response.errors.is_empty() && response.data == async_graphql::Value::Null {
                     let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
                     let payload = match protocol {
                         Protocol::Transport => errors,
                         Protocol::Legacy => errors.get(0).cloned().unwrap_or(Value::Null),
                     };
-                    json!({"type": "error", "id": id, "payload": payload}).to_string()
-                } else {
-                    frames.data(response, rendered.take())
-                };
-                // A full queue may be a burst (a replay) the client is reading through; one
-                // that stays full for SLOW_CONSUMER_GRACE is a client that cannot keep up.
-                if out.send_timeout(Message::text(frame), SLOW_CONSUMER_GRACE).await.is_err() {
-                    m::dropped_events("slow_consumer", 1);
-                    slow.notify_one();
+                    yield json!({"type": "error", "id": id, "payload": payload}).to_string();
                     return;
                 }
-                if refused {
-                    let _ = done.send(id);
-                    return;
-                }
+                first = false;
+                yield frames.data(response, rendered.take());
             }
-            let _ = out.try_send(Message::text(json!({"type": "complete", "id": id}).to_string()));
-            let _ = done.send(id);
+            yield json!({"type": "complete", "id": id}).to_string();
         })
     }
 }
 
-/// Writes queued frames to the socket. A close request jumps the queue; a client that does
-/// not take it within a few seconds is cut off.
-async fn write_frames(
-    mut sink: futures_util::stream::SplitSink<WebSocketStream, Message>,
-    mut out: mpsc::Receiver<Message>,
-    mut close: mpsc::Receiver<Message>,
-) {
-    const CLOSE_GRACE: Duration = Duration::from_secs(5);
-    loop {
-        let msg = tokio::select! {
-            biased;
-            Some(frame) = close.recv() => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
-                return;
-            }
-            msg = out.recv() => msg,
-        };
-        let Some(msg) = msg else { break };
-        let closing = msg.is_close();
-        tokio::select! {
-            biased;
-            Some(frame) = close.recv() => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
-                return;
-            }
-            sent = sink.send(msg) => if sent.is_err() || closing { break },
+/// A connection's outgoing frames: a bounded queue in front of the socket.
+struct Outbox {
+    sink: futures_util::stream::SplitSink<WebSocketStream, Message>,
+    pending: VecDeque<Message>,
+    capacity: usize,
+    /// Since when the queue has been full.
+    full_since: Option<Instant>,
+}
+
+/// How long a client gets to take its close frame (or the rest of its frames) at the end.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+impl Outbox {
+    fn new(sink: futures_util::stream::SplitSink<WebSocketStream, Message>, capacity: usize) -> Self {
+        Outbox { sink, pending: VecDeque::new(), capacity, full_since: None }
+    }
+
+    fn has_room(&self) -> bool {
+        self.pending.len() < self.capacity
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn push(&mut self, msg: Message) {
+        self.pending.push_back(msg);
+        if !self.has_room() && self.full_since.is_none() {
+            self.full_since = Some(Instant::now());
         }
     }
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+
+    /// Writes what is queued as fast as the socket takes it. Safe to cancel: a frame leaves
+    /// the queue only once the socket has accepted it.
+    async fn drain(&mut self) -> Result<(), ()> {
+        std::future::poll_fn(|cx| {
+            while !self.pending.is_empty() {
+                match self.sink.poll_ready_unpin(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                    Poll::Pending => return Poll::Pending,
+                }
+                let Some(msg) = self.pending.pop_front() else { break };
+                if self.sink.start_send_unpin(msg).is_err() {
+                    return Poll::Ready(Err(()));
+                }
+                if self.has_room() {
+                    self.full_since = None;
+                }
+            }
+            self.sink.poll_flush_unpin(cx).map(|r| r.map_err(|_| ()))
+        })
+        .await
+    }
+
+    /// Sends a close frame ahead of anything still queued (the queue may be full: a slow
+    /// consumer), then closes; a client that does not take it in time is cut off.
+    async fn close(mut self, code: u16, reason: &'static str) {
+        self.pending.clear();
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.send(Message::close_with(code, reason))).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.close()).await;
+    }
+
+    /// Writes what is left (the client is leaving), then closes.
+    async fn finish(mut self) {
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.drain()).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.close()).await;
+    }
 }
 
 /// Builds an operation's data frames. An item that came through the render cache is
