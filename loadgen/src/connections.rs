@@ -30,6 +30,10 @@ pub struct ConnectionsArgs {
     /// Seconds to hold the connections idle before measuring.
     #[arg(long, default_value_t = 3)]
     pub settle_secs: u64,
+    /// `messageAdded` subscriptions per connection (0: signed in only, to tell the cost of a
+    /// connection from the cost of a subscription).
+    #[arg(long, default_value_t = 1)]
+    pub subscriptions: usize,
 }
 
 pub async fn run(url: &str, server_pid: Option<u32>, args: &ConnectionsArgs, run_id: u64) -> anyhow::Result<Report> {
@@ -52,13 +56,16 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &ConnectionsArgs, run
     let bar = progress(args.connections as u64, "connections");
     let started = Instant::now();
     let sources = args.sources.max(1);
+    let subscriptions = args.subscriptions;
     let results: Vec<anyhow::Result<ws::Socket>> = stream::iter((0..args.connections).map(|i| {
         let (token, conv) = accounts[i % users].clone();
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % sources as usize) as u8));
         let bar = bar.clone();
         async move {
             let mut socket = ws::connect(url, &token, Some(source)).await?;
-            ws::subscribe_messages(&mut socket, "1", &conv).await?;
+            for n in 0..subscriptions {
+                ws::subscribe_messages(&mut socket, &n.to_string(), &conv).await?;
+            }
             bar.inc(1);
             Ok(socket)
         }
@@ -97,7 +104,12 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &ConnectionsArgs, run
     };
     let mut report = Report::new("connections");
     report
-        .line("connections", format!("{open} open, {failures} failed, {users} users, {sources} source addresses"))
+        .line(
+            "connections",
+            format!(
+                "{open} open, {failures} failed, {users} users, {sources} source addresses, {subscriptions} subscriptions each"
+            ),
+        )
         .line(
             "connect time",
             format!("{:.2}s ({:.0}/s)", connect_time.as_secs_f64(), open as f64 / connect_time.as_secs_f64()),
@@ -113,7 +125,7 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &ConnectionsArgs, run
     }
     report.json = json!({
         "scenario": "connections", "connections": open, "failed": failures, "users": users,
-        "connect_s": connect_time.as_secs_f64(), "server_rss_before_mib": before.map(|k| k as f64 / 1024.0),
+        "subscriptions_per_connection": subscriptions, "connect_s": connect_time.as_secs_f64(), "server_rss_before_mib": before.map(|k| k as f64 / 1024.0),
         "server_rss_after_mib": after.map(|k| k as f64 / 1024.0), "kib_per_connection": per_conn_kib,
     });
     report.ok = failures == 0;

@@ -97,14 +97,14 @@ impl Services {
             let mut cursor = SeqCursor::default();
             if let Some(after) = after_seq {
                 cursor.start_at(conversation_id, after);
-                match cursor.replay(conversation_id, &services).await {
+                match Box::pin(cursor.replay(conversation_id, &services)).await {
                     Ok(replayed) => for msg in replayed { yield Ok(MessageView::from(msg)); },
                     Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
                 }
             } else {
                 // Live only: start after what is committed now (read after subscribing, so a
                 // message committed in between is either counted here or delivered live).
-                match services.last_seqs(&[conversation_id]).await {
+                match Box::pin(services.last_seqs(&[conversation_id])).await {
                     Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
                     Err(e) => { yield Err(e); return; }
                 }
@@ -160,13 +160,13 @@ impl Services {
                 .copied()
                 .filter(|c| !resume.iter().any(|p| p.conversation_id == *c))
                 .collect();
-            match services.last_seqs(&live_only).await {
+            match Box::pin(services.last_seqs(&live_only)).await {
                 Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
                 Err(e) => { yield Err(e); return; }
             }
             for point in resume {
                 cursor.start_at(point.conversation_id, point.seq);
-                match cursor.replay(point.conversation_id, &services).await {
+                match Box::pin(cursor.replay(point.conversation_id, &services)).await {
                     Ok(replayed) => for msg in replayed {
                         yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
                     },
@@ -193,7 +193,7 @@ impl Services {
                         let id = *conversation_id;
                         if added.contains(&me) && conversations.insert(id) {
                             topics.insert(Topic::Conversation(id), topic_stream(services.bus().subscribe(Topic::Conversation(id))));
-                            match services.last_seqs(&[id]).await {
+                            match Box::pin(services.last_seqs(&[id])).await {
                                 Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
                                 Err(e) => { yield Err(e); return; }
                             }

@@ -33,7 +33,7 @@ impl ConversationSubscription {
             .into_iter()
             .map(|r| ResumePoint { conversation_id: r.conversation_id, seq: r.seq })
             .collect();
-        let stream = services(ctx).subscribe_events(&caller, after).await.gql()?;
+        let stream = Box::pin(services(ctx).subscribe_events(&caller, after)).await.gql()?;
         Ok(stream.map(|item| item.map(|event| Shared::new(event_key(&event), event)).gql()))
     }
 
@@ -46,7 +46,7 @@ impl ConversationSubscription {
         after_seq: Option<i64>,
     ) -> Result<impl Stream<Item = Result<Shared<MessageView>>>> {
         let caller = caller(ctx).gql()?;
-        let stream = services(ctx).subscribe_messages(&caller, conversation_id, after_seq).await.gql()?;
+        let stream = Box::pin(services(ctx).subscribe_messages(&caller, conversation_id, after_seq)).await.gql()?;
         Ok(stream.map(|item| item.map(|msg| Shared::new(Some(message_key(&msg, 0)), msg)).gql()))
     }
 
@@ -57,7 +57,7 @@ impl ConversationSubscription {
         conversation_id: Uuid,
     ) -> Result<impl Stream<Item = Result<TypingEvent>>> {
         let caller = caller(ctx).gql()?;
-        let stream = services(ctx).subscribe_typing(&caller, conversation_id).await.gql()?;
+        let stream = Box::pin(services(ctx).subscribe_typing(&caller, conversation_id)).await.gql()?;
         Ok(stream.map(GqlResult::gql))
     }
 }

@@ -17,7 +17,7 @@ impl PresenceSubscription {
         user_ids: Vec<Uuid>,
     ) -> Result<impl Stream<Item = Result<PresenceView>>> {
         let caller = caller(ctx).gql()?;
-        let stream = services(ctx).subscribe_presence(&caller, user_ids).await.gql()?;
+        let stream = Box::pin(services(ctx).subscribe_presence(&caller, user_ids)).await.gql()?;
         Ok(stream.map(GqlResult::gql))
     }
 }
