@@ -1,22 +1,22 @@
 //! Messages: send (idempotent per client message id, `seq` assigned in the storing
 //! transaction), edit and delete own messages, history by `seq`, and read markers.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
-    Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement, TransactionTrait,
 };
 use syncchat_realtime::{EventKind, MessageSnapshot, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::users::page_limit;
-use super::views::{MessageView, Page, ReadState};
+use super::views::{MessageView, Page, ReadState, UserRef};
 use super::{Caller, Services, now};
 use crate::domain::MessageBody;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
-use crate::storage::{conversation, is_unique_violation, message};
+use crate::storage::{attachment, conversation, is_unique_violation, message, participant, user};
 
 pub const MAX_CLIENT_MESSAGE_ID: usize = 64;
 
@@ -279,8 +279,33 @@ impl Services {
                 return Err(AppError::bad_input(field, format!("{field} must be a seq (0 or more)")));
             }
         }
-        self.require_member(caller, conversation_id).await?;
-        let mut query = message::Entity::find().filter(message::Column::ConversationId.eq(conversation_id));
+        // One query in the common case: the page with each sender's name and whether it has
+        // files, provided the caller is a participant. Membership is read on its own only to
+        // tell an empty page from a conversation the caller is not in.
+        let live_member = Query::select()
+            .expr(Expr::val(1))
+            .from(participant::Entity)
+            .and_where(Expr::col((participant::Entity, participant::Column::ConversationId)).eq(conversation_id))
+            .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id))
+            .to_owned();
+        let has_files = Query::select()
+            .expr(Expr::val(1))
+            .from(attachment::Entity)
+            .and_where(
+                Expr::col((attachment::Entity, attachment::Column::MessageId))
+                    .equals((message::Entity, message::Column::Id)),
+            )
+            .to_owned();
+        let mut query = message::Entity::find()
+            .join(
+                JoinType::LeftJoin,
+                message::Entity::belongs_to(user::Entity).from(message::Column::SenderId).to(user::Column::Id).into(),
+            )
+            .column_as(Expr::col((user::Entity, user::Column::Username)), "sender_username")
+            .column_as(Expr::col((user::Entity, user::Column::DisplayName)), "sender_display_name")
+            .column_as(Expr::exists(has_files), "has_files")
+            .filter(message::Column::ConversationId.eq(conversation_id))
+            .filter(Expr::exists(live_member));
         if let Some(before) = q.before {
             query = query.filter(message::Column::Seq.lt(before));
         }
@@ -290,7 +315,10 @@ impl Services {
         let forward = q.after.is_some();
         query =
             if forward { query.order_by_asc(message::Column::Seq) } else { query.order_by_desc(message::Column::Seq) };
-        let mut rows = query.limit(limit + 1).all(self.db()).await?;
+        let mut rows = query.limit(limit + 1).into_model::<PageRow>().all(self.db()).await?;
+        if rows.is_empty() {
+            self.require_member(caller, conversation_id).await?;
+        }
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         if !forward {
@@ -298,8 +326,19 @@ impl Services {
         }
         // Forward pages continue after their last seq, backward pages before their first.
         let next_cursor =
-            has_more.then(|| if forward { rows.last() } else { rows.first() }).flatten().map(|msg| msg.seq.to_string());
-        let items = self.message_views(rows).await?;
+            has_more.then(|| if forward { rows.last() } else { rows.first() }).flatten().map(|row| row.seq.to_string());
+        let with_files: Vec<Uuid> =
+            rows.iter().filter(|r| r.has_files && r.deleted_at.is_none()).map(|r| r.id).collect();
+        let mut attachments = self.attachment_views(&with_files).await?;
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let files = attachments.remove(&row.id).unwrap_or_default();
+                let mut view = row.into_view();
+                view.attachments = files;
+                view
+            })
+            .collect();
         Ok(Page { items, next_cursor, has_more })
     }
 
@@ -366,4 +405,42 @@ pub(crate) async fn wipe<C: sea_orm::ConnectionTrait>(db: &C, msg: message::Mode
     active.body = Set(String::new());
     active.deleted_at = Set(Some(now()));
     Ok(active.update(db).await?)
+}
+
+/// A history row: the message, its sender's names and whether it has files.
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct PageRow {
+    id: Uuid,
+    conversation_id: Uuid,
+    seq: i64,
+    sender_id: Uuid,
+    body: String,
+    client_message_id: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    edited_at: Option<chrono::DateTime<chrono::Utc>>,
+    deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+    sender_username: Option<String>,
+    sender_display_name: Option<String>,
+    has_files: bool,
+}
+
+impl PageRow {
+    fn into_view(self) -> MessageView {
+        let sender = match self.sender_username {
+            Some(username) => UserRef { id: self.sender_id, username, display_name: self.sender_display_name },
+            None => UserRef::unknown(self.sender_id),
+        };
+        let model = message::Model {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            seq: self.seq,
+            sender_id: self.sender_id,
+            body: self.body,
+            client_message_id: self.client_message_id,
+            created_at: self.created_at,
+            edited_at: self.edited_at,
+            deleted_at: self.deleted_at,
+        };
+        MessageView::from_model(model, sender)
+    }
 }
