@@ -34,7 +34,7 @@ struct Sub {
 impl Sub {
     async fn message_added(&self) -> impl Stream<Item = Shared<MessageView>> {
         let message = self.message.clone();
-        let key = ItemKey::of(message.id, 0, &[message.edited_at]);
+        let key = ItemKey::of(message.id, 0, message.edited_at);
         futures_util::stream::iter((0..SUBSCRIBERS).map(move |_| Shared::new(Some(key), message.clone())))
     }
 }

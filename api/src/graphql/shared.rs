@@ -113,10 +113,11 @@ impl<T> Shared<T> {
 }
 
 impl ItemKey {
-    /// The key of item `id` of kind `tag`, whose content last changed at `changed`.
-    pub fn of(id: Uuid, tag: u8, changed: &[Option<chrono::DateTime<chrono::Utc>>]) -> ItemKey {
+    /// The key of item `id` of kind `tag`, whose changeable content is summed up by
+    /// `version` (edit and delete times, what its files look like now).
+    pub fn of(id: Uuid, tag: u8, version: impl Hash) -> ItemKey {
         let mut h = std::hash::DefaultHasher::new();
-        (tag, changed).hash(&mut h);
+        (tag, version).hash(&mut h);
         ItemKey { id, version: h.finish() }
     }
 }
@@ -144,7 +145,10 @@ impl<T: OutputType> OutputType for Shared<T> {
             return self.value.resolve(ctx, field).await;
         };
         let cache = RenderCache::global();
-        let key = Key { item, shape: shape.0 };
+        // A subscription may have several root fields (aliases): each renders on its own.
+        let mut h = std::hash::DefaultHasher::new();
+        (shape.0, field.node.response_key().node.as_str()).hash(&mut h);
+        let key = Key { item, shape: h.finish() };
         if let Some(json) = cache.get(&key) {
             m::render_cache("hit");
             slot.put(json);

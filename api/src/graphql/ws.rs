@@ -128,7 +128,13 @@ struct Close(u16, &'static str);
 
 type Incoming = futures_util::stream::SplitStream<WebSocketStream>;
 /// A running operation: the frames it sends, ending with its `complete` (or `error`).
-type Operation = Pin<Box<dyn Stream<Item = String> + Send>>;
+type Operation = Pin<Box<dyn Stream<Item = Frame> + Send>>;
+
+/// One frame of an operation; `last` is its `complete` or `error`, after which its id is free.
+struct Frame {
+    text: String,
+    last: bool,
+}
 
 impl Connection {
     /// One task per connection: it reads the client, runs the operations and writes their
@@ -229,7 +235,7 @@ impl Connection {
                 () = kill.notified() => {
                     return Some(Close(4403, "Forbidden: account disabled"));
                 }
-                written = out.drain(), if out.has_pending() => {
+                written = out.drain(), if out.has_unwritten() => {
                     if written.is_err() {
                         return None;
                     }
@@ -245,8 +251,12 @@ impl Connection {
                         return close;
                     }
                 }
-                Some((_, frame)) = operations.next(), if out.has_room() && !operations.is_empty() => {
-                    out.push(Message::text(frame));
+                Some((id, frame)) = operations.next(), if out.has_room() && !operations.is_empty() => {
+                    if frame.last {
+                        // The client may reuse the id as soon as it reads this frame.
+                        operations.remove(&id);
+                    }
+                    out.push(Message::text(frame.text));
                 }
                 () = tokio::time::sleep_until(slow_deadline.unwrap_or_else(Instant::now)), if slow_deadline.is_some() => {
                     m::dropped_events("slow_consumer", 1);
@@ -340,13 +350,13 @@ impl Connection {
                         Protocol::Transport => errors,
                         Protocol::Legacy => errors.get(0).cloned().unwrap_or(Value::Null),
                     };
-                    yield json!({"type": "error", "id": id, "payload": payload}).to_string();
+                    yield Frame { text: json!({"type": "error", "id": id, "payload": payload}).to_string(), last: true };
                     return;
                 }
                 first = false;
-                yield frames.data(response, rendered.take());
+                yield Frame { text: frames.data(response, rendered.take()), last: false };
             }
-            yield json!({"type": "complete", "id": id}).to_string();
+            yield Frame { text: json!({"type": "complete", "id": id}).to_string(), last: true };
         })
     }
 }
@@ -358,6 +368,8 @@ struct Outbox {
     capacity: usize,
     /// Since when the queue has been full.
     full_since: Option<Instant>,
+    /// Frames handed to the socket but not yet flushed out of it.
+    unflushed: bool,
 }
 
 /// How long a client gets to take its close frame (or the rest of its frames) at the end.
@@ -365,15 +377,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 impl Outbox {
     fn new(sink: futures_util::stream::SplitSink<WebSocketStream, Message>, capacity: usize) -> Self {
-        Outbox { sink, pending: VecDeque::new(), capacity, full_since: None }
+        Outbox { sink, pending: VecDeque::new(), capacity, full_since: None, unflushed: false }
     }
 
     fn has_room(&self) -> bool {
         self.pending.len() < self.capacity
     }
 
-    fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+    /// Frames queued, or handed to the socket and not flushed yet (it was full).
+    fn has_unwritten(&self) -> bool {
+        !self.pending.is_empty() || self.unflushed
     }
 
     fn push(&mut self, msg: Message) {
@@ -397,11 +410,16 @@ impl Outbox {
                 if self.sink.start_send_unpin(msg).is_err() {
                     return Poll::Ready(Err(()));
                 }
+                self.unflushed = true;
                 if self.has_room() {
                     self.full_since = None;
                 }
             }
-            self.sink.poll_flush_unpin(cx).map(|r| r.map_err(|_| ()))
+            let flushed = self.sink.poll_flush_unpin(cx).map(|r| r.map_err(|_| ()));
+            if flushed.is_ready() {
+                self.unflushed = false;
+            }
+            flushed
         })
         .await
     }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -199,8 +200,9 @@ impl Services {
         if let Some(caller) = self.sessions().get(claims.sid, claims.sub) {
             return Ok(caller);
         }
+        let generation = self.sessions().generation();
         let caller = self.session_caller(claims.sub, claims.sid).await?;
-        self.sessions().put(&caller);
+        self.sessions().put(&caller, generation);
         Ok(caller)
     }
 
@@ -274,6 +276,9 @@ const SESSION_CACHE_MAX: usize = 100_000;
 #[derive(Default)]
 pub struct SessionCache {
     entries: Mutex<HashMap<Uuid, (Caller, Instant)>>,
+    /// Bumped by every forget: a read that began before one is not remembered, as it may
+    /// predate the revocation.
+    generation: AtomicU64,
 }
 
 impl SessionCache {
@@ -287,8 +292,17 @@ impl SessionCache {
         (caller.user_id == user_id && checked.elapsed() < SESSION_TRUST).then(|| caller.clone())
     }
 
-    fn put(&self, caller: &Caller) {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Remembers a caller read from the database, unless a session was forgotten since the
+    /// read began (`generation`).
+    fn put(&self, caller: &Caller, generation: u64) {
         let mut entries = self.lock();
+        if self.generation() != generation {
+            return;
+        }
         if entries.len() >= SESSION_CACHE_MAX {
             entries.clear();
         }
@@ -296,11 +310,15 @@ impl SessionCache {
     }
 
     pub(crate) fn forget_session(&self, session_id: Uuid) {
-        self.lock().remove(&session_id);
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.remove(&session_id);
     }
 
     pub(crate) fn forget_user(&self, user_id: Uuid) {
-        self.lock().retain(|_, (caller, _)| caller.user_id != user_id);
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|_, (caller, _)| caller.user_id != user_id);
     }
 }
 

@@ -181,6 +181,11 @@ async fn items_are_rendered_once_per_selection(app: TestApp) {
     b2.subscribe("x", narrow, json!({"c": conv})).await;
     c1.subscribe("1", narrow, json!({"c": conv})).await;
     other.subscribe("w", wide, json!({"c": conv})).await;
+    // Two root fields of one subscription: each is rendered for its own selection.
+    let mut twice = WsClient::signed_in(&app, &cid.token).await;
+    let both = "subscription($c: UUID!) { a: messageAdded(conversationId: $c) { seq } \
+        b: messageAdded(conversationId: $c) { body } }";
+    twice.subscribe("t", both, json!({"c": conv})).await;
     let mut edits = WsClient::signed_in(&app, &cid.token).await;
     let events = "subscription { events { __typename \
         ... on MessageAddedEvent { message { body } } ... on MessageEditedEvent { message { body } } } }";
@@ -201,6 +206,9 @@ async fn items_are_rendered_once_per_selection(app: TestApp) {
     assert_eq!(c1.next_data("1").await, want, "same selection, another user");
     assert_eq!(other.next_data("w").await, json!({"m": {"seq": 1, "sender": {"username": "ann"}}}));
     assert_eq!(edits.next_data("e").await["events"]["message"]["body"], "hello");
+    let mut got = vec![twice.next_data("t").await, twice.next_data("t").await];
+    got.sort_by_key(|d| d.to_string());
+    assert_eq!(got, vec![json!({"a": {"seq": 1}}), json!({"b": {"body": "hello"}})]);
     // Three subscribers of one shape: one rendering, two reuses (at least; other tests share
     // the process's counters).
     assert!(hits(&app.metrics().await) - before >= 2.0);

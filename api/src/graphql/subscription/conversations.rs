@@ -62,9 +62,11 @@ impl ConversationSubscription {
     }
 }
 
-/// A message renders the same for everyone until it is edited or deleted.
+/// A message renders the same for everyone until it is edited or deleted, or a file of it
+/// gets its thumbnail.
 fn message_key(msg: &MessageView, tag: u8) -> ItemKey {
-    ItemKey::of(msg.id, tag, &[msg.edited_at, msg.deleted_at])
+    let files: Vec<(Uuid, bool)> = msg.attachments.iter().map(|a| (a.id, a.thumbnail_url.is_some())).collect();
+    ItemKey::of(msg.id, tag, (msg.edited_at, msg.deleted_at, files))
 }
 
 /// Message events are shared; the rest (typing, presence, read markers) are rendered per
