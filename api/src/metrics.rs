@@ -18,6 +18,7 @@ pub const DB_QUERY_DURATION: &str = "syncchat_db_query_duration_seconds";
 pub const DB_POOL_CONNECTIONS: &str = "syncchat_db_pool_connections";
 pub const MESSAGES: &str = "syncchat_messages_total";
 pub const RENDER_CACHE: &str = "syncchat_render_cache_total";
+pub const SEND_BATCH_SIZE: &str = "syncchat_send_batch_size";
 pub const REGISTRATIONS: &str = "syncchat_registrations_total";
 pub const LOGINS: &str = "syncchat_logins_total";
 pub const CONVERSATIONS_CREATED: &str = "syncchat_conversations_created_total";
@@ -61,6 +62,7 @@ pub fn install(node_id: &str) -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .add_global_label("node", node_id)
         .set_buckets_for_metric(Matcher::Full(DB_QUERY_DURATION.into()), DB_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(SEND_BATCH_SIZE.into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
         .install_recorder()?;
     let handle = HANDLE.get_or_init(|| handle).clone();
@@ -138,6 +140,7 @@ fn describe() {
         "Commit of a message to its hand-over to a subscriber's socket queue."
     );
     describe_counter!(DELIVERIES, Unit::Count, "Messages delivered to subscribers.");
+    describe_histogram!(SEND_BATCH_SIZE, Unit::Count, "Sends stored by one statement (group commit, Postgres).");
     describe_counter!(
         RENDER_CACHE,
         Unit::Count,
@@ -264,6 +267,11 @@ pub fn delivered(committed_at: chrono::DateTime<chrono::Utc>) {
     let latency = (chrono::Utc::now() - committed_at).to_std().unwrap_or_default();
     histogram!(DELIVERY_LATENCY).record(latency.as_secs_f64());
     counter!(DELIVERIES).increment(1);
+}
+
+/// Sends stored by one statement (group commit on Postgres).
+pub fn send_batch(size: usize) {
+    histogram!(SEND_BATCH_SIZE).record(size as f64);
 }
 
 /// A subscription item's JSON reused (`hit`) or made (`miss`) by the render cache.

@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use syncchat_realtime::{EventKind, MessageSnapshot, Topic};
 use tracing::instrument;
@@ -67,7 +67,8 @@ impl Services {
             ));
         }
         // On Postgres a message without files is stored by one statement that also checks
-        // membership; elsewhere membership is read first.
+        // membership, batched with concurrent sends (`batch`); elsewhere membership is read
+        // first.
         let one_statement = self.db().get_database_backend() == DbBackend::Postgres && attachment_ids.is_empty();
         if !one_statement || client_message_id.is_some() {
             self.require_member(caller, input.conversation_id).await?;
@@ -82,7 +83,13 @@ impl Services {
         self.limits().check_send(caller.user_id)?;
 
         let stored = if one_statement {
-            self.store_message_pg(caller.user_id, input.conversation_id, body, client_message_id.clone()).await
+            let send = super::batch::Pending {
+                conversation_id: input.conversation_id,
+                sender: caller.user_id,
+                body: body.into_inner(),
+                client_message_id: client_message_id.clone(),
+            };
+            self.inner.sends.store(self.db(), send).await
         } else {
             self.store_message(caller.user_id, input.conversation_id, body, client_message_id.clone(), &attachment_ids)
                 .await
@@ -157,46 +164,6 @@ impl Services {
             .await?;
         txn.commit().await?;
         Ok(stored)
-    }
-
-    /// [`Self::store_message`] as one Postgres statement (one round trip, atomic): the seq
-    /// is taken only if the sender is a participant, the message inserted with it, and the
-    /// sender's read marker moved past it. No row back: not a participant, or no such
-    /// conversation.
-    async fn store_message_pg(
-        &self,
-        sender: Uuid,
-        conversation_id: Uuid,
-        body: MessageBody,
-        client_message_id: Option<String>,
-    ) -> AppResult<message::Model> {
-        const SQL: &str = "WITH conv AS ( \
-                UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1 \
-                WHERE id = $2 AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $2 AND user_id = $3) \
-                RETURNING last_seq), \
-            msg AS ( \
-                INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_message_id, created_at) \
-                SELECT $4, $2, last_seq, $3, $5, $6, $1 FROM conv \
-                RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at), \
-            marker AS ( \
-                UPDATE participants SET last_read_seq = (SELECT seq FROM msg) \
-                WHERE conversation_id = $2 AND user_id = $3 AND last_read_seq < (SELECT seq FROM msg)) \
-            SELECT * FROM msg";
-        let values: [sea_orm::Value; 6] = [
-            now().into(),
-            conversation_id.into(),
-            sender.into(),
-            Uuid::now_v7().into(),
-            body.into_inner().into(),
-            client_message_id.into(),
-        ];
-        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, SQL, values);
-        match message::Model::find_by_statement(stmt).one(self.db()).await {
-            Ok(Some(stored)) => Ok(stored),
-            Ok(None) => Err(AppError::not_found("conversation")),
-            Err(e) if is_unique_violation(&e) => Err(AppError::Conflict("duplicate message".into())),
-            Err(e) => Err(e.into()),
-        }
     }
 
     async fn find_by_client_id(&self, sender: Uuid, cmid: &str) -> AppResult<Option<message::Model>> {

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub(crate) mod auth;
+mod batch;
 pub(crate) mod conversations;
 pub mod files;
 mod limits;
@@ -72,6 +73,7 @@ struct Inner {
     limits: Limits,
     connections: live::Connections,
     sessions: auth::SessionCache,
+    sends: batch::SendBatcher,
     files: files::Files,
 }
 
@@ -93,6 +95,7 @@ impl Services {
                 limits: Limits::new(limits),
                 connections: live::Connections::default(),
                 sessions: auth::SessionCache::default(),
+                sends: batch::SendBatcher::default(),
                 files,
             }),
         }

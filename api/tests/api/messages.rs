@@ -107,6 +107,80 @@ async fn concurrent_sends_get_distinct_consecutive_seqs(app: TestApp) {
     assert_eq!(got, (1..=20).collect::<Vec<_>>());
 }
 
+/// Many sends at once into two conversations, one from an outsider and two retries of one
+/// client message id among them: each gets its own answer, each conversation's seqs run
+/// 1..n in the order the answers were given, every stored message is readable, and on
+/// Postgres the sends were stored several per statement (group commit).
+async fn concurrent_sends_are_grouped_without_mixing_answers(app: TestApp) {
+    let (ann, ben, eve) = (app.register("ann").await, app.register("ben").await, app.register("eve").await);
+    let first = app.conversation(&ann, &[&ben], None).await;
+    let second = app.conversation(&ben, &[&ann], Some("second")).await;
+    let url = |c: &str| app.url(&format!("/api/v1/conversations/{c}/messages"));
+    let post = |user: &crate::helpers::TestUser, conv: String, body: Value| {
+        let (client, url, token) = (app.client.clone(), url(&conv), user.token.clone());
+        async move {
+            let response = client.post(url).bearer_auth(token).json(&body).send().await.expect("send");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mut sends = Vec::new();
+    for i in 0..60 {
+        let (user, conv) = match i % 3 {
+            0 => (&ann, first.clone()),
+            1 => (&ben, first.clone()),
+            _ => (&ben, second.clone()),
+        };
+        sends.push(post(user, conv, json!({"body": format!("m{i}")})));
+    }
+    sends.push(post(&eve, first.clone(), json!({"body": "outsider"})));
+    sends.push(post(&ann, second.clone(), json!({"body": "once", "clientMessageId": "same"})));
+    sends.push(post(&ann, second.clone(), json!({"body": "once", "clientMessageId": "same"})));
+    let answers = futures_util::future::join_all(sends).await;
+
+    let (outsider, retries) = (&answers[60], &answers[61..]);
+    assert_eq!(outsider.0, 404, "{outsider:?}");
+    assert!(retries.iter().all(|(status, _)| *status == 200 || *status == 201), "{retries:?}");
+    assert_eq!(retries[0].1["id"], retries[1].1["id"], "a retry answers with the first message");
+    for (i, (status, body)) in answers[..60].iter().enumerate() {
+        assert!(*status == 200 || *status == 201, "send {i}: {status} {body}");
+        assert_eq!(body["body"], format!("m{i}"), "send {i} got another send's answer");
+    }
+    for (conv, expected) in [(&first, 40), (&second, 21)] {
+        let mut seqs: Vec<i64> = answers
+            .iter()
+            .filter(|(_, b)| b["conversationId"].as_str() == Some(conv.as_str()))
+            .map(|(_, b)| b["seq"].as_i64().unwrap_or(-1))
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs, (1..=expected).collect::<Vec<_>>(), "conversation {conv}");
+        let (_, page) =
+            app.rest("GET", &format!("/conversations/{conv}/messages?limit=100"), Some(&ben.token), None).await;
+        assert_eq!(page["items"].as_array().map(Vec::len), Some(expected as usize));
+    }
+    if app.backend == crate::helpers::Backend::Postgres {
+        let metrics = app.metrics().await;
+        let series = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+                .sum()
+        };
+        let statements = series("syncchat_send_batch_size_count");
+        let single: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("syncchat_send_batch_size_bucket") && l.contains("le=\"1\""))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum();
+        assert!(
+            statements > 0.0 && single < statements,
+            "no send was grouped: {statements} statements, {single} alone"
+        );
+    }
+}
+
 async fn edit_and_delete_own_messages_only(app: TestApp) {
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
     let conv = app.conversation(&ann, &[&ben], None).await;
@@ -259,6 +333,7 @@ on_both_backends!(
     history_pages_by_seq_without_gaps_or_repeats,
     a_retried_send_returns_the_first_message_and_stores_nothing_twice,
     concurrent_sends_get_distinct_consecutive_seqs,
+    concurrent_sends_are_grouped_without_mixing_answers,
     edit_and_delete_own_messages_only,
     bodies_are_validated_and_bad_ones_write_nothing,
     outsiders_can_neither_read_nor_write,
