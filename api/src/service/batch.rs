@@ -4,9 +4,9 @@
 //! its conversation (in arrival order) and its own answer. Nothing waits to form a batch: a
 //! lone send is stored at once.
 //!
-//! One committer per process, so two batches never lock conversations in opposite orders.
-//! A batch that fails (a reused `clientMessageId`, say) is retried one send at a time, so
-//! each send gets its own outcome.
+//! One committer per process; a batch locks its conversations in id order, so batches from
+//! several nodes cannot deadlock each other. A batch that fails (a reused
+//! `clientMessageId`, say) is retried one send at a time, so each send gets its own outcome.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -162,8 +162,11 @@ async fn store_many(db: &DatabaseConnection, batch: &[Queued]) -> AppResult<Hash
          allowed AS (SELECT i.* FROM input i WHERE EXISTS ( \
             SELECT 1 FROM participants p WHERE p.conversation_id = i.conversation_id AND p.user_id = i.sender_id)), \
          counts AS (SELECT conversation_id, count(*) AS n FROM allowed GROUP BY conversation_id), \
+         locked AS (SELECT id FROM conversations WHERE id IN (SELECT conversation_id FROM counts) \
+            ORDER BY id FOR UPDATE), \
          conv AS (UPDATE conversations c SET last_seq = c.last_seq + counts.n, updated_at = $1 \
-            FROM counts WHERE c.id = counts.conversation_id RETURNING c.id, c.last_seq), \
+            FROM counts WHERE c.id = counts.conversation_id AND c.id IN (SELECT id FROM locked) \
+            RETURNING c.id, c.last_seq), \
          numbered AS (SELECT a.id, a.conversation_id, a.sender_id, a.body, a.client_message_id, \
             conv.last_seq - (count(*) OVER (PARTITION BY a.conversation_id ORDER BY a.ord DESC)) + 1 AS seq \
             FROM allowed a JOIN conv ON conv.id = a.conversation_id), \
