@@ -73,25 +73,14 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Queued>) {
             }
         }
         m::send_batch(batch.len());
-        if batch.len() == 1 {
-            for q in batch.drain(..) {
-                let stored = store_one(&db, q.id, &q.send).await;
-                let _ = q.reply.send(stored);
-            }
-            continue;
-        }
-        match store_many(&db, &batch).await {
-            Ok(mut stored) => {
-                for q in batch.drain(..) {
-                    let _ = q.reply.send(stored.remove(&q.id).ok_or_else(|| AppError::not_found("conversation")));
-                }
-            }
-            Err(_) => {
-                for q in batch.drain(..) {
-                    let stored = store_one(&db, q.id, &q.send).await;
-                    let _ = q.reply.send(stored);
-                }
-            }
+        // A lone send, or a batch that failed as a whole, is stored send by send.
+        let mut stored = if batch.len() > 1 { store_many(&db, &batch).await.ok() } else { None };
+        for q in batch.drain(..) {
+            let outcome = match &mut stored {
+                Some(stored) => stored.remove(&q.id).ok_or_else(|| AppError::not_found("conversation")),
+                None => store_one(&db, q.id, &q.send).await,
+            };
+            let _ = q.reply.send(outcome);
         }
     }
 }
