@@ -209,9 +209,10 @@ async fn items_are_rendered_once_per_selection(app: TestApp) {
     let mut got = vec![twice.next_data("t").await, twice.next_data("t").await];
     got.sort_by_key(|d| d.to_string());
     assert_eq!(got, vec![json!({"a": {"seq": 1}}), json!({"b": {"body": "hello"}})]);
-    // Three subscribers of one shape: one rendering, two reuses (at least; other tests share
-    // the process's counters).
-    assert!(hits(&app.metrics().await) - before >= 2.0);
+    // Three subscribers of one shape: the JSON is reused. Two connections on two worker
+    // threads may both render it first at the same moment, so at least one reuse (other
+    // tests share the process's counters).
+    assert!(hits(&app.metrics().await) - before >= 1.0);
 
     // An edit is a new version: the events subscriber sees the new body.
     let id = sent["id"].as_str().unwrap_or_default().to_owned();
