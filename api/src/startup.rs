@@ -187,7 +187,7 @@ async fn live_layer(config: &Config, node_id: &str) -> anyhow::Result<(EventBus,
         return Ok((EventBus::in_process(), Arc::new(InProcessPresence::default())));
     };
     let fanout = RedisFanout::connect(url, &config.cluster_name).await.context("connecting to Redis (REDIS_URL)")?;
-    let bus = EventBus::new(fanout.clone(), 1024);
+    let bus = EventBus::new(fanout.clone(), syncchat_realtime::BUS_CAPACITY);
     fanout.start(bus.clone());
     let ttl = Duration::from_secs(config.presence_ttl_secs.max(3));
     let presence = RedisPresence::connect(url, &config.cluster_name, node_id.to_owned(), ttl)

@@ -12,6 +12,13 @@ use tokio::sync::broadcast;
 
 use crate::{Event, Topic};
 
+/// Events a topic's subscriber may fall behind before it loses its place. A broadcast
+/// channel allocates all its slots up front (about 40 bytes each), and a chat node has a
+/// topic per active conversation, most of them two people: 256 slots is 10 KiB a topic.
+/// A subscriber behind that far also has its connection's outgoing queue full, and resumes
+/// by seq.
+pub const CAPACITY: usize = 256;
+
 /// Carries events between nodes. `publish` must eventually hand every event to
 /// [`EventBus::dispatch`] on every node watching its topic, this one included.
 #[async_trait::async_trait]
@@ -56,7 +63,7 @@ impl EventBus {
     }
 
     pub fn in_process() -> Self {
-        Self::new(Arc::new(InProcess), 1024)
+        Self::new(Arc::new(InProcess), CAPACITY)
     }
 
     pub fn fanout_name(&self) -> &'static str {

@@ -7,7 +7,7 @@ mod presence;
 mod resume;
 mod stats;
 
-pub use bus::{EventBus, Fanout, InProcess, Subscription};
+pub use bus::{CAPACITY as BUS_CAPACITY, EventBus, Fanout, InProcess, Subscription};
 pub use cluster::{REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
 pub use event::{AttachmentSnapshot, Event, EventKind, MessageSnapshot, Topic};
 pub use presence::{InProcessPresence, PresenceStore};

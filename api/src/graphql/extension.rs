@@ -9,6 +9,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Response, ServerResult, Variables};
 
+use super::shared::Inject;
 use crate::metrics as m;
 
 pub struct OperationMetrics;
@@ -51,7 +52,8 @@ impl Extension for OperationMetricsExt {
     ) -> Response {
         let started = Instant::now();
         let response = next.run(ctx, operation_name).await;
-        if self.recorded.swap(true, Ordering::Relaxed) {
+        // Rendering one item of a detached subscription, counted when it was detached.
+        if ctx.data_opt::<Inject>().is_some() || self.recorded.swap(true, Ordering::Relaxed) {
             return response;
         }
         let (op_type, name) =

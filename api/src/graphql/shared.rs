@@ -7,15 +7,26 @@
 //! `(item, version, shape)` in the [`RenderCache`]; on a miss it resolves the selection as
 //! usual and stores the JSON. Either way it hands the JSON to the connection through the
 //! operation's [`Rendered`] slot, which writes it into the frame as is.
+//!
+//! A subscription with a single root field goes further: its resolver hands the item stream
+//! to the connection ([`Detach`]) instead of leaving it inside async-graphql's executor,
+//! whose per-operation state (request data, query environment, the resolver's futures) is
+//! most of what an idle subscription costs. The connection looks each item up in the cache
+//! itself and, on a miss, runs the document once more with the item [`Inject`]ed, so the
+//! JSON is still made by async-graphql from the client's own selection.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::parser::types::Field;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Field, OperationType, Selection};
 use async_graphql::registry::Registry;
-use async_graphql::{ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
+use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use crate::metrics as m;
@@ -36,6 +47,15 @@ pub struct ItemKey {
 struct Key {
     item: ItemKey,
     shape: u64,
+}
+
+impl Key {
+    // A subscription may have several root fields (aliases): each renders on its own.
+    fn new(item: ItemKey, shape: Shape, response_key: &str) -> Key {
+        let mut h = std::hash::DefaultHasher::new();
+        (shape.0, response_key).hash(&mut h);
+        Key { item, shape: h.finish() }
+    }
 }
 
 /// The shape of one subscription (request data, set by the WebSocket layer).
@@ -83,6 +103,12 @@ impl RenderCache {
             part.hash(&mut h);
         }
         Shape(h.finish())
+    }
+
+    /// The JSON of `item` for root field `response_key` of a subscription of this shape, if
+    /// some subscriber rendered it already.
+    pub fn lookup(&self, item: ItemKey, shape: Shape, response_key: &str) -> Option<Arc<str>> {
+        self.get(&Key::new(item, shape, response_key))
     }
 
     fn get(&self, key: &Key) -> Option<Arc<str>> {
@@ -145,10 +171,7 @@ impl<T: OutputType> OutputType for Shared<T> {
             return self.value.resolve(ctx, field).await;
         };
         let cache = RenderCache::global();
-        // A subscription may have several root fields (aliases): each renders on its own.
-        let mut h = std::hash::DefaultHasher::new();
-        (shape.0, field.node.response_key().node.as_str()).hash(&mut h);
-        let key = Key { item, shape: h.finish() };
+        let key = Key::new(item, *shape, field.node.response_key().node.as_str());
         if let Some(json) = cache.get(&key) {
             m::render_cache("hit");
             slot.put(json);
@@ -166,6 +189,87 @@ impl<T: OutputType> OutputType for Shared<T> {
     }
 }
 
+/// One item of a detached subscription: its cache key, and the resolver's own item
+/// (`async_graphql::Result<Shared<T>>`) to inject on a miss.
+pub struct DetachedItem {
+    pub key: Option<ItemKey>,
+    value: Box<dyn Any + Send>,
+}
+
+pub type DetachedStream = Pin<Box<dyn Stream<Item = DetachedItem> + Send>>;
+
+/// Offered by the WebSocket layer to a subscription with a single root field: the resolver
+/// leaves its item stream here and gives the executor an empty one.
+#[derive(Clone, Default)]
+pub struct Detach(Arc<Mutex<Option<DetachedStream>>>);
+
+impl Detach {
+    /// The stream a resolver left, if it did.
+    pub fn take(&self) -> Option<DetachedStream> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Request data of the run that renders one detached item: the resolver yields this item
+/// instead of subscribing.
+pub struct Inject(Mutex<Option<Box<dyn Any + Send>>>);
+
+impl Inject {
+    pub fn new(item: DetachedItem) -> Self {
+        Inject(Mutex::new(Some(item.value)))
+    }
+}
+
+/// The items of a shared subscription field, as its resolver returns them: the injected item
+/// when rendering one, nothing (the stream is handed to the connection) when detached, or
+/// `items` as they come when the executor runs the subscription.
+pub fn subscription_items<T: Send + 'static>(
+    ctx: &Context<'_>,
+    items: impl Stream<Item = async_graphql::Result<Shared<T>>> + Send + 'static,
+) -> BoxStream<'static, async_graphql::Result<Shared<T>>> {
+    match ctx.data_opt::<Detach>() {
+        Some(detach) => {
+            let detached = items.map(|item| DetachedItem {
+                key: item.as_ref().ok().and_then(|shared| shared.key),
+                value: Box::new(item),
+            });
+            *detach.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::pin(detached));
+            futures_util::stream::empty().boxed()
+        }
+        None => items.boxed(),
+    }
+}
+
+/// The item a resolver is asked to render (see [`Inject`]), as a one-item stream.
+pub fn injected<T: Send + 'static>(ctx: &Context<'_>) -> Option<BoxStream<'static, async_graphql::Result<Shared<T>>>> {
+    let value = ctx.data_opt::<Inject>()?.0.lock().unwrap_or_else(PoisonError::into_inner).take()?;
+    let item = match value.downcast::<async_graphql::Result<Shared<T>>>() {
+        Ok(item) => *item,
+        Err(_) => Err(async_graphql::Error::new("internal error: a subscription item of another type")),
+    };
+    Some(futures_util::stream::once(async move { item }).boxed())
+}
+
+/// The root field (name and response key) of a subscription that has exactly one, with no
+/// directive: such a subscription can be detached.
+pub fn single_root_field(doc: &ExecutableDocument, operation_name: Option<&str>) -> Option<(String, String)> {
+    let op = match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.iter().find(|(n, _)| n.as_str() == name)?.1,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
+        _ => return None,
+    };
+    if op.node.ty != OperationType::Subscription {
+        return None;
+    }
+    let [selection] = op.node.selection_set.node.items.as_slice() else { return None };
+    let Selection::Field(field) = &selection.node else { return None };
+    if !field.node.directives.is_empty() {
+        return None;
+    }
+    Some((field.node.name.node.to_string(), field.node.response_key().node.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +283,35 @@ mod tests {
         assert_ne!(a, cache.shape(&["subscription { a }", "", "{\"c\":1}"]).0);
         // Parts are delimited: moving text between them is another shape.
         assert_ne!(cache.shape(&["ab", "c"]).0, cache.shape(&["a", "bc"]).0);
+    }
+
+    #[test]
+    fn only_a_subscription_with_one_plain_root_field_is_detached() {
+        let root = |query: &str, name: Option<&str>| {
+            let doc = async_graphql::parser::parse_query(query).expect("parses");
+            single_root_field(&doc, name)
+        };
+        let pair = |a: &str, b: &str| Some((a.to_owned(), b.to_owned()));
+        assert_eq!(
+            root("subscription { messageAdded(conversationId: 1) { seq } }", None),
+            pair("messageAdded", "messageAdded")
+        );
+        assert_eq!(root("subscription S { m: events { __typename } }", None), pair("events", "m"));
+        assert_eq!(
+            root(
+                "subscription A { events { __typename } } subscription B { typing(conversationId: 1) { typing } }",
+                Some("B")
+            ),
+            pair("typing", "typing")
+        );
+        assert_eq!(
+            root("subscription A { events { __typename } } subscription B { events { __typename } }", None),
+            None
+        );
+        assert_eq!(root("subscription { a: events { __typename } b: events { __typename } }", None), None);
+        assert_eq!(root("subscription { ...F } fragment F on SubscriptionRoot { events { __typename } }", None), None);
+        assert_eq!(root("subscription($x: Boolean!) { events @include(if: $x) { __typename } }", None), None);
+        assert_eq!(root("query { me { id } }", None), None);
     }
 
     #[test]

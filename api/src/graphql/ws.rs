@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use uuid::Uuid;
 
-use super::shared::{RenderCache, Rendered};
+use super::shared::{Detach, DetachedStream, Inject, RenderCache, Rendered, Shape, single_root_field};
 use super::{AppSchema, AuthState, ClientInfo};
 use crate::error::AppError;
 use crate::metrics as m;
@@ -100,12 +100,13 @@ pub async fn upgrade(
         .into_response()
 }
 
-/// Buffers sized for chat: clients send small frames (init, subscribe, pong), so a 4 KiB
-/// read buffer instead of tungstenite's 128 KiB, and frames are written out as they come
-/// instead of gathering 128 KiB first. That is most of an idle connection's memory.
+/// Buffers sized for chat: clients send small frames (init, subscribe, pong), so a 1 KiB
+/// read buffer instead of tungstenite's 128 KiB (it grows for a larger message), and frames
+/// are written out as they come instead of gathering 128 KiB first. That is most of an idle
+/// connection's memory.
 fn socket_config() -> poem::web::websocket::WebSocketConfig {
     poem::web::websocket::WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
@@ -130,47 +131,55 @@ type Incoming = futures_util::stream::SplitStream<WebSocketStream>;
 /// A running operation: the frames it sends, ending with its `complete` (or `error`).
 type Operation = Pin<Box<dyn Stream<Item = Frame> + Send>>;
 
-/// One frame of an operation; `last` is its `complete` or `error`, after which its id is free.
-struct Frame {
-    text: String,
-    last: bool,
+/// What an operation yields.
+enum Frame {
+    /// A frame for the client; `last` is its `complete` or `error`, after which its id is free.
+    Send { text: String, last: bool },
+    /// The operation goes on as this (smaller) stream.
+    Then(Operation),
 }
 
 impl Connection {
     /// One task per connection: it reads the client, runs the operations and writes their
     /// frames, so an event reaches the socket without a hop through another task.
-    async fn run(self, socket: WebSocketStream) {
-        let (sink, mut incoming) = socket.split();
+    fn run(self, socket: WebSocketStream) -> impl Future<Output = ()> + Send {
+        // Split before the task's future is made, so it does not keep room for the whole
+        // socket for as long as the connection lives.
+        let (sink, incoming) = socket.split();
+        self.run_split(sink, incoming)
+    }
+
+    async fn run_split(self, sink: futures_util::stream::SplitSink<WebSocketStream, Message>, mut incoming: Incoming) {
         let mut out = Outbox::new(sink, self.settings.queue.max(8));
 
-        let caller = match self.handshake(&mut incoming, &mut out).await {
+        let caller = match Box::pin(self.handshake(&mut incoming, &mut out)).await {
             Ok(caller) => caller,
             Err(Close(code, reason)) => {
                 m::ws_closed(reason_label(code));
-                out.close(code, reason).await;
+                Box::pin(out.close(code, reason)).await;
                 return;
             }
         };
         // Presence is registered before the ack: once a client is told it is connected, it
         // counts as online everywhere.
         let connection_id = Uuid::now_v7();
-        let kill = self.services.connection_opened(caller.user_id, connection_id).await;
+        let kill = Box::pin(self.services.connection_opened(caller.user_id, connection_id)).await;
         // An account disabled between the check above and the registration would have missed
         // its close order: look again now that the order would reach this connection.
-        let still_allowed = self.services.session_caller(caller.user_id, caller.session_id).await;
+        let still_allowed = Box::pin(self.services.session_caller(caller.user_id, caller.session_id)).await;
         let close = if let Err(AppError::Forbidden(_) | AppError::Unauthenticated(_)) = still_allowed {
             Some(Close(4403, "Forbidden"))
         } else {
             out.push(Message::text(json!({"type": "connection_ack"}).to_string()));
             self.serve(caller.clone(), &mut incoming, &mut out, &kill).await
         };
-        self.services.connection_closed(caller.user_id, connection_id).await;
+        Box::pin(self.services.connection_closed(caller.user_id, connection_id)).await;
         match close {
             Some(Close(code, reason)) => {
                 m::ws_closed(reason_label(code));
-                out.close(code, reason).await;
+                Box::pin(out.close(code, reason)).await;
             }
-            None => out.finish().await,
+            None => Box::pin(out.finish()).await,
         }
     }
 
@@ -251,13 +260,18 @@ impl Connection {
                         return close;
                     }
                 }
-                Some((id, frame)) = operations.next(), if out.has_room() && !operations.is_empty() => {
-                    if frame.last {
-                        // The client may reuse the id as soon as it reads this frame.
-                        operations.remove(&id);
+                Some((id, frame)) = operations.next(), if out.has_room() && !operations.is_empty() => match frame {
+                    Frame::Send { text, last } => {
+                        if last {
+                            // The client may reuse the id as soon as it reads this frame.
+                            operations.remove(&id);
+                        }
+                        out.push(Message::text(text));
                     }
-                    out.push(Message::text(frame.text));
-                }
+                    Frame::Then(next) => {
+                        operations.insert(id, next);
+                    }
+                },
                 () = tokio::time::sleep_until(slow_deadline.unwrap_or_else(Instant::now)), if slow_deadline.is_some() => {
                     m::dropped_events("slow_consumer", 1);
                     return Some(Close(1013, "Slow consumer: reconnect and resume from your last seq"));
@@ -295,7 +309,7 @@ impl Connection {
                     return Err(Some(Close(4409, "Subscriber for this id already exists")));
                 }
                 let payload = &parsed["payload"];
-                let request: async_graphql::Request = serde_json::from_value(payload.clone())
+                let mut request: async_graphql::Request = serde_json::from_value(payload.clone())
                     .map_err(|_| Some(Close(4400, "Invalid message: bad subscribe payload")))?;
                 // Subscribers with the same document, operation and variables share rendered items.
                 let shape = RenderCache::global().shape(&[
@@ -303,13 +317,27 @@ impl Connection {
                     payload["operationName"].as_str().unwrap_or_default(),
                     &payload["variables"].to_string(),
                 ]);
+                // A document that does not parse is left to the executor, which says why.
+                let operation_name = request.operation_name.clone();
+                let root =
+                    request.parsed_query().ok().and_then(|doc| single_root_field(doc, operation_name.as_deref()));
+                let detached = root.map(|(field, response_key)| Detached {
+                    template: Template {
+                        query: request.query.clone(),
+                        operation_name: request.operation_name.clone(),
+                        variables: request.variables.clone(),
+                    },
+                    field,
+                    response_key,
+                    detach: Detach::default(),
+                });
                 let rendered = Rendered::default();
-                let request = request
-                    .data(AuthState::Authenticated(caller.clone()))
-                    .data(ClientInfo { ip: self.ip })
-                    .data(shape)
-                    .data(rendered.clone());
-                operations.insert(id.clone(), self.operation(id, request, rendered));
+                let scope = Scope { caller: caller.clone(), ip: self.ip, shape, rendered };
+                let mut request = scope.attach(request);
+                if let Some(detached) = &detached {
+                    request = request.data(detached.detach.clone());
+                }
+                operations.insert(id.clone(), self.operation(id, request, scope, detached));
                 Ok(())
             }
             (Protocol::Transport, Some("complete")) | (Protocol::Legacy, Some("stop")) => {
@@ -332,13 +360,19 @@ impl Connection {
     }
 
     /// The frames of one operation, polled by the connection's task.
-    fn operation(&self, id: String, request: async_graphql::Request, rendered: Rendered) -> Operation {
+    fn operation(
+        &self,
+        id: String,
+        request: async_graphql::Request,
+        scope: Scope,
+        detached: Option<Detached>,
+    ) -> Operation {
         let schema = self.schema.clone();
         let protocol = self.protocol;
         Box::pin(async_stream::stream! {
-            m::subscription(1.0);
-            let _gauge = SubscriptionGauge;
+            let gauge = SubscriptionGauge::new();
             let frames = FrameWriter::new(protocol, &id);
+            let started = std::time::Instant::now();
             let mut responses = schema.execute_stream(request);
             let mut first = true;
             while let Some(response) = responses.next().await {
@@ -350,14 +384,137 @@ impl Connection {
                         Protocol::Transport => errors,
                         Protocol::Legacy => errors.get(0).cloned().unwrap_or(Value::Null),
                     };
-                    yield Frame { text: json!({"type": "error", "id": id, "payload": payload}).to_string(), last: true };
+                    yield Frame::Send { text: json!({"type": "error", "id": id, "payload": payload}).to_string(), last: true };
                     return;
                 }
                 first = false;
-                yield Frame { text: frames.data(response, rendered.take()), last: false };
+                yield Frame::Send { text: frames.data(response, scope.rendered.take()), last: false };
             }
-            yield Frame { text: json!({"type": "complete", "id": id}).to_string(), last: true };
+            // The executor is done with a subscription whose resolver detached its items: they
+            // go on in a stream of their own, and the executor's state is freed.
+            drop(responses);
+            if let Some(detached) = detached.filter(|_| first)
+                && let Some(items) = detached.detach.take()
+            {
+                m::record_graphql("subscription", detached.field, "ok", started.elapsed());
+                yield Frame::Then(Box::pin(DetachedOperation {
+                    id,
+                    items,
+                    rendering: None,
+                    schema,
+                    frames,
+                    scope,
+                    template: detached.template,
+                    response_key: detached.response_key,
+                    done: false,
+                    _gauge: gauge,
+                }));
+                return;
+            }
+            yield Frame::Send { text: complete_frame(&id), last: true };
         })
+    }
+}
+
+fn complete_frame(id: &str) -> String {
+    json!({"type": "complete", "id": id}).to_string()
+}
+
+/// A detached subscription (see [`super::shared`]): each item comes from the render cache
+/// when a subscriber of the same shape rendered it already, otherwise from one run of the
+/// client's document with the item injected. It holds little more than the item stream.
+struct DetachedOperation {
+    id: String,
+    items: DetachedStream,
+    /// The run rendering the current item, on a cache miss.
+    rendering: Option<futures_util::stream::BoxStream<'static, async_graphql::Response>>,
+    schema: AppSchema,
+    frames: FrameWriter,
+    scope: Scope,
+    template: Template,
+    response_key: String,
+    done: bool,
+    _gauge: SubscriptionGauge,
+}
+
+impl Stream for DetachedOperation {
+    type Item = Frame;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Frame>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(rendering) = &mut this.rendering {
+                let response = std::task::ready!(rendering.poll_next_unpin(cx));
+                this.rendering = None;
+                if let Some(response) = response {
+                    let text = this.frames.data(response, this.scope.rendered.take());
+                    return Poll::Ready(Some(Frame::Send { text, last: false }));
+                }
+                continue;
+            }
+            let Some(item) = std::task::ready!(this.items.poll_next_unpin(cx)) else {
+                this.done = true;
+                return Poll::Ready(Some(Frame::Send { text: complete_frame(&this.id), last: true }));
+            };
+            let cached =
+                item.key.and_then(|key| RenderCache::global().lookup(key, this.scope.shape, &this.response_key));
+            if let Some(json) = cached {
+                m::render_cache("hit");
+                return Poll::Ready(Some(Frame::Send {
+                    text: this.frames.item(&this.response_key, &json),
+                    last: false,
+                }));
+            }
+            let request = this.scope.attach(this.template.request()).data(Inject::new(item));
+            this.rendering = Some(this.schema.execute_stream(request));
+        }
+    }
+}
+
+/// What every run of an operation's document carries.
+struct Scope {
+    caller: Caller,
+    ip: Option<std::net::IpAddr>,
+    shape: Shape,
+    rendered: Rendered,
+}
+
+impl Scope {
+    fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
+        request
+            .data(AuthState::Authenticated(self.caller.clone()))
+            .data(ClientInfo { ip: self.ip })
+            .data(self.shape)
+            .data(self.rendered.clone())
+    }
+}
+
+/// A subscription that may run outside the executor (see [`super::shared`]).
+struct Detached {
+    template: Template,
+    /// The root field's name (for the metrics) and response key (for the frame).
+    field: String,
+    response_key: String,
+    detach: Detach,
+}
+
+/// The client's document, operation name and variables, to render a detached item with.
+struct Template {
+    query: String,
+    operation_name: Option<String>,
+    variables: async_graphql::Variables,
+}
+
+impl Template {
+    fn request(&self) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
+        if let Some(name) = &self.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        request
     }
 }
 
@@ -452,6 +609,18 @@ impl FrameWriter {
         FrameWriter { head: format!(r#"{{"type":"{}","id":{id},"payload":{{"data":{{"#, protocol.data_type()) }
     }
 
+    /// A frame of one item already rendered as JSON, under `field`.
+    fn item(&self, field: &str, item: &str) -> String {
+        let field = serde_json::to_string(field).unwrap_or_default();
+        let mut frame = String::with_capacity(self.head.len() + field.len() + item.len() + 4);
+        frame.push_str(&self.head);
+        frame.push_str(&field);
+        frame.push(':');
+        frame.push_str(item);
+        frame.push_str("}}}");
+        frame
+    }
+
     fn data(&self, response: async_graphql::Response, item: Option<Arc<str>>) -> String {
         let field = match &response.data {
             async_graphql::Value::Object(map) if map.len() == 1 => map.keys().next(),
@@ -459,14 +628,7 @@ impl FrameWriter {
         };
         match (item, field) {
             (Some(item), Some(field)) if response.errors.is_empty() && response.extensions.is_empty() => {
-                let field = serde_json::to_string(field.as_str()).unwrap_or_default();
-                let mut frame = String::with_capacity(self.head.len() + field.len() + item.len() + 4);
-                frame.push_str(&self.head);
-                frame.push_str(&field);
-                frame.push(':');
-                frame.push_str(&item);
-                frame.push_str("}}}");
-                frame
+                self.item(field.as_str(), &item)
             }
             (item, field) => {
                 let mut payload = serde_json::to_value(&response).unwrap_or(Value::Null);
@@ -487,6 +649,13 @@ impl FrameWriter {
 }
 
 struct SubscriptionGauge;
+
+impl SubscriptionGauge {
+    fn new() -> Self {
+        m::subscription(1.0);
+        SubscriptionGauge
+    }
+}
 
 impl Drop for SubscriptionGauge {
     fn drop(&mut self) {

@@ -227,7 +227,51 @@ async fn items_are_rendered_once_per_selection(app: TestApp) {
     assert_eq!(edited["events"]["message"]["body"], "edited");
 }
 
+/// The lifecycle of a subscription as a client sees it, whichever way the server runs it:
+/// `complete` stops it and frees its id at once, and leaving the conversation ends it with a
+/// `complete` from the server. A subscription is counted in the operation metrics.
+async fn a_subscription_stops_when_completed_and_ends_when_its_user_leaves(app: TestApp) {
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let conv = app.conversation(&ann, &[&ben], Some("lifecycle")).await;
+    let subscriptions = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with("syncchat_graphql_operations_total{"))
+            .filter(|l| l.contains("type=\"subscription\"") && l.contains("name=\"messageAdded\""))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    let before = subscriptions(&app.metrics().await);
+    let mut ws = WsClient::signed_in(&app, &ben.token).await;
+    ws.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.send(&ann, &conv, "first").await;
+    expect_seqs(&mut ws, "1", [1]).await;
+    assert!(subscriptions(&app.metrics().await) - before >= 1.0);
+
+    ws.send(json!({"type": "complete", "id": "1"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.send(&ann, &conv, "after complete").await;
+    ws.assert_silent(Duration::from_millis(300)).await;
+
+    // The id is free again; the new subscription gets only what is sent from now on.
+    ws.subscribe("1", MESSAGE_ADDED, json!({"c": conv})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.send(&ann, &conv, "third").await;
+    let data = ws.next_data("1").await;
+    assert_eq!(data["messageAdded"]["body"], "third", "{data}");
+
+    app.gql_ok(Some(&ben.token), "mutation($c: UUID!) { leaveConversation(conversationId: $c) }", json!({"c": conv}))
+        .await;
+    match ws.recv().await {
+        Received::Message(m) => assert_eq!(m, json!({"type": "complete", "id": "1"})),
+        other => panic!("expected complete, got {other:?}"),
+    }
+    app.send(&ann, &conv, "after leaving").await;
+    ws.assert_silent(Duration::from_millis(300)).await;
+}
+
 on_both_backends!(
+    a_subscription_stops_when_completed_and_ends_when_its_user_leaves,
     items_are_rendered_once_per_selection,
     subscribers_receive_each_message_once_in_order,
     resume_replays_exactly_what_was_missed_then_goes_live,
