@@ -322,13 +322,16 @@ impl Connection {
                 let root =
                     request.parsed_query().ok().and_then(|doc| single_root_field(doc, operation_name.as_deref()));
                 let detached = root.map(|(field, response_key)| Detached {
-                    template: Template {
-                        query: request.query.clone(),
-                        operation_name: request.operation_name.clone(),
-                        variables: request.variables.clone(),
-                    },
+                    template: Template::shared(
+                        shape,
+                        Template {
+                            query: request.query.clone(),
+                            operation_name: request.operation_name.clone(),
+                            variables: request.variables.clone(),
+                            response_key,
+                        },
+                    ),
                     field,
-                    response_key,
                     detach: Detach::default(),
                 });
                 let rendered = Rendered::default();
@@ -405,7 +408,6 @@ impl Connection {
                     frames,
                     scope,
                     template: detached.template,
-                    response_key: detached.response_key,
                     done: false,
                     _gauge: gauge,
                 }));
@@ -431,8 +433,7 @@ struct DetachedOperation {
     schema: AppSchema,
     frames: FrameWriter,
     scope: Scope,
-    template: Template,
-    response_key: String,
+    template: Arc<Template>,
     done: bool,
     _gauge: SubscriptionGauge,
 }
@@ -459,14 +460,11 @@ impl Stream for DetachedOperation {
                 this.done = true;
                 return Poll::Ready(Some(Frame::Send { text: complete_frame(&this.id), last: true }));
             };
-            let cached =
-                item.key.and_then(|key| RenderCache::global().lookup(key, this.scope.shape, &this.response_key));
+            let key = &this.template.response_key;
+            let cached = item.key.and_then(|item| RenderCache::global().lookup(item, this.scope.shape, key));
             if let Some(json) = cached {
                 m::render_cache("hit");
-                return Poll::Ready(Some(Frame::Send {
-                    text: this.frames.item(&this.response_key, &json),
-                    last: false,
-                }));
+                return Poll::Ready(Some(Frame::Send { text: this.frames.item(key, &json), last: false }));
             }
             let request = this.scope.attach(this.template.request()).data(Inject::new(item));
             this.rendering = Some(this.schema.execute_stream(request));
@@ -494,21 +492,45 @@ impl Scope {
 
 /// A subscription that may run outside the executor (see [`super::shared`]).
 struct Detached {
-    template: Template,
-    /// The root field's name (for the metrics) and response key (for the frame).
+    template: Arc<Template>,
+    /// The root field's name, for the metrics.
     field: String,
-    response_key: String,
     detach: Detach,
 }
 
-/// The client's document, operation name and variables, to render a detached item with.
+/// The client's document, operation name and variables, to render a detached item with, and
+/// the response key its items go under. Subscriptions of one shape share one.
+#[derive(PartialEq)]
 struct Template {
     query: String,
     operation_name: Option<String>,
     variables: async_graphql::Variables,
+    response_key: String,
 }
 
+type Templates = std::collections::HashMap<u64, std::sync::Weak<Template>>;
+
+/// Templates in use, by shape.
+static TEMPLATES: std::sync::LazyLock<std::sync::Mutex<Templates>> = std::sync::LazyLock::new(Default::default);
+
 impl Template {
+    /// The template of this shape in use already, if it is this one; else this one.
+    fn shared(shape: Shape, template: Template) -> Arc<Template> {
+        let mut templates = TEMPLATES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(existing) = templates.get(&shape.0).and_then(std::sync::Weak::upgrade)
+            && *existing == template
+        {
+            return existing;
+        }
+        // Forget the shapes nobody uses any more, now and then.
+        if templates.len() >= 1024 && templates.len().is_power_of_two() {
+            templates.retain(|_, t| t.strong_count() > 0);
+        }
+        let template = Arc::new(template);
+        templates.insert(shape.0, Arc::downgrade(&template));
+        template
+    }
+
     fn request(&self) -> async_graphql::Request {
         let mut request = async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
         if let Some(name) = &self.operation_name {
