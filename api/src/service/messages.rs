@@ -1,9 +1,9 @@
 //! Messages: send (idempotent per client message id, `seq` assigned in the storing
 //! transaction), edit and delete own messages, history by `seq`, and read markers.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, QueryFilter, Set,
     TransactionTrait,
 };
 use syncchat_realtime::{EventKind, MessageSnapshot, Topic};
@@ -255,34 +255,48 @@ impl Services {
             .and_where(Expr::col((participant::Entity, participant::Column::ConversationId)).eq(conversation_id))
             .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id))
             .to_owned();
+        let forward = q.after.is_some();
+        let order = if forward { Order::Asc } else { Order::Desc };
+        // The page is cut in a subquery, so the plan is an index range scan of at most
+        // `limit + 1` rows whatever the statistics say (a conversation far longer than the
+        // average, or a table not analysed yet, would otherwise be read whole and sorted).
+        let mut page = Query::select()
+            .column(Asterisk)
+            .from(message::Entity)
+            .and_where(Expr::col(message::Column::ConversationId).eq(conversation_id))
+            .and_where(Expr::exists(live_member))
+            .order_by(message::Column::Seq, order.clone())
+            .limit(limit + 1)
+            .to_owned();
+        if let Some(before) = q.before {
+            page.and_where(Expr::col(message::Column::Seq).lt(before));
+        }
+        if let Some(after) = q.after {
+            page.and_where(Expr::col(message::Column::Seq).gt(after));
+        }
+        let m = Alias::new("m");
         let has_files = Query::select()
             .expr(Expr::val(1))
             .from(attachment::Entity)
             .and_where(
-                Expr::col((attachment::Entity, attachment::Column::MessageId))
-                    .equals((message::Entity, message::Column::Id)),
+                Expr::col((attachment::Entity, attachment::Column::MessageId)).equals((m.clone(), message::Column::Id)),
             )
             .to_owned();
-        let mut query = message::Entity::find()
+        let query = Query::select()
+            .column((m.clone(), Asterisk))
+            .expr_as(Expr::col((user::Entity, user::Column::Username)), Alias::new("sender_username"))
+            .expr_as(Expr::col((user::Entity, user::Column::DisplayName)), Alias::new("sender_display_name"))
+            .expr_as(Expr::exists(has_files), Alias::new("has_files"))
+            .from_subquery(page, m.clone())
             .join(
                 JoinType::LeftJoin,
-                message::Entity::belongs_to(user::Entity).from(message::Column::SenderId).to(user::Column::Id).into(),
+                user::Entity,
+                Expr::col((user::Entity, user::Column::Id)).equals((m.clone(), message::Column::SenderId)),
             )
-            .column_as(Expr::col((user::Entity, user::Column::Username)), "sender_username")
-            .column_as(Expr::col((user::Entity, user::Column::DisplayName)), "sender_display_name")
-            .column_as(Expr::exists(has_files), "has_files")
-            .filter(message::Column::ConversationId.eq(conversation_id))
-            .filter(Expr::exists(live_member));
-        if let Some(before) = q.before {
-            query = query.filter(message::Column::Seq.lt(before));
-        }
-        if let Some(after) = q.after {
-            query = query.filter(message::Column::Seq.gt(after));
-        }
-        let forward = q.after.is_some();
-        query =
-            if forward { query.order_by_asc(message::Column::Seq) } else { query.order_by_desc(message::Column::Seq) };
-        let mut rows = query.limit(limit + 1).into_model::<PageRow>().all(self.db()).await?;
+            .order_by((m, message::Column::Seq), order)
+            .to_owned();
+        let statement = self.db().get_database_backend().build(&query);
+        let mut rows = PageRow::find_by_statement(statement).all(self.db()).await?;
         if rows.is_empty() {
             self.require_member(caller, conversation_id).await?;
         }
