@@ -22,6 +22,11 @@ pub struct HistoryArgs {
     /// Messages in the conversation read.
     #[arg(long, default_value_t = 5000)]
     pub messages: usize,
+    /// Pages per second across all readers (0: each reader reads again as soon as it has a
+    /// page, a closed loop that saturates the machine). Paced reads are timed from when they
+    /// were due, so a read held up by an earlier one counts its wait.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
 }
 
 pub async fn run(url: &str, args: &HistoryArgs, run_id: u64) -> anyhow::Result<Report> {
@@ -50,17 +55,28 @@ pub async fn run(url: &str, args: &HistoryArgs, run_id: u64) -> anyhow::Result<R
     let top = args.messages as u64 + 1;
     let started = Instant::now();
     let until = started + Duration::from_secs(args.duration.max(1));
+    let readers = args.concurrency.max(1);
+    // Each reader's reads are due every `readers / rate` seconds, the readers staggered.
+    let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(readers as f64 / args.rate));
     let mut tasks = Vec::new();
-    for c in 0..args.concurrency.max(1) {
+    for c in 0..readers {
         let (api, token, conv, url) = (api.clone(), token.clone(), conv.clone(), url.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut k: u64 = c as u64 * 7919;
+            let mut due = interval.map(|i| started + i.mul_f64(c as f64 / readers as f64));
             while Instant::now() < until {
                 // A spread of scroll positions, different per reader.
                 k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let before = 51 + (k >> 33) % top.saturating_sub(50).max(1);
-                let t0 = Instant::now();
+                let t0 = match (due, interval) {
+                    (Some(at), Some(every)) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        due = Some(at + every);
+                        at
+                    }
+                    _ => Instant::now(),
+                };
                 let page = api
                     .get(&format!("{url}/api/v1/conversations/{conv}/messages?before={before}&limit=50"), &token)
                     .await?;
@@ -78,11 +94,19 @@ pub async fn run(url: &str, args: &HistoryArgs, run_id: u64) -> anyhow::Result<R
     let rate = latency.len() as f64 / elapsed;
     let mut report = Report::new("history");
     report
-        .line("readers", format!("{} for {elapsed:.1}s over {} messages", args.concurrency, args.messages))
+        .line(
+            "readers",
+            format!(
+                "{} for {elapsed:.1}s over {} messages, {}",
+                args.concurrency,
+                args.messages,
+                if args.rate > 0.0 { format!("paced at {} pages/s", args.rate) } else { "closed loop".to_owned() }
+            ),
+        )
         .line("pages/s", format!("{rate:.0}"))
         .line("latency ms", latency_line(&latency));
     report.json = json!({
-        "scenario": "history", "concurrency": args.concurrency, "seconds": elapsed, "pages": latency.len(),
+        "scenario": "history", "concurrency": args.concurrency, "rate": args.rate, "seconds": elapsed, "pages": latency.len(),
         "pages_per_sec": rate, "latency_ms": latency_json(&latency),
     });
     Ok(report)
