@@ -2,7 +2,9 @@
 //! Rendered per subscriber (async-graphql resolves the selection and the response is
 //! serialized for each) versus through the render cache (resolved and serialized once, then
 //! the JSON is reused). Each iteration drains one subscription stream of 100 items, the same
-//! per-item work as 100 subscribers each receiving the message.
+//! per-item work as 100 subscribers each receiving the message. A detached subscription
+//! (`graphql/ws.rs`) skips the executor for items already rendered: one render, then 99
+//! cache lookups straight into frames.
 //!
 //! `cargo bench -p syncchat-api --bench render`
 
@@ -76,16 +78,44 @@ async fn deliver(schema: &Schema<Query, EmptyMutation, Sub>, cached: bool) -> us
     bytes
 }
 
+/// The detached path: the first subscriber renders through the executor, the other 99 find
+/// the JSON in the cache by (item, shape, response key) and frame it.
+async fn deliver_detached(schema: &Schema<Query, EmptyMutation, Sub>, message: &MessageView) -> usize {
+    let shape = RenderCache::global().shape(&[QUERY, "", "{}"]);
+    let key = ItemKey::of(message.id, 0, message.edited_at);
+    let rendered = Rendered::default();
+    let mut responses = schema.execute_stream(Request::new(QUERY).data(shape).data(rendered.clone()));
+    let mut bytes = 0;
+    if responses.next().await.is_some()
+        && let Some(item) = rendered.take()
+    {
+        bytes +=
+            black_box(format!(r#"{{"type":"next","id":"1","payload":{{"data":{{"messageAdded":{item}}}}}}}"#)).len();
+    }
+    for _ in 1..SUBSCRIBERS {
+        if let Some(item) = RenderCache::global().lookup(key, shape, "messageAdded") {
+            bytes += black_box(format!(r#"{{"type":"next","id":"1","payload":{{"data":{{"messageAdded":{item}}}}}}}"#))
+                .len();
+        }
+    }
+    bytes
+}
+
 fn bench(c: &mut Criterion) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else { return };
-    let schema = Schema::new(Query, EmptyMutation, Sub { message: message() });
+    let sub_message = message();
+    let schema = Schema::new(Query, EmptyMutation, Sub { message: sub_message.clone() });
     // Both paths must produce the same frames.
     let a = rt.block_on(deliver(&schema, false));
     let b = rt.block_on(deliver(&schema, true));
     assert_eq!(a, b, "cached and uncached frames differ in size");
+    assert_eq!(a, rt.block_on(deliver_detached(&schema, &sub_message)), "detached frames differ in size");
     let mut group = c.benchmark_group("one message to 100 subscribers");
     group.bench_function("rendered per subscriber", |bench| bench.iter(|| rt.block_on(deliver(&schema, false))));
     group.bench_function("rendered once, shared", |bench| bench.iter(|| rt.block_on(deliver(&schema, true))));
+    group.bench_function("detached: rendered once, then cache lookups", |bench| {
+        bench.iter(|| rt.block_on(deliver_detached(&schema, &sub_message)))
+    });
     group.finish();
 }
 
