@@ -305,7 +305,7 @@ pub struct MessageDeletedEvent {
 }
 
 /// A participant moved their read marker.
-#[derive(Clone, Debug, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Hash, async_graphql::SimpleObject)]
 pub struct ReadEvent {
     pub conversation_id: Uuid,
     pub user_id: Uuid,
@@ -313,7 +313,7 @@ pub struct ReadEvent {
 }
 
 /// Membership changed; `participantIds` is the membership after the change.
-#[derive(Clone, Debug, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Hash, async_graphql::SimpleObject)]
 pub struct ConversationChangedEvent {
     pub conversation_id: Uuid,
     pub participant_ids: Vec<Uuid>,
@@ -323,7 +323,7 @@ pub struct ConversationChangedEvent {
 
 /// Someone started or stopped typing. A `typing: true` lasts until `expiresAt` unless
 /// refreshed.
-#[derive(Clone, Debug, async_graphql::SimpleObject)]
+#[derive(Clone, Debug, Hash, async_graphql::SimpleObject)]
 pub struct TypingEvent {
     pub conversation_id: Uuid,
     pub user_id: Uuid,
@@ -333,7 +333,7 @@ pub struct TypingEvent {
 }
 
 /// A user's online status.
-#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[derive(Clone, Debug, Hash, async_graphql::SimpleObject, poem_openapi::Object)]
 #[graphql(name = "Presence")]
 #[oai(rename_all = "camelCase")]
 pub struct PresenceView {

@@ -270,7 +270,55 @@ async fn a_subscription_stops_when_completed_and_ends_when_its_user_leaves(app: 
     ws.assert_silent(Duration::from_millis(300)).await;
 }
 
+/// Typing and read markers render once for everyone who asked for the same fields, and a
+/// change is never served from an earlier rendering: each subscriber sees every state.
+async fn small_events_are_shared_but_never_stale(app: TestApp) {
+    let (ann, ben, cid) = (app.register("ann").await, app.register("ben").await, app.register("cid").await);
+    let conv = app.conversation(&ann, &[&ben, &cid], None).await;
+    let typing = "subscription($c: UUID!) { typing(conversationId: $c) { username typing } }";
+    let reads = "subscription { events { __typename ... on ReadEvent { lastReadSeq } } }";
+    let mut b = WsClient::signed_in(&app, &ben.token).await;
+    let mut c = WsClient::signed_in(&app, &cid.token).await;
+    b.subscribe("t", typing, json!({"c": conv})).await;
+    c.subscribe("t", typing, json!({"c": conv})).await;
+    let mut br = WsClient::signed_in(&app, &ben.token).await;
+    let mut cr = WsClient::signed_in(&app, &cid.token).await;
+    br.subscribe("e", reads, json!({})).await;
+    cr.subscribe("e", reads, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let set = |on: bool| format!("mutation($c: UUID!) {{ setTyping(conversationId: $c, typing: {on}) }}");
+    for on in [true, false, true] {
+        app.gql_ok(Some(&ann.token), &set(on), json!({"c": conv})).await;
+        let want = json!({"typing": {"username": "ann", "typing": on}});
+        assert_eq!(b.next_data("t").await, want);
+        assert_eq!(c.next_data("t").await, want);
+    }
+
+    for i in 0..2 {
+        app.send(&cid, &conv, &format!("m{i}")).await;
+    }
+    let read = "mutation($c: UUID!, $s: Int!) { markRead(conversationId: $c, seq: $s) { lastReadSeq } }";
+    for seq in [1, 2] {
+        app.gql_ok(Some(&ann.token), read, json!({"c": conv, "s": seq})).await;
+        let want = json!({"events": {"__typename": "ReadEvent", "lastReadSeq": seq}});
+        assert_eq!(next_read(&mut br).await, want);
+        assert_eq!(next_read(&mut cr).await, want);
+    }
+}
+
+/// The next read marker on an `events` subscription, past the typing and messages before it.
+async fn next_read(ws: &mut WsClient) -> serde_json::Value {
+    loop {
+        let data = ws.next_data("e").await;
+        if data["events"]["__typename"] == "ReadEvent" {
+            return data;
+        }
+    }
+}
+
 on_both_backends!(
+    small_events_are_shared_but_never_stale,
     a_subscription_stops_when_completed_and_ends_when_its_user_leaves,
     items_are_rendered_once_per_selection,
     subscribers_receive_each_message_once_in_order,

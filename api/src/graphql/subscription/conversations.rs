@@ -1,6 +1,6 @@
 use async_graphql::{Context, InputObject, Result, Subscription};
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use crate::graphql::shared::{ItemKey, Shared, injected, subscription_items};
@@ -65,10 +65,13 @@ impl ConversationSubscription {
         &self,
         ctx: &Context<'_>,
         conversation_id: Uuid,
-    ) -> Result<impl Stream<Item = Result<TypingEvent>>> {
+    ) -> Result<BoxStream<'static, Result<Shared<TypingEvent>>>> {
+        if let Some(item) = injected(ctx) {
+            return Ok(item);
+        }
         let caller = caller(ctx).gql()?;
         let stream = Box::pin(services(ctx).subscribe_typing(&caller, conversation_id)).await.gql()?;
-        Ok(stream.map(GqlResult::gql))
+        Ok(subscription_items(ctx, stream.map(|item| item.map(|e| Shared::new(Some(typing_key(&e)), e)).gql())))
     }
 }
 
@@ -79,13 +82,21 @@ fn message_key(msg: &MessageView, tag: u8) -> ItemKey {
     ItemKey::of(msg.id, tag, (msg.edited_at, msg.deleted_at, files))
 }
 
-/// Message events are shared; the rest (typing, presence, read markers) are rendered per
-/// subscriber.
+/// Every event renders the same for everyone who asked for the same fields: messages by id
+/// and version, the small events (typing, read markers, membership, presence) by their whole
+/// content.
 fn event_key(event: &LiveEvent) -> Option<ItemKey> {
-    match event {
-        LiveEvent::MessageAdded(e) => Some(message_key(&e.message, 1)),
-        LiveEvent::MessageEdited(e) => Some(message_key(&e.message, 2)),
-        LiveEvent::MessageDeleted(e) => Some(message_key(&e.message, 3)),
-        _ => None,
-    }
+    Some(match event {
+        LiveEvent::MessageAdded(e) => message_key(&e.message, 1),
+        LiveEvent::MessageEdited(e) => message_key(&e.message, 2),
+        LiveEvent::MessageDeleted(e) => message_key(&e.message, 3),
+        LiveEvent::Read(e) => ItemKey::of(e.conversation_id, 4, e),
+        LiveEvent::ConversationChanged(e) => ItemKey::of(e.conversation_id, 5, e),
+        LiveEvent::Typing(e) => ItemKey::of(e.conversation_id, 6, e),
+        LiveEvent::Presence(e) => ItemKey::of(e.user_id, 7, e),
+    })
+}
+
+fn typing_key(event: &TypingEvent) -> ItemKey {
+    ItemKey::of(event.conversation_id, 6, event)
 }
