@@ -12,11 +12,12 @@ use tokio::sync::broadcast;
 
 use crate::{Event, Topic};
 
-/// Events a topic's subscriber may fall behind before it loses its place. A broadcast
-/// channel allocates all its slots up front (about 40 bytes each), and a chat node has a
-/// topic per active conversation, most of them two people: 256 slots is 10 KiB a topic.
-/// A subscriber behind that far also has its connection's outgoing queue full, and resumes
-/// by seq.
+/// Events a topic's subscriber may fall behind before it loses its place: a client whose
+/// outgoing queue is full, or a subscription replaying a long gap while a busy conversation
+/// goes on. It is told so and resumes by seq. A broadcast channel allocates all its slots
+/// up front (about 40 bytes each) and a node has a topic per active conversation, most of
+/// them two people, so a larger window is paid by every topic: 256 slots is 10 KiB a topic
+/// (1,024 was 40 KiB).
 pub const CAPACITY: usize = 256;
 
 /// Carries events between nodes. `publish` must eventually hand every event to

@@ -381,13 +381,8 @@ impl Connection {
             while let Some(response) = responses.next().await {
                 // An operation refused before it produced anything is an `error`, which also
                 // ends it; later errors travel inside `next`.
-                if first && !response.errors.is_empty() && response.data == async_graphql::Value::Null {
-                    let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
-                    let payload = match protocol {
-                        Protocol::Transport => errors,
-                        Protocol::Legacy => errors.get(0).cloned().unwrap_or(Value::Null),
-                    };
-                    yield Frame::Send { text: json!({"type": "error", "id": id, "payload": payload}).to_string(), last: true };
+                if first && let Some(text) = refusal(protocol, &id, &response) {
+                    yield Frame::Send { text, last: true };
                     return;
                 }
                 first = false;
@@ -402,6 +397,8 @@ impl Connection {
                 m::record_graphql("subscription", detached.field, "ok", started.elapsed());
                 yield Frame::Then(Box::pin(DetachedOperation {
                     id,
+                    protocol,
+                    delivered: false,
                     items,
                     rendering: None,
                     schema,
@@ -418,6 +415,20 @@ impl Connection {
     }
 }
 
+/// The `error` frame for a response that is only errors: an operation refused before it
+/// produced anything ends with it (later errors travel inside `next`).
+fn refusal(protocol: Protocol, id: &str, response: &async_graphql::Response) -> Option<String> {
+    if response.errors.is_empty() || response.data != async_graphql::Value::Null {
+        return None;
+    }
+    let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
+    let payload = match protocol {
+        Protocol::Transport => errors,
+        Protocol::Legacy => errors.get(0).cloned().unwrap_or(Value::Null),
+    };
+    Some(json!({"type": "error", "id": id, "payload": payload}).to_string())
+}
+
 fn complete_frame(id: &str) -> String {
     json!({"type": "complete", "id": id}).to_string()
 }
@@ -427,6 +438,9 @@ fn complete_frame(id: &str) -> String {
 /// client's document with the item injected. It holds little more than the item stream.
 struct DetachedOperation {
     id: String,
+    protocol: Protocol,
+    /// Whether a frame of this operation has gone out yet.
+    delivered: bool,
     items: DetachedStream,
     /// The run rendering the current item, on a cache miss.
     rendering: Option<futures_util::stream::BoxStream<'static, async_graphql::Response>>,
@@ -450,11 +464,17 @@ impl Stream for DetachedOperation {
             if let Some(rendering) = &mut this.rendering {
                 let response = std::task::ready!(rendering.poll_next_unpin(cx));
                 this.rendering = None;
-                if let Some(response) = response {
-                    let text = this.frames.data(response, this.scope.rendered.take());
-                    return Poll::Ready(Some(Frame::Send { text, last: false }));
+                let Some(response) = response else { continue };
+                // As when the executor runs it: an error before anything else is `error`.
+                if !this.delivered
+                    && let Some(text) = refusal(this.protocol, &this.id, &response)
+                {
+                    this.done = true;
+                    return Poll::Ready(Some(Frame::Send { text, last: true }));
                 }
-                continue;
+                this.delivered = true;
+                let text = this.frames.data(response, this.scope.rendered.take());
+                return Poll::Ready(Some(Frame::Send { text, last: false }));
             }
             let Some(item) = std::task::ready!(this.items.poll_next_unpin(cx)) else {
                 this.done = true;
@@ -464,6 +484,7 @@ impl Stream for DetachedOperation {
             let cached = item.key.and_then(|item| RenderCache::global().lookup(item, this.scope.shape, key));
             if let Some(json) = cached {
                 m::render_cache("hit");
+                this.delivered = true;
                 return Poll::Ready(Some(Frame::Send { text: this.frames.item(key, &json), last: false }));
             }
             let request = this.scope.attach(this.template.request()).data(Inject::new(item));
