@@ -37,7 +37,7 @@ impl Sub {
     async fn message_added(&self) -> impl Stream<Item = Shared<MessageView>> {
         let message = self.message.clone();
         let key = ItemKey::of(message.id, 0, message.edited_at);
-        futures_util::stream::iter((0..SUBSCRIBERS).map(move |_| Shared::new(Some(key), message.clone())))
+        futures_util::stream::iter((0..SUBSCRIBERS).map(move |_| Shared::new(key, message.clone())))
     }
 }
 

@@ -29,7 +29,9 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
+use super::GqlResult;
 use crate::metrics as m;
+use crate::service::live::LiveStream;
 
 /// Items kept per generation: a few seconds of traffic on a busy node. Two generations are
 /// kept, so an entry lives at least this many insertions.
@@ -125,15 +127,15 @@ impl RenderCache {
     }
 }
 
-/// A subscription item that renders through the [`RenderCache`] when it has a key and the
-/// operation a shape; otherwise exactly like `T`.
+/// A subscription item that renders through the [`RenderCache`] when the operation has a
+/// shape (a WebSocket subscription); otherwise exactly like `T`.
 pub struct Shared<T> {
-    pub key: Option<ItemKey>,
+    pub key: ItemKey,
     pub value: T,
 }
 
 impl<T> Shared<T> {
-    pub fn new(key: Option<ItemKey>, value: T) -> Self {
+    pub fn new(key: ItemKey, value: T) -> Self {
         Shared { key, value }
     }
 }
@@ -166,8 +168,8 @@ impl<T: OutputType> OutputType for Shared<T> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        let (Some(item), Some(shape), Some(slot)) = (self.key, ctx.data_opt::<Shape>(), ctx.data_opt::<Rendered>())
-        else {
+        let item = self.key;
+        let (Some(shape), Some(slot)) = (ctx.data_opt::<Shape>(), ctx.data_opt::<Rendered>()) else {
             return self.value.resolve(ctx, field).await;
         };
         let cache = RenderCache::global();
@@ -220,19 +222,19 @@ impl Inject {
     }
 }
 
-/// The items of a shared subscription field, as its resolver returns them: the injected item
-/// when rendering one, nothing (the stream is handed to the connection) when detached, or
-/// `items` as they come when the executor runs the subscription.
+/// The items of a shared subscription field, as its resolver returns them: the service's
+/// live stream with each item keyed by `key`, either handed to the connection (detached;
+/// the executor gets an empty stream) or left to the executor.
 pub fn subscription_items<T: Send + 'static>(
     ctx: &Context<'_>,
-    items: impl Stream<Item = async_graphql::Result<Shared<T>>> + Send + 'static,
+    live: LiveStream<T>,
+    key: fn(&T) -> ItemKey,
 ) -> BoxStream<'static, async_graphql::Result<Shared<T>>> {
+    let items = live.map(move |item| item.map(|value| Shared::new(key(&value), value)).gql());
     match ctx.data_opt::<Detach>() {
         Some(detach) => {
-            let detached = items.map(|item| DetachedItem {
-                key: item.as_ref().ok().and_then(|shared| shared.key),
-                value: Box::new(item),
-            });
+            let detached = items
+                .map(|item| DetachedItem { key: item.as_ref().ok().map(|shared| shared.key), value: Box::new(item) });
             *detach.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::pin(detached));
             futures_util::stream::empty().boxed()
         }
