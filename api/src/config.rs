@@ -158,6 +158,27 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_WS_QUEUE", default_value_t = 1024, global = true)]
     pub ws_queue: usize,
 
+    /// Most operations (subscriptions, queries, mutations) running on one WebSocket; another
+    /// is refused with an `error` (`RATE_LIMITED`) and the connection stays.
+    #[arg(long, env = "SYNCCHAT_WS_MAX_OPERATIONS", default_value_t = 100, global = true)]
+    pub ws_max_operations: usize,
+
+    /// Most live WebSocket connections of one user (cluster-wide with Redis); another is
+    /// closed with 4429.
+    #[arg(long, env = "SYNCCHAT_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 32, global = true)]
+    pub ws_max_connections_per_user: usize,
+
+    /// New WebSocket connections a node admits per second (and in a burst); beyond it a new
+    /// connection is closed with 1013 "Try again later", so a reconnect storm cannot starve
+    /// live traffic. 0 = no limit.
+    #[arg(long, env = "SYNCCHAT_WS_ADMIT_PER_SEC", default_value_t = 500, global = true)]
+    pub ws_admit_per_sec: u32,
+
+    /// With Redis: how often each node checks that its live subscribers have every committed
+    /// message, whatever the bus lost (while the bus is down: every second).
+    #[arg(long, env = "SYNCCHAT_BUS_HEAL_INTERVAL_SECS", default_value_t = 10, global = true)]
+    pub bus_heal_interval_secs: u64,
+
     /// Seconds after which a node that stopped heartbeating (a crash) no longer keeps its
     /// users online (Redis presence).
     #[arg(long, env = "SYNCCHAT_PRESENCE_TTL_SECS", default_value_t = 30, global = true)]

@@ -95,6 +95,9 @@ impl App {
                 init_timeout: Duration::from_secs(config.ws_init_timeout_secs.max(1)),
                 keepalive: Duration::from_secs(config.ws_keepalive_secs.max(1)),
                 queue: config.ws_queue,
+                max_operations: config.ws_max_operations.max(1),
+                max_connections_per_user: config.ws_max_connections_per_user.max(1),
+                admission: crate::graphql::ws::Admission::per_second(config.ws_admit_per_sec),
             })
             .data(services.clone())
             .data(admin::Console {
@@ -123,6 +126,7 @@ impl App {
             (acceptor, endpoint, addr)
         });
         services.spawn_control_listener();
+        services.spawn_healer(Duration::from_secs(config.bus_heal_interval_secs.max(1)));
         stats::Sampler {
             node: node_id.clone(),
             prometheus: prometheus.clone(),

@@ -286,19 +286,19 @@ impl SessionCache {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
+    pub(crate) fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
         let entries = self.lock();
         let (caller, checked) = entries.get(&session_id)?;
         (caller.user_id == user_id && checked.elapsed() < SESSION_TRUST).then(|| caller.clone())
     }
 
-    fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
     /// Remembers a caller read from the database, unless a session was forgotten since the
     /// read began (`generation`).
-    fn put(&self, caller: &Caller, generation: u64) {
+    pub(crate) fn put(&self, caller: &Caller, generation: u64) {
         let mut entries = self.lock();
         if self.generation() != generation {
             return;

@@ -94,7 +94,15 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> Option<TestApp>
 /// `n` nodes sharing one fresh Postgres database and the Redis of `SYNCCHAT_TEST_REDIS_URL`;
 /// `None` when either is not configured (a failure under `SYNCCHAT_TEST_REQUIRE_ALL=1`).
 pub async fn spawn_cluster(n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
-    let redis = std::env::var("SYNCCHAT_TEST_REDIS_URL").ok();
+    spawn_cluster_with(std::env::var("SYNCCHAT_TEST_REDIS_URL").ok(), n, extra).await
+}
+
+/// Like [`spawn_cluster`], on the Redis at `redis_url` (one the test runs itself).
+pub async fn spawn_cluster_on(redis_url: &str, n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
+    spawn_cluster_with(Some(redis_url.to_owned()), n, extra).await
+}
+
+async fn spawn_cluster_with(redis: Option<String>, n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
     let database = match redis {
         Some(_) => fresh_postgres_database().await,
         None => None,
@@ -286,6 +294,27 @@ async fn fresh_postgres_database() -> Option<String> {
 
 /// Declares each scenario once per backend: `mod sqlite { fn x() }` and `mod postgres { fn x() }`.
 macro_rules! on_both_backends {
+    (with $args:tt; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, &$args).await.expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, &$args).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

@@ -13,6 +13,7 @@ mod contracts;
 mod conversations;
 mod files;
 mod limits;
+mod live_trust;
 mod messages;
 mod observability;
 mod realtime;
