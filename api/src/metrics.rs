@@ -43,6 +43,8 @@ pub const FILE_STORAGE_DURATION: &str = "syncchat_file_storage_duration_seconds"
 pub const FILE_STORAGE_ERRORS: &str = "syncchat_file_storage_errors_total";
 pub const FILE_DOWNLOADS: &str = "syncchat_file_downloads_total";
 pub const FILES_COLLECTED: &str = "syncchat_files_collected_total";
+pub const DB_UP: &str = "syncchat_db_up";
+pub const REQUESTS_UNAVAILABLE: &str = "syncchat_requests_unavailable_total";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -116,6 +118,9 @@ fn zero_series() {
     for action in ["user.disable", "user.enable", "message.delete"] {
         counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
     }
+    for surface in ["rest", "graphql"] {
+        counter!(REQUESTS_UNAVAILABLE, "surface" => surface).absolute(0);
+    }
 }
 
 fn describe() {
@@ -186,6 +191,12 @@ fn describe() {
     describe_counter!(ADMIN_ACTIONS, Unit::Count, "Moderation actions taken in the admin console, by action.");
     describe_histogram!(syncchat_realtime::REDIS_DURATION, Unit::Seconds, "Redis command duration by command.");
     describe_counter!(syncchat_realtime::REDIS_ERRORS, Unit::Count, "Redis commands that failed, by command.");
+    describe_gauge!(DB_UP, Unit::Count, "1 while the database is reachable, 0 while it is known down.");
+    describe_counter!(
+        REQUESTS_UNAVAILABLE,
+        Unit::Count,
+        "Requests answered UNAVAILABLE (503, retry later), by surface (rest, graphql)."
+    );
 }
 
 pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -330,4 +341,12 @@ pub fn file_downloaded(outcome: &'static str) {
 
 pub fn files_collected(reason: &'static str, n: u64) {
     counter!(FILES_COLLECTED, "reason" => reason).increment(n);
+}
+
+pub fn db_up(up: bool) {
+    gauge!(DB_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn request_unavailable(surface: &'static str) {
+    counter!(REQUESTS_UNAVAILABLE, "surface" => surface).increment(1);
 }
