@@ -15,6 +15,7 @@ mod files;
 mod limits;
 mod messages;
 mod observability;
+mod outage;
 mod realtime;
 mod users;
 mod ws_client;
