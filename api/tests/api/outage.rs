@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::helpers::{TestApp, TestUser, gql_code, spawn_app_on};
+use crate::ws_client::{Received, WsClient};
 
 /// Far below the old 10 s pool timeout: a hang detector, not a speed target.
 const HANG: Duration = Duration::from_secs(5);
@@ -176,8 +177,9 @@ async fn a_stopped_database_is_unavailable_at_once_and_heals_by_itself() {
     let app = spawn_app_on(pg.url()).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
-    // Carol's token has never been checked: the server has to ask the database about it.
+    // Carol's and Dave's tokens have never been checked: the server has to ask the database.
     let carol = app.register("carol").await;
+    let dave = app.register("dave").await;
     let conversation = app.conversation(&alice, &[&bob], Some("outage")).await;
     app.send(&alice, &conversation, "before").await;
 
@@ -194,6 +196,14 @@ async fn a_stopped_database_is_unavailable_at_once_and_heals_by_itself() {
     let me = app.gql(Some(&carol.token), "{ me { id } }", json!({})).await;
     assert_eq!(gql_code(&me), "UNAVAILABLE", "a token that cannot be checked is not a bad token: {me}");
     assert!(started.elapsed() < HANG, "the query hung for {:?}", started.elapsed());
+
+    // A WebSocket handshake is refused at once, and not as if the token were bad (4401).
+    let started = Instant::now();
+    let mut ws = WsClient::connect(&app, "/graphql/ws", "graphql-transport-ws", None).await;
+    ws.init(json!({"token": dave.token})).await;
+    let handshake = ws.recv_within(HANG).await;
+    eprintln!("database stopped: WebSocket handshake {handshake:?} after {:?}", started.elapsed());
+    assert!(matches!(handshake, Received::Closed(code, _) if code != 4401), "{handshake:?}");
 
     let (status, took) = readyz(&app).await;
     eprintln!("database stopped: send answered {} in {:?}, /readyz {status} in {took:?}", answer.status, answer.took);
