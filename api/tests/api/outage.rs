@@ -288,7 +288,7 @@ async fn a_fast_restart_under_traffic_leaves_no_failure_behind() {
     });
     let pg = pg_for_restart.await.expect("restart");
     let restarted = t0.elapsed();
-    *stop_at.lock().await = Some(Instant::now() + Duration::from_secs(3));
+    *stop_at.lock().await = Some(Instant::now() + Duration::from_secs(4));
     for client in clients {
         client.await.expect("client");
     }
@@ -301,7 +301,8 @@ async fn a_fast_restart_under_traffic_leaves_no_failure_behind() {
     // fail (stale pooled connections used to fail ~30 requests here).
     let healed = outcomes.iter().filter(|o| o.status == 200 && o.started >= restarted).map(|o| o.ended).min();
     let after: Vec<&&Outcome> = failed.iter().filter(|o| healed.is_some_and(|h| o.started > h)).collect();
-    let late: Vec<&&Outcome> = failed.iter().filter(|o| o.started > restarted + Duration::from_secs(1)).collect();
+    // Generous, for a loaded machine: the server reconnects within a few hundred ms.
+    let late: Vec<&&Outcome> = failed.iter().filter(|o| o.started > restarted + Duration::from_secs(2)).collect();
     eprintln!(
         "fast restart: {} requests, {} failed (all 503 UNAVAILABLE: {}), restart {:?}..{:?}, first success after it at {:?}",
         outcomes.len(),
@@ -315,5 +316,5 @@ async fn a_fast_restart_under_traffic_leaves_no_failure_behind() {
     assert!(failed.iter().all(|o| o.status == 503), "failures are 503s");
     assert!(healed.is_some(), "requests succeed after the restart");
     assert!(after.is_empty(), "{} requests failed after the server had healed", after.len());
-    assert!(late.is_empty(), "{} requests failed more than 1 s after the restart", late.len());
+    assert!(late.is_empty(), "{} requests failed more than 2 s after the restart", late.len());
 }
