@@ -47,6 +47,8 @@ pub const BUS_HEALS: &str = "syncchat_bus_heals_total";
 pub const BUS_HEALED_MESSAGES: &str = "syncchat_bus_healed_messages_total";
 pub const BUS_HEAL_DURATION: &str = "syncchat_bus_heal_duration_seconds";
 pub const WS_ADMISSIONS: &str = "syncchat_websocket_admissions_total";
+pub const DB_UP: &str = "syncchat_db_up";
+pub const REQUESTS_UNAVAILABLE: &str = "syncchat_requests_unavailable_total";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -130,6 +132,9 @@ fn zero_series() {
     }
     for action in ["user.disable", "user.enable", "message.delete"] {
         counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
+    }
+    for surface in ["rest", "graphql"] {
+        counter!(REQUESTS_UNAVAILABLE, "surface" => surface).absolute(0);
     }
 }
 
@@ -223,6 +228,12 @@ fn describe() {
     describe_counter!(ADMIN_ACTIONS, Unit::Count, "Moderation actions taken in the admin console, by action.");
     describe_histogram!(syncchat_realtime::REDIS_DURATION, Unit::Seconds, "Redis command duration by command.");
     describe_counter!(syncchat_realtime::REDIS_ERRORS, Unit::Count, "Redis commands that failed, by command.");
+    describe_gauge!(DB_UP, Unit::Count, "1 while the database is reachable, 0 while it is known down.");
+    describe_counter!(
+        REQUESTS_UNAVAILABLE,
+        Unit::Count,
+        "Requests answered UNAVAILABLE (503, retry later), by surface (rest, graphql)."
+    );
 }
 
 pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -379,4 +390,12 @@ pub fn bus_heal(trigger: &'static str, messages: u64, took: Duration) {
 /// A new WebSocket connection was admitted, or refused by the node's admission limit.
 pub fn ws_admission(admitted: bool) {
     counter!(WS_ADMISSIONS, "outcome" => if admitted { "admitted" } else { "refused" }).increment(1);
+}
+
+pub fn db_up(up: bool) {
+    gauge!(DB_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn request_unavailable(surface: &'static str) {
+    counter!(REQUESTS_UNAVAILABLE, "surface" => surface).increment(1);
 }

@@ -338,3 +338,9 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// A server on a database URL the test provides (a private Postgres it can stop and start).
+pub async fn spawn_app_on(database_url: String) -> TestApp {
+    let data = tempfile::tempdir().expect("tempdir");
+    start(Backend::Postgres, database_url, data, &[]).await
+}

@@ -16,6 +16,7 @@ mod limits;
 mod live_trust;
 mod messages;
 mod observability;
+mod outage;
 mod realtime;
 mod users;
 mod ws_client;
