@@ -123,6 +123,10 @@ impl Services {
             AppError::TooLarge(format!("the file is larger than the limit of {max} bytes"))
         };
         let interrupted = |e: std::io::Error| {
+            // The HTTP layer caps every body, and says so with this kind.
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                return too_large();
+            }
             m::file_rejected("bad_request");
             AppError::bad_input("file", format!("the upload was interrupted: {e}"))
         };

@@ -11,6 +11,7 @@ mod cluster;
 mod config_docs;
 mod contracts;
 mod conversations;
+mod edge;
 mod files;
 mod limits;
 mod messages;
