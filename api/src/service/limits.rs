@@ -23,11 +23,18 @@ pub struct LimitSettings {
     pub typing_per_sec: u32,
 }
 
+/// Whose login budget an attempt spends.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum AccountKey {
+    User(Uuid),
+    Login(String),
+}
+
 pub struct Limits {
     send: DefaultKeyedRateLimiter<Uuid>,
     conversations: DefaultKeyedRateLimiter<Uuid>,
     auth_ip: DefaultKeyedRateLimiter<IpAddr>,
-    auth_account: DefaultKeyedRateLimiter<String>,
+    auth_account: DefaultKeyedRateLimiter<AccountKey>,
     typing: DefaultKeyedRateLimiter<Uuid>,
     clock: DefaultClock,
 }
@@ -67,8 +74,14 @@ impl Limits {
         }
     }
 
-    pub fn check_auth_account(&self, login: &str) -> Result<(), AppError> {
-        self.check(&self.auth_account, &login.to_lowercase(), "auth_account")
+    /// Login attempts against one account: keyed on the account when the login names one,
+    /// so its username and its email share a budget; on the normalised login otherwise.
+    pub fn check_auth_account(&self, account: Option<Uuid>, login: &str) -> Result<(), AppError> {
+        let key = match account {
+            Some(id) => AccountKey::User(id),
+            None => AccountKey::Login(login.trim().to_lowercase()),
+        };
+        self.check(&self.auth_account, &key, "auth_account")
     }
 
     fn check<K: Hash + Eq + Clone>(
