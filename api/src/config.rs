@@ -207,6 +207,11 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_STATS_INTERVAL_SECS", default_value_t = 5, global = true)]
     pub stats_interval_secs: u64,
 
+    /// Whose presence and last-seen a signed-in user may see: `shared` (themself and the
+    /// people they share a conversation with) or `all` (anyone's).
+    #[arg(long, env = "SYNCCHAT_PRESENCE_VISIBILITY", value_enum, default_value = "shared", global = true)]
+    pub presence_visibility: PresenceVisibility,
+
     /// The admin console's planning file: per-node capacity and monthly unit prices (TOML).
     /// A missing file means the built-in defaults, which are the same as the shipped file.
     #[arg(long, env = "SYNCCHAT_CONSOLE_CONFIG", default_value = "config/console.toml", global = true)]
@@ -217,6 +222,16 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Whose presence (online, last seen) a signed-in user may see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresenceVisibility {
+    /// Themself and the people they share a conversation with.
+    #[default]
+    Shared,
+    /// Anyone's.
+    All,
 }
 
 impl Config {

@@ -239,6 +239,7 @@ fn limit_settings(config: &Config) -> LimitSettings {
         auth_per_ip_per_min: config.rate_auth_per_ip_per_min,
         auth_per_account_per_min: config.rate_auth_per_account_per_min,
         typing_per_sec: config.rate_typing_per_sec,
+        presence_visibility: config.presence_visibility,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Per-user and per-IP rate limits (token buckets from `governor`), answered with
-//! `RATE_LIMITED` and how long to wait.
+//! `RATE_LIMITED` and how long to wait; and how far presence reaches.
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -10,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
+use crate::config::PresenceVisibility;
 use crate::error::AppError;
 use crate::metrics as m;
 
@@ -21,6 +22,8 @@ pub struct LimitSettings {
     pub auth_per_ip_per_min: u32,
     pub auth_per_account_per_min: u32,
     pub typing_per_sec: u32,
+    /// Not a rate but a bound all the same: whose presence a user may see.
+    pub presence_visibility: PresenceVisibility,
 }
 
 /// Whose login budget an attempt spends.
@@ -37,6 +40,7 @@ pub struct Limits {
     auth_account: DefaultKeyedRateLimiter<AccountKey>,
     typing: DefaultKeyedRateLimiter<Uuid>,
     clock: DefaultClock,
+    presence_visibility: PresenceVisibility,
 }
 
 fn nz(v: u32) -> NonZeroU32 {
@@ -52,7 +56,12 @@ impl Limits {
             auth_account: RateLimiter::keyed(Quota::per_minute(nz(s.auth_per_account_per_min))),
             typing: RateLimiter::keyed(Quota::per_second(nz(s.typing_per_sec)).allow_burst(nz(s.typing_per_sec * 3))),
             clock: DefaultClock::default(),
+            presence_visibility: s.presence_visibility,
         }
+    }
+
+    pub fn presence_visibility(&self) -> PresenceVisibility {
+        self.presence_visibility
     }
 
     pub fn check_send(&self, user: Uuid) -> Result<(), AppError> {

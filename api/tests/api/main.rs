@@ -19,4 +19,5 @@ mod messages;
 mod observability;
 mod realtime;
 mod users;
+mod visibility;
 mod ws_client;
