@@ -65,7 +65,7 @@ impl App {
             SchemaLimits { max_depth: config.graphql_max_depth, max_complexity: config.graphql_max_complexity };
         let schema = graphql::build_schema(Some(services.clone()), limits);
         let api = rest::api_service(Some(services.clone()));
-        let max_body = config.max_body_bytes;
+        let max_body = web::BodyLimits { body: config.max_body_bytes, upload: config.max_upload_bytes };
 
         // /metrics on its own listener when SYNCCHAT_METRICS_BIND is set, so it need not be public.
         let metrics_listener = match config.metrics_bind {
@@ -84,7 +84,7 @@ impl App {
         let routes = routes
             .at("/graphql", get(graphql::http::GraphqlGet).post(graphql::http::execute))
             .at("/graphql/ws", get(graphql::ws::upgrade))
-            .nest("/api/docs", api.swagger_ui())
+            .nest("/api/docs", Route::new().at("/", get(web::DocsPage::new(api.swagger_ui_html()))))
             .at("/api/openapi.yaml", api.spec_endpoint_yaml())
             .nest("/api/v1", api)
             .at("/healthz", get(health::healthz))
@@ -243,6 +243,7 @@ fn limit_settings(config: &Config) -> LimitSettings {
         auth_per_ip_per_min: config.rate_auth_per_ip_per_min,
         auth_per_account_per_min: config.rate_auth_per_account_per_min,
         typing_per_sec: config.rate_typing_per_sec,
+        presence_visibility: config.presence_visibility,
     }
 }
 

@@ -1,5 +1,7 @@
 //! HTTP endpoints of the GraphQL façade: POST `/graphql` executes, GET serves GraphiQL.
 
+use std::sync::LazyLock;
+
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{ErrorExtensions, Pos, ServerError, Value};
 use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
@@ -22,10 +24,26 @@ impl Endpoint for GraphqlGet {
         if is_upgrade {
             return super::ws::upgrade.call(req).await;
         }
-        let page = GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish();
-        Ok(Html(page).into_response())
+        let (page, csp) = &*GRAPHIQL;
+        Ok(Html(page.clone()).with_header("content-security-policy", csp.as_str()).into_response())
     }
 }
+
+/// Where GraphiQL's page loads React and GraphiQL from (async-graphql's template).
+const GRAPHIQL_CDN: &str = "https://unpkg.com";
+
+/// The GraphiQL page and its Content-Security-Policy: scripts and styles from the CDN the
+/// page names and its own inline script, the favicon from graphql.org, requests only to us.
+static GRAPHIQL: LazyLock<(String, String)> = LazyLock::new(|| {
+    let page = GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish();
+    // GraphiQL's editor styles elements as it renders them, hence inline styles.
+    let extra = format!(
+        "style-src {GRAPHIQL_CDN} 'unsafe-inline'; font-src {GRAPHIQL_CDN} data:; \
+         img-src 'self' https://graphql.org data:; connect-src 'self'"
+    );
+    let csp = crate::web::page_csp(&page, &[GRAPHIQL_CDN], &extra);
+    (page, csp)
+});
 
 #[handler]
 pub async fn execute(

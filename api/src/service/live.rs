@@ -282,11 +282,12 @@ impl Services {
         Ok(rows.into_iter().map(|c| (c.id, c.last_seq)).collect())
     }
 
-    /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users.
-    #[instrument(skip_all, fields(user.id = %_caller.user_id))]
+    /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users (those the
+    /// caller may see: see [`Services::presence`]).
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn subscribe_presence(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         user_ids: Vec<Uuid>,
     ) -> AppResult<LiveStream<PresenceView>> {
         let ids = presence_ids(user_ids)?;
@@ -294,12 +295,18 @@ impl Services {
         for id in &ids {
             topics.insert(Topic::Presence(*id), topic_stream(self.bus().subscribe(Topic::Presence(*id))));
         }
-        let initial = self.presence_of(ids).await?;
+        // Subscribed first, so no change between the read and the subscription is missed.
+        // Users the caller may not see stay subscribed but silent: the stream behaves as it
+        // does for an id that does not exist.
+        let initial = self.presence_of(caller, ids).await?;
+        let visible: HashSet<Uuid> = initial.iter().map(|p| p.user_id).collect();
         Ok(Box::pin(async_stream::stream! {
             for p in initial { yield Ok(p); }
             while let Some((_, item)) = topics.next().await {
                 match item {
-                    Ok(event) => if let EventKind::Presence { user_id, online, last_seen_at } = &event.kind {
+                    Ok(event) => if let EventKind::Presence { user_id, online, last_seen_at } = &event.kind
+                        && visible.contains(user_id)
+                    {
                         yield Ok(PresenceView { user_id: *user_id, online: *online, last_seen_at: *last_seen_at });
                     },
                     Err(missed) => { yield Err(lagged(missed)); return; }
@@ -308,24 +315,43 @@ impl Services {
         }))
     }
 
-    #[instrument(skip_all, fields(user.id = %_caller.user_id))]
-    pub async fn presence(&self, _caller: &Caller, user_ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
-        self.presence_of(presence_ids(user_ids)?).await
+    /// Whether each user is online, and when they were last seen: for the caller themself
+    /// and, with `SYNCCHAT_PRESENCE_VISIBILITY=shared` (the default), the people they share a
+    /// conversation with. Anyone else is left out of the answer, as an unknown id is.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn presence(&self, caller: &Caller, user_ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+        self.presence_of(caller, presence_ids(user_ids)?).await
     }
 
-    async fn presence_of(&self, ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+    async fn presence_of(&self, caller: &Caller, ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+        use sea_orm::Condition;
+        use sea_orm::sea_query::Query;
+
+        use crate::config::PresenceVisibility;
+
+        let mut visible = user::Entity::find().filter(user::Column::Id.is_in(ids.clone()));
+        if self.limits().presence_visibility() == PresenceVisibility::Shared {
+            let mine = Query::select()
+                .column(participant::Column::ConversationId)
+                .from(participant::Entity)
+                .and_where(participant::Column::UserId.eq(caller.user_id))
+                .to_owned();
+            let sharing = Query::select()
+                .column(participant::Column::UserId)
+                .from(participant::Entity)
+                .and_where(participant::Column::ConversationId.in_subquery(mine))
+                .to_owned();
+            visible = visible.filter(
+                Condition::any().add(user::Column::Id.eq(caller.user_id)).add(user::Column::Id.in_subquery(sharing)),
+            );
+        }
+        let seen: HashMap<Uuid, Option<DateTime<Utc>>> =
+            visible.all(self.db()).await?.into_iter().map(|u| (u.id, u.last_seen_at)).collect();
+        let ids: Vec<Uuid> = ids.into_iter().filter(|id| seen.contains_key(id)).collect();
         let online = self.presence_store().online(&ids).await;
-        let seen: HashMap<Uuid, Option<DateTime<Utc>>> = user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.clone()))
-            .all(self.db())
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.last_seen_at))
-            .collect();
         Ok(ids
             .into_iter()
             .zip(online)
-            .filter(|(id, _)| seen.contains_key(id))
             .map(|(id, online)| PresenceView { user_id: id, online, last_seen_at: seen.get(&id).copied().flatten() })
             .collect())
     }

@@ -179,14 +179,29 @@ fn statement_operation(sql: &str) -> &'static str {
     }
 }
 
+/// Creates the database's folder (0700) and, when the URL may create the database, its file
+/// (0600, empty: a valid empty database): SQLite gives the `-wal` and `-shm` files the mode of
+/// the database, so none of them is readable by other users.
 fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or("");
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path.contains(":memory:") {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = std::path::Path::new(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::config::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if query.split('&').any(|kv| kv == "mode=rwc") {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
     }
     Ok(())
 }

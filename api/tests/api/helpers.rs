@@ -344,3 +344,17 @@ pub async fn spawn_app_on(database_url: String) -> TestApp {
     let data = tempfile::tempdir().expect("tempdir");
     start(Backend::Postgres, database_url, data, &[]).await
 }
+
+/// The `n` of a `SELECT COUNT(*) AS n ...` against the app's database.
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(app.database_url.as_str()).await.expect("connect");
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
+        .await
+        .expect("count")
+        .expect("a row");
+    let n: i64 = row.try_get("", "n").expect("n");
+    let _ = db.close().await;
+    n
+}

@@ -7,10 +7,12 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod bad_input;
 mod cluster;
 mod config_docs;
 mod contracts;
 mod conversations;
+mod edge;
 mod files;
 mod limits;
 mod live_trust;
@@ -19,4 +21,5 @@ mod observability;
 mod outage;
 mod realtime;
 mod users;
+mod visibility;
 mod ws_client;

@@ -387,6 +387,8 @@ async fn the_legacy_protocol_and_the_graphql_upgrade_work_too() {
 async fn presence_counts_every_device_and_remembers_last_seen() {
     let app = crate::helpers::spawn_app(Backend::Sqlite).await.expect("app");
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    // Presence is shown to people who share a conversation.
+    app.conversation(&ann, &[&ben], None).await;
     let mut watcher = WsClient::signed_in(&app, &ann.token).await;
     watcher
         .subscribe(
