@@ -73,16 +73,18 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: BodyLimit
 
 fn error_response(err: poem::Error) -> Response {
     let status = err.status();
-    if status.is_server_error() {
-        // Only a fault of ours or an extractor's; the message is safe to log.
-        tracing::warn!(error = %err, "request failed before reaching a handler");
-    }
+    let message = status.is_server_error().then(|| err.to_string());
     let resp = err.into_response();
     let is_problem = resp
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/problem+json"));
+    // A problem+json answer was logged where it was made (an outage answers many of them);
+    // anything else is a fault of ours or an extractor's, whose message is safe to log.
+    if let Some(message) = message.filter(|_| !is_problem) {
+        tracing::warn!(error = %message, "request failed before reaching a handler");
+    }
     if is_problem || status == StatusCode::SWITCHING_PROTOCOLS {
         return resp;
     }

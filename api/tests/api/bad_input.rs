@@ -54,6 +54,11 @@ async fn nul_and_control_characters_are_bad_input_on_both_facades_and_store_noth
             .await;
         assert_gql_bad(&gql, "body", &format!("GraphQL edit {bad:?}"));
     }
+    // A client message id with a NUL (Postgres cannot store it) is refused the same way.
+    let path = format!("/conversations/{conv}/messages");
+    let (status, body) =
+        app.rest("POST", &path, Some(&ann.token), Some(json!({"body": "ok", "clientMessageId": "c\u{0}1"}))).await;
+    assert_rest_bad(status, &body, "clientMessageId", "REST send with a NUL clientMessageId");
     let kept = app.send(&ann, &conv, "two\nlines\tand a tab").await;
     assert_eq!(kept["body"], "two\nlines\tand a tab");
     let (_, history) = app.rest("GET", &format!("/conversations/{conv}/messages"), Some(&ben.token), None).await;
