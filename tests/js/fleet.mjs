@@ -33,7 +33,7 @@ function flush() {
   if (out.length > 0) process.stdout.write(out.join("\n") + "\n");
   out.length = 0;
 }
-setInterval(flush, 20);
+setInterval(flush, 5);
 
 const jitter = (min, max) => min + Math.random() * (max - min);
 

@@ -86,6 +86,17 @@ impl Fleet {
         Fleet { child, stdin, seen, specs }
     }
 
+    /// When subscriber `id` last had a connection acknowledged (its subscribe frames follow).
+    pub fn connected_at(&self, id: &str) -> Option<i64> {
+        self.with(|seen| {
+            seen.events
+                .get(id)?
+                .iter()
+                .rev()
+                .find_map(|e| if let Event::Connected { at } = e { Some(*at) } else { None })
+        })
+    }
+
     /// Runs `f` over what has been seen so far.
     pub fn with<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
         let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -73,7 +73,7 @@ impl Scale {
                 pg_stop: Duration::from_secs(15),
                 storm_clients: 1000,
                 race_trials: 500,
-                race_round: 25,
+                race_round: 100,
                 settle: Duration::from_secs(15),
             }
         } else {
@@ -88,8 +88,8 @@ impl Scale {
                 after: Duration::from_secs(5),
                 pg_stop: Duration::from_secs(5),
                 storm_clients: 200,
-                race_trials: 40,
-                race_round: 20,
+                race_trials: 200,
+                race_round: 100,
                 settle: Duration::from_secs(15),
             }
         }
