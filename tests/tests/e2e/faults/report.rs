@@ -348,3 +348,66 @@ impl Report {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checker itself: a verdict that cannot fail would prove nothing.
+    use super::*;
+
+    fn ack(seq: i64) -> Ack {
+        Ack {
+            conv: "c1".into(),
+            client_id: format!("m{seq}"),
+            seq,
+            first_try: 0,
+            attempt_start: 0,
+            acked: 1,
+            attempts: 1,
+        }
+    }
+
+    fn check(received: &[i64], acked: &[i64]) -> Report {
+        let specs = vec![SubscriberSpec {
+            id: "s1".into(),
+            token: String::new(),
+            urls: vec![],
+            subs: vec![("c1".into(), 0)],
+            start_delay_ms: 0,
+        }];
+        let mut seen = Seen::default();
+        let events = received.iter().map(|&seq| Event::Message { at: 10, conv: "c1".into(), seq }).collect();
+        seen.events.insert("s1".into(), events);
+        let sends = Sends { acks: acked.iter().map(|&s| ack(s)).collect(), ..Sends::default() };
+        let history = HashMap::from([("c1".to_owned(), (1..=4).map(|s| (s, format!("m{s}"))).collect())]);
+        build(&Input {
+            scenario: "checker",
+            scale: Scale::get(),
+            what: "synthetic",
+            specs: &specs,
+            seen: &seen,
+            sends: &sends,
+            history: &history,
+            fault: None,
+            settle: (Duration::ZERO, Duration::ZERO, true),
+            extra: Value::Null,
+        })
+    }
+
+    #[test]
+    fn everything_once_in_order_passes() {
+        let report = check(&[1, 2, 3, 4], &[1, 2, 3, 4]);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+    }
+
+    #[test]
+    fn a_lost_a_doubled_a_reordered_message_and_a_missing_ack_each_fail() {
+        let report = check(&[1, 3, 2, 3], &[1, 2, 3, 4, 5]);
+        let d = &report.json["delivery"];
+        assert_eq!(
+            (d["lost"].as_u64(), d["duplicated"].as_u64(), d["reordered"].as_u64()),
+            (Some(1), Some(1), Some(1))
+        );
+        assert_eq!(report.json["ackedMissingFromHistory"], 1, "seq 5 was acked but is not stored");
+        assert_eq!(report.failures.len(), 4, "{:?}", report.failures);
+    }
+}
