@@ -3,7 +3,7 @@
 //   node fleet.mjs <config.json>
 //
 // The config is {"subscribers": [{"id", "token", "urls": [...], "subs": [{"c", "after"}],
-// "startDelayMs"}]}. Each subscriber is one WebSocket (one graphql-ws client) with one
+// "startDelayMs", "mode"}]}. Each subscriber is one WebSocket (one graphql-ws client) with one
 // `messageAdded` subscription per conversation. When its connection drops it moves to the next
 // URL and resubscribes every conversation from the last seq it saw, as a frontend that resumes
 // after a node failure does. It prints one JSON line per event on stdout:
@@ -20,6 +20,11 @@ import WebSocket from "ws";
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const query = `subscription($c: UUID!, $after: Int) {
   messageAdded(conversationId: $c, afterSeq: $after) { seq }
+}`;
+// "mode": "events" subscribers take one `events` subscription with a resume point per
+// conversation instead (every event of the user; only MessageAdded ones are printed).
+const eventsQuery = `subscription($after: [ResumeFrom!]) {
+  events(after: $after) { __typename ... on MessageAddedEvent { message { conversationId seq } } }
 }`;
 const out = [];
 function emit(event) {
@@ -64,7 +69,48 @@ class Subscriber {
       },
     });
     this.client = client;
-    for (const c of this.last.keys()) this.subscribe(generation, client, c);
+    if (this.spec.mode === "events") this.subscribeEvents(generation, client);
+    else for (const c of this.last.keys()) this.subscribe(generation, client, c);
+  }
+
+  subscribeEvents(generation, client) {
+    const after = [...this.last].map(([conversationId, seq]) => ({ conversationId, seq }));
+    for (const { conversationId, seq } of after) emit({ k: "sub", s: this.spec.id, c: conversationId, after: seq });
+    const again = () =>
+      setTimeout(() => {
+        if (generation === this.generation) this.subscribeEvents(generation, client);
+      }, 500);
+    client.subscribe(
+      { query: eventsQuery, variables: { after } },
+      {
+        next: (result) => {
+          if (generation !== this.generation) return;
+          if (result.errors) {
+            emit({ k: "err", s: this.spec.id, c: "*", e: JSON.stringify(result.errors) });
+            return;
+          }
+          const event = result.data.events;
+          if (event.__typename !== "MessageAddedEvent") return;
+          const { conversationId: c, seq } = event.message;
+          if (this.last.has(c) && seq > this.last.get(c)) this.last.set(c, seq);
+          emit({ k: "msg", s: this.spec.id, c, seq });
+        },
+        error: (err) => {
+          if (generation !== this.generation) return;
+          if (Array.isArray(err)) {
+            emit({ k: "err", s: this.spec.id, c: "*", e: JSON.stringify(err) });
+            again();
+          } else {
+            this.lost(generation, err && err.code, err && (err.reason || err.message));
+          }
+        },
+        complete: () => {
+          if (generation !== this.generation) return;
+          emit({ k: "err", s: this.spec.id, c: "*", e: "completed by the server" });
+          again();
+        },
+      },
+    );
   }
 
   subscribe(generation, client, c) {

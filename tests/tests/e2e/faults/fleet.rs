@@ -20,6 +20,9 @@ pub struct SubscriberSpec {
     /// (conversation, seq it starts after).
     pub subs: Vec<(String, i64)>,
     pub start_delay_ms: u64,
+    /// One `events` subscription (with a resume point per conversation) instead of one
+    /// `messageAdded` per conversation.
+    pub events: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +60,7 @@ impl Fleet {
                 "urls": s.urls,
                 "subs": s.subs.iter().map(|(c, after)| json!({"c": c, "after": after})).collect::<Vec<_>>(),
                 "startDelayMs": s.start_delay_ms,
+                "mode": if s.events { "events" } else { "messageAdded" },
             })).collect::<Vec<_>>(),
         });
         let path = dir.join(format!("fleet-{}.json", crate::process::free_port()));

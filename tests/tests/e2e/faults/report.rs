@@ -373,6 +373,7 @@ mod tests {
             urls: vec![],
             subs: vec![("c1".into(), 0)],
             start_delay_ms: 0,
+            events: false,
         }];
         let mut seen = Seen::default();
         let events = received.iter().map(|&seq| Event::Message { at: 10, conv: "c1".into(), seq }).collect();

@@ -94,6 +94,8 @@ async fn run(scenario: &str, fault: Fault) {
             urls: rig.ws_from(i % NODES.len()),
             subs: convs.iter().map(|c| (c.clone(), 0)).collect(),
             start_delay_ms: u64::try_from(i * 20).unwrap_or_default(),
+            // A third of them take the `events` subscription instead of `messageAdded`s.
+            events: i % 3 == 2,
         })
         .collect();
     let fleet = Fleet::start(rig.dir.path(), specs);

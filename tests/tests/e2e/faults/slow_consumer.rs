@@ -65,6 +65,7 @@ async fn run(scenario: &str, late: Option<Duration>) {
             urls: rig.ws_from(0),
             subs: vec![(conv.clone(), 0)],
             start_delay_ms: 0,
+            events: false,
         })
         .collect();
     let fleet = Fleet::start(rig.dir.path(), specs);

@@ -34,6 +34,7 @@ async fn faults_reconnect_storm_starves_nobody() {
             urls: rig.ws_from(2),
             subs: people.busy.iter().map(|c| (c.clone(), 0)).collect(),
             start_delay_ms: 0,
+            events: false,
         })
         .collect();
     // Joining node a gradually, so the storm is the reconnect, not the first connect.
@@ -44,6 +45,7 @@ async fn faults_reconnect_storm_starves_nobody() {
         urls: rig.ws_from(0),
         subs: vec![(people.busy[i % 2].clone(), 0)],
         start_delay_ms: u64::try_from(i * spread_ms / n.max(1)).unwrap_or_default(),
+        events: false,
     }));
     let fleet = Fleet::start(rig.dir.path(), specs);
     fleet.wait_subscribed(Duration::from_secs(180)).await;
