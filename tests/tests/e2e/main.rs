@@ -2,6 +2,7 @@
 
 mod cluster;
 mod console;
+mod faults;
 mod observability;
 mod process;
 mod restart;

@@ -36,9 +36,15 @@ impl Server {
 
     /// Runs `syncchat` in `dir` with only the port and `env` set.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
+        Self::start_on(dir, free_port(), env).await
+    }
+
+    /// As `start`, on a given port: a node restarted after a crash comes back where its
+    /// clients and the load balancer expect it.
+    pub async fn start_on(dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         let log = dir.join(format!("server-{port}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
+        // Appended: a node restarted on its port keeps the log of the run before.
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(binary())
             .current_dir(dir)
