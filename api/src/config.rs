@@ -163,8 +163,7 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_WS_MAX_OPERATIONS", default_value_t = 100, global = true)]
     pub ws_max_operations: usize,
 
-    /// Most live WebSocket connections of one user (cluster-wide with Redis); another is
-    /// closed with 4429.
+    /// Most live WebSocket connections of one user on one node; another is closed with 4429.
     #[arg(long, env = "SYNCCHAT_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 32, global = true)]
     pub ws_max_connections_per_user: usize,
 

@@ -42,7 +42,7 @@ pub struct WsSettings {
     pub queue: usize,
     /// Most operations (subscriptions, and queries or mutations in flight) on one connection.
     pub max_operations: usize,
-    /// Most live connections of one user (cluster-wide with Redis).
+    /// Most live connections of one user on this node.
     pub max_connections_per_user: usize,
     /// New connections this node admits per second (a reconnect storm waits its turn instead
     /// of starving live traffic); `None` = no limit.

@@ -370,7 +370,7 @@ impl Services {
     /// A live connection of `caller` opened: registered (so signing out, a revoked session or
     /// a disabled account closes it) and counted in presence, publishing "online" when it is
     /// their first. Refused with `RATE_LIMITED` when the user has `max_per_user` live
-    /// connections already (cluster-wide with Redis); the caller must still call
+    /// connections on this node already; the caller must still call
     /// [`Services::connection_closed`].
     #[instrument(skip_all, fields(user.id = %caller.user_id, connection.id = %connection))]
     pub async fn connection_opened(
@@ -380,7 +380,7 @@ impl Services {
         max_per_user: usize,
     ) -> AppResult<Arc<Kill>> {
         let user_id = caller.user_id;
-        let kill = self.connections().register(user_id, caller.session_id, connection);
+        let (kill, here) = self.connections().register(user_id, caller.session_id, connection);
         m::ws_connection(1.0);
         // Presence must not hold a handshake up: Redis may be down (the node writes its
         // connections again when it is back).
@@ -396,7 +396,9 @@ impl Services {
         if let Ok(n) = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().online_count()).await {
             m::online_users(n);
         }
-        if count.is_some_and(|n| n > max_per_user) {
+        // Counted on this node: a crashed node's connections stay in presence for a while,
+        // and must not lock their users out of reconnecting elsewhere.
+        if here > max_per_user {
             return Err(AppError::RateLimited { retry_after: Duration::from_secs(30) });
         }
         Ok(kill)
@@ -598,10 +600,13 @@ impl Connections {
         self.by_user.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn register(&self, user: Uuid, session: Uuid, connection: Uuid) -> Arc<Kill> {
+    /// Registers a connection; its switch, and how many connections the user has here now.
+    fn register(&self, user: Uuid, session: Uuid, connection: Uuid) -> (Arc<Kill>, usize) {
         let kill = Arc::new(Kill::default());
-        self.lock().entry(user).or_default().insert(connection, Registered { session, kill: kill.clone() });
-        kill
+        let mut by_user = self.lock();
+        let conns = by_user.entry(user).or_default();
+        conns.insert(connection, Registered { session, kill: kill.clone() });
+        (kill, conns.len())
     }
 
     fn unregister(&self, user: Uuid, connection: Uuid) {
