@@ -38,6 +38,11 @@ REALTIME = [
     ("Server-closed WebSockets/s by reason", "timeseries", "sum by (reason) (rate(syncchat_websocket_closed_total[5m]))", "short", [], "{{reason}}"),
     ("Events published/s by kind", "timeseries", "sum by (kind) (rate(syncchat_events_published_total[5m]))", "short", [], "{{kind}}"),
     ("Online users", "stat", "max(syncchat_online_users)", "short", [], ""),
+    ("Redis bus connected (0 = down: nodes poll storage)", "timeseries", "min by (node) (syncchat_bus_connected)", "short", [], "{{node}}"),
+    ("Messages healed from storage/s (lost by the bus)", "timeseries", "sum by (node) (rate(syncchat_bus_healed_messages_total[5m]))", "short", [], "{{node}}"),
+    ("Healer passes/s by trigger", "timeseries", "sum by (trigger) (rate(syncchat_bus_heals_total[5m]))", "short", [], "{{trigger}}"),
+    ("Events waiting for Redis", "timeseries", "sum by (node) (syncchat_bus_publish_queue)", "short", [], "{{node}}"),
+    ("New WebSockets/s by admission", "timeseries", "sum by (outcome) (rate(syncchat_websocket_admissions_total[5m]))", "short", [], "{{outcome}}"),
 ]
 
 STORAGE = [

@@ -89,6 +89,7 @@ async fn create_admin(config: &Config, username: &str, email: &str, password: &s
             auth_per_ip_per_min: 1,
             auth_per_account_per_min: 1,
             typing_per_sec: 1,
+            presence_visibility: config.presence_visibility,
         },
         crate::startup::file_layer(config)?,
     );

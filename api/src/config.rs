@@ -158,6 +158,27 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_WS_QUEUE", default_value_t = 1024, global = true)]
     pub ws_queue: usize,
 
+    /// Most operations (subscriptions, queries, mutations) running on one WebSocket; another
+    /// is refused with an `error` (`RATE_LIMITED`) and the connection stays.
+    #[arg(long, env = "SYNCCHAT_WS_MAX_OPERATIONS", default_value_t = 100, global = true)]
+    pub ws_max_operations: usize,
+
+    /// Most live WebSocket connections of one user (cluster-wide with Redis); another is
+    /// closed with 4429.
+    #[arg(long, env = "SYNCCHAT_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 32, global = true)]
+    pub ws_max_connections_per_user: usize,
+
+    /// New WebSocket connections a node admits per second (and in a burst); beyond it a new
+    /// connection is closed with 1013 "Try again later", so a reconnect storm cannot starve
+    /// live traffic. 0 = no limit.
+    #[arg(long, env = "SYNCCHAT_WS_ADMIT_PER_SEC", default_value_t = 500, global = true)]
+    pub ws_admit_per_sec: u32,
+
+    /// With Redis: how often each node checks that its live subscribers have every committed
+    /// message, whatever the bus lost (while the bus is down: every second).
+    #[arg(long, env = "SYNCCHAT_BUS_HEAL_INTERVAL_SECS", default_value_t = 10, global = true)]
+    pub bus_heal_interval_secs: u64,
+
     /// Seconds after which a node that stopped heartbeating (a crash) no longer keeps its
     /// users online (Redis presence).
     #[arg(long, env = "SYNCCHAT_PRESENCE_TTL_SECS", default_value_t = 30, global = true)]
@@ -207,6 +228,11 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_STATS_INTERVAL_SECS", default_value_t = 5, global = true)]
     pub stats_interval_secs: u64,
 
+    /// Whose presence and last-seen a signed-in user may see: `shared` (themself and the
+    /// people they share a conversation with) or `all` (anyone's).
+    #[arg(long, env = "SYNCCHAT_PRESENCE_VISIBILITY", value_enum, default_value = "shared", global = true)]
+    pub presence_visibility: PresenceVisibility,
+
     /// The admin console's planning file: per-node capacity and monthly unit prices (TOML).
     /// A missing file means the built-in defaults, which are the same as the shipped file.
     #[arg(long, env = "SYNCCHAT_CONSOLE_CONFIG", default_value = "config/console.toml", global = true)]
@@ -217,6 +243,16 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Whose presence (online, last seen) a signed-in user may see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresenceVisibility {
+    /// Themself and the people they share a conversation with.
+    #[default]
+    Shared,
+    /// Anyone's.
+    All,
 }
 
 impl Config {
@@ -255,17 +291,43 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
         }
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let bytes: [u8; 32] = rand::random();
     let secret = hex::encode(bytes);
-    std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    write_private_file(path, secret.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     tracing::warn!(
         path = %path.display(),
         "SYNCCHAT_JWT_SECRET is not set: generated one and stored it in the data folder; \
          set it explicitly when running several nodes"
     );
     Ok(Secret(secret))
+}
+
+/// Creates `dir` and its missing parents readable by their owner only (0700 on Unix):
+/// the data folder holds the JWT secret and the database.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Writes `bytes` to `path`, a file readable by its owner only (0600 on Unix) from the moment
+/// it exists.
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // A file that was already there (too short to be a secret) keeps its old mode otherwise.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 impl Config {

@@ -4,6 +4,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
 
+use crate::error::AppError;
 use crate::service::Services;
 
 #[handler]
@@ -13,9 +14,14 @@ pub fn healthz() -> &'static str {
 
 #[handler]
 pub async fn readyz(services: Data<&Services>) -> Response {
+    // While the database is known down the ping fails at once (see `storage/connect.rs`);
+    // the error is said the way clients are told, without driver details.
     let database = match services.db().ping().await {
         Ok(()) => "ok".to_owned(),
-        Err(e) => format!("error: {e}"),
+        Err(e) => match AppError::from(e) {
+            AppError::Internal(e) => format!("error: {e}"),
+            other => format!("error: {other}"),
+        },
     };
     let presence = match services.presence_store().ping().await {
         Ok(()) => "ok".to_owned(),

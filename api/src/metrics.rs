@@ -43,6 +43,12 @@ pub const FILE_STORAGE_DURATION: &str = "syncchat_file_storage_duration_seconds"
 pub const FILE_STORAGE_ERRORS: &str = "syncchat_file_storage_errors_total";
 pub const FILE_DOWNLOADS: &str = "syncchat_file_downloads_total";
 pub const FILES_COLLECTED: &str = "syncchat_files_collected_total";
+pub const BUS_HEALS: &str = "syncchat_bus_heals_total";
+pub const BUS_HEALED_MESSAGES: &str = "syncchat_bus_healed_messages_total";
+pub const BUS_HEAL_DURATION: &str = "syncchat_bus_heal_duration_seconds";
+pub const WS_ADMISSIONS: &str = "syncchat_websocket_admissions_total";
+pub const DB_UP: &str = "syncchat_db_up";
+pub const REQUESTS_UNAVAILABLE: &str = "syncchat_requests_unavailable_total";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -85,15 +91,26 @@ fn zero_series() {
     for outcome in ["ok", "invalid", "disabled"] {
         counter!(LOGINS, "outcome" => outcome).absolute(0);
     }
-    for reason in ["lagged", "slow_consumer"] {
+    for reason in ["lagged", "slow_consumer", "bus_unavailable", "bus_queue_full"] {
         counter!(DROPPED_EVENTS, "reason" => reason).absolute(0);
     }
+    for trigger in ["reconnect", "periodic", "bus_down"] {
+        counter!(BUS_HEALS, "trigger" => trigger).absolute(0);
+    }
+    counter!(BUS_HEALED_MESSAGES).absolute(0);
+    for outcome in ["admitted", "refused"] {
+        counter!(WS_ADMISSIONS, "outcome" => outcome).absolute(0);
+    }
+    gauge!(syncchat_realtime::BUS_CONNECTED).set(1.0);
+    gauge!(syncchat_realtime::BUS_QUEUE).set(0.0);
     counter!(DELIVERIES).absolute(0);
     for result in ["hit", "miss"] {
         counter!(RENDER_CACHE, "result" => result).absolute(0);
     }
     counter!(syncchat_realtime::REDIS_ERRORS, "command" => "publish").absolute(0);
-    counter!(WS_CLOSED, "reason" => "slow_consumer").absolute(0);
+    for reason in ["slow_consumer", "unauthorized", "forbidden", "admission", "too_many_connections"] {
+        counter!(WS_CLOSED, "reason" => reason).absolute(0);
+    }
     gauge!(WS_CONNECTIONS).increment(0.0);
     gauge!(SUBSCRIPTIONS).increment(0.0);
     gauge!(ONLINE_USERS).increment(0.0);
@@ -115,6 +132,9 @@ fn zero_series() {
     }
     for action in ["user.disable", "user.enable", "message.delete"] {
         counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
+    }
+    for surface in ["rest", "graphql"] {
+        counter!(REQUESTS_UNAVAILABLE, "surface" => surface).absolute(0);
     }
 }
 
@@ -152,6 +172,28 @@ fn describe() {
         "Events dropped for slow subscribers, by reason; those subscribers resume by seq."
     );
     describe_counter!(WS_CLOSED, Unit::Count, "WebSocket connections closed by the server, by reason.");
+    describe_counter!(
+        WS_ADMISSIONS,
+        Unit::Count,
+        "New WebSocket connections by admission outcome; refused ones were closed 1013 to retry later."
+    );
+    describe_gauge!(
+        syncchat_realtime::BUS_CONNECTED,
+        Unit::Count,
+        "1 while this node's Redis pub/sub connection delivers, 0 while it is down (always 1 in process)."
+    );
+    describe_gauge!(syncchat_realtime::BUS_QUEUE, Unit::Count, "Events waiting on this node to be published to Redis.");
+    describe_counter!(
+        BUS_HEALS,
+        Unit::Count,
+        "Healer passes (catch-up of live subscribers from storage) by trigger: reconnect, periodic, bus_down."
+    );
+    describe_counter!(
+        BUS_HEALED_MESSAGES,
+        Unit::Count,
+        "Committed messages the bus between nodes lost, dispatched from storage by the healer."
+    );
+    describe_histogram!(BUS_HEAL_DURATION, Unit::Seconds, "Duration of one healer pass.");
     describe_gauge!(ONLINE_USERS, Unit::Count, "Users with at least one live connection (cluster-wide with Redis).");
     describe_gauge!(
         ACTIVE_USERS,
@@ -186,6 +228,12 @@ fn describe() {
     describe_counter!(ADMIN_ACTIONS, Unit::Count, "Moderation actions taken in the admin console, by action.");
     describe_histogram!(syncchat_realtime::REDIS_DURATION, Unit::Seconds, "Redis command duration by command.");
     describe_counter!(syncchat_realtime::REDIS_ERRORS, Unit::Count, "Redis commands that failed, by command.");
+    describe_gauge!(DB_UP, Unit::Count, "1 while the database is reachable, 0 while it is known down.");
+    describe_counter!(
+        REQUESTS_UNAVAILABLE,
+        Unit::Count,
+        "Requests answered UNAVAILABLE (503, retry later), by surface (rest, graphql)."
+    );
 }
 
 pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -330,4 +378,24 @@ pub fn file_downloaded(outcome: &'static str) {
 
 pub fn files_collected(reason: &'static str, n: u64) {
     counter!(FILES_COLLECTED, "reason" => reason).increment(n);
+}
+
+/// One pass of the healer: its trigger, the messages it brought back, and how long it took.
+pub fn bus_heal(trigger: &'static str, messages: u64, took: Duration) {
+    counter!(BUS_HEALS, "trigger" => trigger).increment(1);
+    counter!(BUS_HEALED_MESSAGES).increment(messages);
+    histogram!(BUS_HEAL_DURATION).record(took.as_secs_f64());
+}
+
+/// A new WebSocket connection was admitted, or refused by the node's admission limit.
+pub fn ws_admission(admitted: bool) {
+    counter!(WS_ADMISSIONS, "outcome" => if admitted { "admitted" } else { "refused" }).increment(1);
+}
+
+pub fn db_up(up: bool) {
+    gauge!(DB_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn request_unavailable(surface: &'static str) {
+    counter!(REQUESTS_UNAVAILABLE, "surface" => surface).increment(1);
 }

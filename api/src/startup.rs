@@ -65,7 +65,7 @@ impl App {
             SchemaLimits { max_depth: config.graphql_max_depth, max_complexity: config.graphql_max_complexity };
         let schema = graphql::build_schema(Some(services.clone()), limits);
         let api = rest::api_service(Some(services.clone()));
-        let max_body = config.max_body_bytes;
+        let max_body = web::BodyLimits { body: config.max_body_bytes, upload: config.max_upload_bytes };
 
         // /metrics on its own listener when SYNCCHAT_METRICS_BIND is set, so it need not be public.
         let metrics_listener = match config.metrics_bind {
@@ -84,7 +84,7 @@ impl App {
         let routes = routes
             .at("/graphql", get(graphql::http::GraphqlGet).post(graphql::http::execute))
             .at("/graphql/ws", get(graphql::ws::upgrade))
-            .nest("/api/docs", api.swagger_ui())
+            .nest("/api/docs", Route::new().at("/", get(web::DocsPage::new(api.swagger_ui_html()))))
             .at("/api/openapi.yaml", api.spec_endpoint_yaml())
             .nest("/api/v1", api)
             .at("/healthz", get(health::healthz))
@@ -95,6 +95,9 @@ impl App {
                 init_timeout: Duration::from_secs(config.ws_init_timeout_secs.max(1)),
                 keepalive: Duration::from_secs(config.ws_keepalive_secs.max(1)),
                 queue: config.ws_queue,
+                max_operations: config.ws_max_operations.max(1),
+                max_connections_per_user: config.ws_max_connections_per_user.max(1),
+                admission: crate::graphql::ws::Admission::per_second(config.ws_admit_per_sec),
             })
             .data(services.clone())
             .data(admin::Console {
@@ -123,6 +126,7 @@ impl App {
             (acceptor, endpoint, addr)
         });
         services.spawn_control_listener();
+        services.spawn_healer(Duration::from_secs(config.bus_heal_interval_secs.max(1)));
         stats::Sampler {
             node: node_id.clone(),
             prometheus: prometheus.clone(),
@@ -239,6 +243,7 @@ fn limit_settings(config: &Config) -> LimitSettings {
         auth_per_ip_per_min: config.rate_auth_per_ip_per_min,
         auth_per_account_per_min: config.rate_auth_per_account_per_min,
         typing_per_sec: config.rate_typing_per_sec,
+        presence_visibility: config.presence_visibility,
     }
 }
 

@@ -48,6 +48,10 @@ pub struct Snapshot {
     /// `None` without Redis.
     pub redis_ok: Option<bool>,
     pub redis_ms: Option<f64>,
+    /// Messages the bus between nodes lost and the healer brought back from storage, over
+    /// the interval.
+    #[serde(default)]
+    pub healed: f64,
 }
 
 /// JSON has no infinity: the +Inf bucket's bound travels as `null`.
@@ -76,6 +80,7 @@ pub struct Totals {
     pub deliveries: f64,
     pub requests: f64,
     pub server_errors: f64,
+    pub healed: f64,
     pub delivery: Buckets,
     pub api: Buckets,
     pub db: Buckets,
@@ -104,6 +109,7 @@ pub fn parse_totals(text: &str) -> Totals {
             m::ONLINE_USERS => t.online_users = t.online_users.max(value),
             m::MESSAGES if label("kind").as_deref() == Some("sent") => t.messages += value,
             m::DELIVERIES => t.deliveries += value,
+            m::BUS_HEALED_MESSAGES => t.healed += value,
             m::HTTP_REQUESTS => {
                 t.requests += value;
                 if label("status_class").as_deref() == Some("5xx") {
@@ -292,6 +298,7 @@ fn snapshot_between(
         db_ping_ms,
         redis_ok: redis.map(|(ok, _)| ok),
         redis_ms: redis.map(|(_, ms)| ms),
+        healed: (after.healed - before.healed).max(0.0),
     }
 }
 

@@ -1,9 +1,12 @@
 //! HTTP plumbing shared by every route: request ids, access logs and metrics by route
-//! template, the body size limit, and problem+json for errors raised outside handlers.
+//! template, the body size limit, problem+json for errors raised outside handlers, and the
+//! Content-Security-Policy of the pages that carry inline scripts (API docs, GraphiQL).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use poem::error::ReadBodyError;
 use poem::http::{HeaderValue, StatusCode};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use tracing::Instrument;
@@ -13,9 +16,22 @@ use crate::rest::problem_response;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// How large a request body may be. Every body is bounded while it streams in, whatever its
+/// headers say (HTTP/2 bodies carry neither Content-Length nor Transfer-Encoding, and an
+/// `Upgrade` header changes nothing: only a GET on a WebSocket route is ever upgraded, and
+/// its body is empty).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// Any body but an upload's (`SYNCCHAT_MAX_BODY_BYTES`); read whole before the handler.
+    pub body: usize,
+    /// An upload's file (`SYNCCHAT_MAX_UPLOAD_BYTES`): enforced by the upload service while it
+    /// streams; the body around it may add `body` bytes of multipart framing.
+    pub upload: u64,
+}
+
 /// Wraps the whole app: one span per request carrying its id, a metric sample per request
 /// labelled with the route template, and every escaped error as problem+json.
-pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, max_body: usize) -> poem::Result<Response> {
+pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: BodyLimits) -> poem::Result<Response> {
     let started = Instant::now();
     let request_id = req
         .header(REQUEST_ID)
@@ -28,9 +44,10 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, max_body: usize) 
     let span = tracing::info_span!("http", request.id = %request_id, http.method = %method, http.route = route);
 
     // Uploads stream to storage and enforce their own, larger limit while streaming.
-    let is_upload = matches!(route, "/api/v1/files" | "/api/v1/files/uploads/{token}") && method != "GET";
+    let is_upload =
+        matches!((method.as_str(), route), ("POST", "/api/v1/files") | ("PUT", "/api/v1/files/uploads/{token}"));
     let mut resp = async {
-        if !is_upload && let Err(resp) = limit_body(&mut req, max_body).await {
+        if let Err(resp) = limit_body(&mut req, limits, is_upload).await {
             return resp;
         }
         match ep.call(req).await {
@@ -56,16 +73,18 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, max_body: usize) 
 
 fn error_response(err: poem::Error) -> Response {
     let status = err.status();
-    if status.is_server_error() {
-        // Only a fault of ours or an extractor's; the message is safe to log.
-        tracing::warn!(error = %err, "request failed before reaching a handler");
-    }
+    let message = status.is_server_error().then(|| err.to_string());
     let resp = err.into_response();
     let is_problem = resp
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/problem+json"));
+    // A problem+json answer was logged where it was made (an outage answers many of them);
+    // anything else is a fault of ours or an extractor's, whose message is safe to log.
+    if let Some(message) = message.filter(|_| !is_problem) {
+        tracing::warn!(error = %message, "request failed before reaching a handler");
+    }
     if is_problem || status == StatusCode::SWITCHING_PROTOCOLS {
         return resp;
     }
@@ -78,20 +97,105 @@ fn error_response(err: poem::Error) -> Response {
     problem_response(status, detail)
 }
 
-/// Refuses bodies over `max` bytes with 413, whether announced by Content-Length or not.
-async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
+/// Bounds the request body while it streams in: 413 as soon as it passes the limit (at once
+/// when a Content-Length announces that it will). Other bodies are read here, whole, so a
+/// handler never sees more than the limit; an upload's stays a stream, capped.
+async fn limit_body(req: &mut Request, limits: BodyLimits, upload: bool) -> Result<(), Response> {
+    let max = if upload { limits.upload.saturating_add(limits.body as u64) } else { limits.body as u64 };
     let too_large = || problem_response(StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds {max} bytes"));
-    if req.header("upgrade").is_some() {
+    if req.header("content-length").and_then(|v| v.parse::<u64>().ok()).is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    if upload {
+        let body = req.take_body();
+        req.set_body(capped(body, max));
         return Ok(());
     }
-    if let Some(len) = req.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        return if len > max { Err(too_large()) } else { Ok(()) };
+    match req.take_body().into_bytes_limit(limits.body).await {
+        Ok(bytes) => {
+            req.set_body(Body::from_bytes(bytes));
+            Ok(())
+        }
+        Err(ReadBodyError::PayloadTooLarge) => Err(too_large()),
+        Err(e) => Err(problem_response(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"))),
     }
-    if req.header("transfer-encoding").is_some() {
-        let body = req.take_body().into_bytes_limit(max).await.map_err(|_| too_large())?;
-        req.set_body(Body::from_bytes(body));
+}
+
+/// `body` as a stream that fails once more than `max` bytes came through; the failure's
+/// kind is `FileTooLarge`, which the upload service answers with 413.
+fn capped(body: Body, max: u64) -> Body {
+    let inner: http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error> = body.into();
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let limited = Limited::new(inner, limit).map_err(move |e| {
+        if e.is::<LengthLimitError>() {
+            std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("request body exceeds {max} bytes"))
+        } else {
+            match e.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other),
+            }
+        }
+    });
+    Body::from(limited.boxed())
+}
+
+/// A Content-Security-Policy for a page whose inline `<script>`s are `page`'s own: each
+/// is allowed by its hash, external scripts only from `script_origins`. `extra` holds the
+/// remaining directives.
+pub fn page_csp(page: &str, script_origins: &[&str], extra: &str) -> String {
+    let mut sources: Vec<String> = script_origins.iter().map(|o| (*o).to_owned()).collect();
+    sources.extend(inline_script_hashes(page));
+    format!(
+        "default-src 'none'; script-src {}; {extra}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        sources.join(" ")
+    )
+}
+
+/// The `'sha256-…'` sources of the inline scripts (those without `src`) of an HTML page.
+fn inline_script_hashes(page: &str) -> Vec<String> {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let mut hashes = Vec::new();
+    let mut rest = page;
+    while let Some(start) = rest.find("<script") {
+        let tag = &rest[start..];
+        let Some(open_end) = tag.find('>') else { break };
+        let Some(len) = tag[open_end + 1..].find("</script>") else { break };
+        let content = &tag[open_end + 1..open_end + 1 + len];
+        if !tag[..open_end].contains("src=") {
+            let digest = Sha256::digest(content.as_bytes());
+            hashes.push(format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest)));
+        }
+        rest = &tag[open_end + 1 + len + "</script>".len()..];
     }
-    Ok(())
+    hashes
+}
+
+/// The Swagger UI page (scripts and styles all inline) served with a policy that allows
+/// exactly its own scripts.
+pub struct DocsPage {
+    html: bytes::Bytes,
+    csp: String,
+}
+
+impl DocsPage {
+    pub fn new(html: String) -> DocsPage {
+        // Swagger UI styles elements as it renders them, hence inline styles.
+        let csp = page_csp(&html, &[], "style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'");
+        DocsPage { html: html.into(), csp }
+    }
+}
+
+impl Endpoint for DocsPage {
+    type Output = Response;
+
+    async fn call(&self, _req: Request) -> poem::Result<Response> {
+        Ok(Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .header("content-security-policy", self.csp.as_str())
+            .header("x-content-type-options", "nosniff")
+            .body(self.html.clone()))
+    }
 }
 
 /// The route template of a path: a bounded metric label that never carries an id.
@@ -132,7 +236,17 @@ pub fn route_template(path: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::route_template;
+    use super::{inline_script_hashes, route_template};
+
+    #[test]
+    fn only_inline_scripts_are_hashed() {
+        let page =
+            "<script src=\"https://cdn/x.js\"></script><p><script>alert(1)</script><script type=\"a\">b</script>";
+        let hashes = inline_script_hashes(page);
+        assert_eq!(hashes.len(), 2);
+        // As `printf 'alert(1)' | openssl dgst -sha256 -binary | base64` has it.
+        assert_eq!(hashes[0], "'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='");
+    }
 
     #[test]
     fn ids_never_reach_labels() {

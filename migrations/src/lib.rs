@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_core_tables;
 mod m20261126_000001_admin_audit;
 mod m20261126_000002_files;
+mod m20261201_000001_create_upload_claims;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_core_tables::Migration),
             Box::new(m20261126_000001_admin_audit::Migration),
             Box::new(m20261126_000002_files::Migration),
+            Box::new(m20261201_000001_create_upload_claims::Migration),
         ]
     }
 }

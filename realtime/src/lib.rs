@@ -7,8 +7,8 @@ mod presence;
 mod resume;
 mod stats;
 
-pub use bus::{CAPACITY as BUS_CAPACITY, EventBus, Fanout, InProcess, Subscription};
-pub use cluster::{REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
+pub use bus::{BUS_CONNECTED, CAPACITY as BUS_CAPACITY, EventBus, Fanout, InProcess, Subscription};
+pub use cluster::{BUS_QUEUE, REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
 pub use event::{AttachmentSnapshot, Event, EventKind, MessageSnapshot, Topic};
 pub use presence::{InProcessPresence, PresenceStore};
 pub use resume::{History, SeqCursor};

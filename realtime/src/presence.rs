@@ -7,8 +7,10 @@ use uuid::Uuid;
 
 #[async_trait::async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
-    /// Records a new connection; `true` when the user just came online.
-    async fn connect(&self, user: Uuid, connection: Uuid) -> bool;
+    /// Records a new connection; the user's live connections now (1: they just came online),
+    /// or `None` when the store could not tell (it is unreachable: the connection is recorded
+    /// again once it is back).
+    async fn connect(&self, user: Uuid, connection: Uuid) -> Option<usize>;
     /// Records a closed connection; `true` when the user just went offline.
     async fn disconnect(&self, user: Uuid, connection: Uuid) -> bool;
     async fn online(&self, users: &[Uuid]) -> Vec<bool>;
@@ -40,11 +42,11 @@ impl InProcessPresence {
 
 #[async_trait::async_trait]
 impl PresenceStore for InProcessPresence {
-    async fn connect(&self, user: Uuid, connection: Uuid) -> bool {
+    async fn connect(&self, user: Uuid, connection: Uuid) -> Option<usize> {
         let mut map = self.lock();
         let conns = map.entry(user).or_default();
         conns.push(connection);
-        conns.len() == 1
+        Some(conns.len())
     }
 
     async fn disconnect(&self, user: Uuid, connection: Uuid) -> bool {
@@ -83,8 +85,8 @@ mod tests {
     async fn online_until_the_last_connection_closes() {
         let presence = InProcessPresence::default();
         let (user, phone, laptop) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        assert!(presence.connect(user, phone).await);
-        assert!(!presence.connect(user, laptop).await);
+        assert_eq!(presence.connect(user, phone).await, Some(1));
+        assert_eq!(presence.connect(user, laptop).await, Some(2));
         assert!(!presence.disconnect(user, phone).await);
         assert_eq!(presence.online(&[user]).await, vec![true]);
         assert!(presence.disconnect(user, laptop).await);

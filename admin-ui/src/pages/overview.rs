@@ -36,6 +36,8 @@ pub struct Figures {
     /// `None` without Redis.
     pub redis_ok: Option<bool>,
     pub redis_ms: Option<f64>,
+    /// Messages the bus between nodes lost and nodes brought back from storage, in the window.
+    pub healed_messages: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -164,8 +166,15 @@ fn rows(live: &LiveOverview) -> Vec<Row> {
             label: "Redis (health)",
             value: match c.redis_ok {
                 None => "not configured (in-process)".into(),
+                Some(true) if c.healed_messages > 0.0 => format!(
+                    "up, {}; {} messages the bus lost were delivered from storage",
+                    fmt_ms(c.redis_ms),
+                    fmt_count(c.healed_messages)
+                ),
                 Some(true) => format!("up, {}", fmt_ms(c.redis_ms)),
-                Some(false) => "DOWN".into(),
+                Some(false) => {
+                    "DOWN: each node delivers its own messages and catches up from storage every second".into()
+                }
             },
             target: "reachable".into(),
             status: Status::healthy(c.redis_ok),
@@ -327,6 +336,19 @@ mod tests {
         assert!(html.contains("<polyline"));
         assert!(!html.contains("<n1>"), "text is escaped");
         assert!(html.contains("data-refresh=\"/admin/live/overview\""));
+    }
+
+    #[test]
+    fn the_redis_row_tells_what_an_outage_costs() {
+        let mut overview = live();
+        overview.cluster.redis_ok = Some(true);
+        overview.cluster.redis_ms = Some(0.4);
+        overview.cluster.healed_messages = 12.0;
+        let html = render_overview_page(&chrome(), &overview);
+        assert!(html.contains("12 messages the bus lost were delivered from storage"), "{html}");
+        overview.cluster.redis_ok = Some(false);
+        let html = render_overview_page(&chrome(), &overview);
+        assert!(html.contains("catches up from storage every second"));
     }
 
     #[test]

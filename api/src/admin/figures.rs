@@ -29,6 +29,7 @@ struct Acc {
     db_ping_ms: Option<f64>,
     redis_ok: Option<bool>,
     redis_ms: Option<f64>,
+    healed: f64,
 }
 
 impl Acc {
@@ -44,6 +45,7 @@ impl Acc {
     fn add_counts(&mut self, s: &Snapshot) {
         self.messages += s.messages;
         self.deliveries += s.deliveries;
+        self.healed += s.healed;
         self.requests += s.requests;
         self.server_errors += s.server_errors;
         merge_buckets(&mut self.delivery, &s.delivery);
@@ -78,6 +80,7 @@ impl Acc {
             db_ping_ms: self.db_ping_ms,
             redis_ok: self.redis_ok,
             redis_ms: self.redis_ms,
+            healed_messages: self.healed,
         }
     }
 }

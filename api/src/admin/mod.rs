@@ -224,7 +224,12 @@ async fn login(req: &Request, addr: &RemoteAddr, form: Form<LoginForm>, services
                 AppError::Internal(_) => "Something went wrong; try again.".to_owned(),
                 ref other => other.to_string(),
             };
-            login_page(req, status_of(&e), Some(message))
+            let mut page = login_page(req, status_of(&e), Some(message));
+            // Too many attempts: say when the next one can succeed, as the API does.
+            if let Some(secs) = e.retry_after_secs() {
+                page.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            }
+            page
         }
     }
 }

@@ -1,6 +1,8 @@
+use super::text::refuse_control;
 use crate::error::AppError;
 
-/// A message body: 1-4000 characters after trimming surrounding whitespace.
+/// A message body: 1-4000 characters after trimming surrounding whitespace; line breaks and
+/// tabs are the only control characters it may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBody(String);
 
@@ -12,6 +14,7 @@ impl MessageBody {
         if trimmed.is_empty() {
             return Err(AppError::bad_input("body", "message body must not be empty"));
         }
+        refuse_control("body", trimmed, &['\n', '\r', '\t'])?;
         if trimmed.chars().count() > MAX_BODY_CHARS {
             return Err(AppError::bad_input(
                 "body",
@@ -38,5 +41,13 @@ mod tests {
         assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
         // Surrounding whitespace does not count towards the limit.
         assert!(MessageBody::parse(&format!("  {}  ", "a".repeat(4000))).is_ok());
+    }
+
+    #[test]
+    fn keeps_line_breaks_and_tabs_but_no_other_control_characters() {
+        assert!(MessageBody::parse("a\r\nb\tc").is_ok());
+        for bad in ["a\0b", "a\u{7}", "\u{1b}[31mred", "a\u{85}b"] {
+            assert!(MessageBody::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

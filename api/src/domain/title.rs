@@ -1,6 +1,8 @@
+use super::text::refuse_control;
 use crate::error::AppError;
 
-/// A conversation title: 1-200 characters after trimming.
+/// A conversation title: 1-200 characters after trimming, on one line (no control
+/// characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
 
@@ -11,6 +13,7 @@ impl Title {
         if len == 0 || len > 200 {
             return Err(AppError::bad_input("title", "title must be 1 to 200 characters"));
         }
+        refuse_control("title", trimmed, &[])?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -27,6 +30,8 @@ mod tests {
     fn bounds() {
         assert!(Title::parse(" ").is_err());
         assert!(Title::parse(&"t".repeat(201)).is_err());
+        assert!(Title::parse("a\0b").is_err());
+        assert!(Title::parse("two\nlines").is_err());
         assert_eq!(Title::parse(" Team ").map(Title::into_inner).ok(), Some("Team".into()));
     }
 }

@@ -19,7 +19,6 @@ use poem::web::Data;
 use poem::web::websocket::{Message, WebSocket, WebSocketStream};
 use poem::{IntoResponse, Request, Response, handler};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use uuid::Uuid;
@@ -28,6 +27,7 @@ use super::shared::{Detach, DetachedStream, Inject, RenderCache, Rendered, Shape
 use super::{AppSchema, AuthState, ClientInfo};
 use crate::error::AppError;
 use crate::metrics as m;
+use crate::service::live::{Ending, Kill};
 use crate::service::{Caller, Services};
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -35,11 +35,36 @@ pub const LEGACY_WS: &str = "graphql-ws";
 /// How long a connection's outgoing queue may stay full before its client is dropped.
 const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WsSettings {
     pub init_timeout: Duration,
     pub keepalive: Duration,
     pub queue: usize,
+    /// Most operations (subscriptions, and queries or mutations in flight) on one connection.
+    pub max_operations: usize,
+    /// Most live connections of one user (cluster-wide with Redis).
+    pub max_connections_per_user: usize,
+    /// New connections this node admits per second (a reconnect storm waits its turn instead
+    /// of starving live traffic); `None` = no limit.
+    pub admission: Option<Arc<Admission>>,
+}
+
+/// The node's admission limit for new connections: a token bucket of `per_sec` with a burst
+/// of as many.
+pub struct Admission {
+    limiter: governor::DefaultDirectRateLimiter,
+    per_sec: u32,
+}
+
+impl Admission {
+    pub fn per_second(per_sec: u32) -> Option<Arc<Admission>> {
+        let rate = std::num::NonZeroU32::new(per_sec)?;
+        Some(Arc::new(Admission { limiter: governor::RateLimiter::direct(governor::Quota::per_second(rate)), per_sec }))
+    }
+
+    fn admit(&self) -> bool {
+        self.limiter.check().is_ok()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -124,8 +149,35 @@ struct Connection {
     ip: Option<std::net::IpAddr>,
 }
 
-/// Why the server ends a connection.
+/// Why the server ends a connection: a close code and its reason (at most 123 bytes).
 struct Close(u16, &'static str);
+
+impl Close {
+    const SESSION_ENDED: Close = Close(4401, "Unauthorized: session ended");
+    const ACCOUNT_DISABLED: Close = Close(4403, "Forbidden: account disabled");
+    const SLOW_CONSUMER: Close = Close(1013, "Slow consumer: reconnect and resume from your last seq");
+    const ADMISSION: Close =
+        Close(1013, "Try again later: this node is admitting new connections slowly; retry in 1 s");
+    const TOO_MANY_CONNECTIONS: Close = Close(4429, "Too many connections for this user: close another one first");
+
+    /// The close for a service error that ends the connection (used by the handshake and by
+    /// every later authorization check, so both agree).
+    fn for_error(e: &AppError) -> Close {
+        match e {
+            AppError::Forbidden(_) => Close(4403, "Forbidden"),
+            AppError::Unauthenticated(_) => Close(4401, "Unauthorized"),
+            AppError::Unavailable(_) => Close(1013, "Try again later: storage is unavailable"),
+            _ => Close(1011, "Internal error"),
+        }
+    }
+
+    fn for_ending(why: Ending) -> Close {
+        match why {
+            Ending::SessionEnded => Close::SESSION_ENDED,
+            Ending::AccountDisabled => Close::ACCOUNT_DISABLED,
+        }
+    }
+}
 
 type Incoming = futures_util::stream::SplitStream<WebSocketStream>;
 /// A running operation: the frames it sends, ending with its `complete` (or `error`).
@@ -137,6 +189,8 @@ enum Frame {
     Send { text: String, last: bool },
     /// The operation goes on as this (smaller) stream.
     Then(Operation),
+    /// The connection must close (its session ended since it opened).
+    Close(Close),
 }
 
 impl Connection {
@@ -151,33 +205,56 @@ impl Connection {
 
     async fn run_split(self, sink: futures_util::stream::SplitSink<WebSocketStream, Message>, mut incoming: Incoming) {
         let mut out = Outbox::new(sink, self.settings.queue.max(8));
+        if let Some(admission) = &self.settings.admission {
+            let admitted = admission.admit();
+            m::ws_admission(admitted);
+            if !admitted {
+                let Close(code, reason) = Close::ADMISSION;
+                m::ws_closed("admission");
+                tracing::debug!(admission.per_sec = admission.per_sec, "refused a new connection: admission limit");
+                Box::pin(out.close(code, reason, CLOSE_GRACE)).await;
+                return;
+            }
+        }
 
         let caller = match Box::pin(self.handshake(&mut incoming, &mut out)).await {
             Ok(caller) => caller,
             Err(Close(code, reason)) => {
-                m::ws_closed(reason_label(code));
-                Box::pin(out.close(code, reason)).await;
+                m::ws_closed(reason_label(code, reason));
+                Box::pin(out.close(code, reason, CLOSE_GRACE)).await;
                 return;
             }
         };
-        // Presence is registered before the ack: once a client is told it is connected, it
-        // counts as online everywhere.
+        // Registered before the ack: once a client is told it is connected, it counts as
+        // online everywhere and signing out or disabling the account reaches it.
         let connection_id = Uuid::now_v7();
-        let kill = Box::pin(self.services.connection_opened(caller.user_id, connection_id)).await;
-        // An account disabled between the check above and the registration would have missed
-        // its close order: look again now that the order would reach this connection.
-        let still_allowed = Box::pin(self.services.session_caller(caller.user_id, caller.session_id)).await;
-        let close = if let Err(AppError::Forbidden(_) | AppError::Unauthenticated(_)) = still_allowed {
-            Some(Close(4403, "Forbidden"))
-        } else {
-            out.push(Message::text(json!({"type": "connection_ack"}).to_string()));
-            self.serve(caller.clone(), &mut incoming, &mut out, &kill).await
+        let opened =
+            Box::pin(self.services.connection_opened(&caller, connection_id, self.settings.max_connections_per_user))
+                .await;
+        let close = match opened {
+            Err(AppError::RateLimited { .. }) => Some(Close::TOO_MANY_CONNECTIONS),
+            Err(e) => Some(Close::for_error(&e)),
+            Ok(kill) => {
+                // A session ended or an account disabled between the check above and the
+                // registration would have missed its close order: look again now that the
+                // order would reach this connection.
+                match Box::pin(self.services.session_caller(caller.user_id, caller.session_id)).await {
+                    Err(e) => Some(Close::for_error(&e)),
+                    Ok(_) => {
+                        out.push(Message::text(json!({"type": "connection_ack"}).to_string()));
+                        self.serve(caller.clone(), &mut incoming, &mut out, &kill).await
+                    }
+                }
+            }
         };
         Box::pin(self.services.connection_closed(caller.user_id, connection_id)).await;
         match close {
             Some(Close(code, reason)) => {
-                m::ws_closed(reason_label(code));
-                Box::pin(out.close(code, reason)).await;
+                m::ws_closed(reason_label(code, reason));
+                // A slow consumer's close frame waits behind what already fills its socket:
+                // give a client that reads again late the time to get to it.
+                let grace = if code == Close::SLOW_CONSUMER.0 { SLOW_CLOSE_GRACE } else { CLOSE_GRACE };
+                Box::pin(out.close(code, reason, grace)).await;
             }
             None => Box::pin(out.finish()).await,
         }
@@ -220,17 +297,15 @@ impl Connection {
             let Some(token) = token.filter(|t| !t.is_empty()) else {
                 return Err(Close(4401, "Unauthorized: no token in connection_init or Authorization header"));
             };
-            return match self.services.authenticate(&token).await {
-                Ok(caller) => Ok(caller),
-                Err(AppError::Forbidden(_)) => Err(Close(4403, "Forbidden")),
-                Err(AppError::Internal(_) | AppError::Unavailable(_)) => Err(Close(1011, "Internal error")),
-                Err(_) => Err(Close(4401, "Unauthorized")),
-            };
+            return self.services.authenticate(&token).await.map_err(|e| match e {
+                AppError::Forbidden(_) | AppError::Unavailable(_) | AppError::Internal(_) => Close::for_error(&e),
+                _ => Close(4401, "Unauthorized"),
+            });
         }
     }
 
     /// Runs operations until the client leaves or must be disconnected.
-    async fn serve(&self, caller: Caller, incoming: &mut Incoming, out: &mut Outbox, kill: &Notify) -> Option<Close> {
+    async fn serve(&self, caller: Caller, incoming: &mut Incoming, out: &mut Outbox, kill: &Kill) -> Option<Close> {
         let mut operations: StreamMap<String, Operation> = StreamMap::new();
         let mut keepalive = tokio::time::interval(self.settings.keepalive);
         keepalive.tick().await;
@@ -241,8 +316,8 @@ impl Connection {
             let slow_deadline = out.full_since.map(|t| t + SLOW_CONSUMER_GRACE);
             tokio::select! {
                 biased;
-                () = kill.notified() => {
-                    return Some(Close(4403, "Forbidden: account disabled"));
+                why = kill.fired() => {
+                    return Some(Close::for_ending(why));
                 }
                 written = out.drain(), if out.has_unwritten() => {
                     if written.is_err() {
@@ -271,10 +346,11 @@ impl Connection {
                     Frame::Then(next) => {
                         operations.insert(id, next);
                     }
+                    Frame::Close(close) => return Some(close),
                 },
                 () = tokio::time::sleep_until(slow_deadline.unwrap_or_else(Instant::now)), if slow_deadline.is_some() => {
                     m::dropped_events("slow_consumer", 1);
-                    return Some(Close(1013, "Slow consumer: reconnect and resume from your last seq"));
+                    return Some(Close::SLOW_CONSUMER);
                 }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > self.settings.keepalive * 3 {
@@ -307,6 +383,23 @@ impl Connection {
                 let id = id.ok_or(Some(Close(4400, "Invalid message: subscribe needs an id")))?;
                 if operations.contains_key(&id) {
                     return Err(Some(Close(4409, "Subscriber for this id already exists")));
+                }
+                if operations.len() >= self.settings.max_operations {
+                    // The connection stays; this operation is refused and the client told why.
+                    if out.has_room() {
+                        let limit = self.settings.max_operations;
+                        let error = json!([{
+                            "message": format!("at most {limit} operations may run on one connection: complete one first"),
+                            "extensions": {"code": "RATE_LIMITED"},
+                        }]);
+                        let payload = match self.protocol {
+                            Protocol::Transport => error,
+                            Protocol::Legacy => error[0].clone(),
+                        };
+                        out.push(Message::text(json!({"type": "error", "id": id, "payload": payload}).to_string()));
+                    }
+                    m::rate_limited("ws_operations");
+                    return Ok(());
                 }
                 let payload = &parsed["payload"];
                 let mut request: async_graphql::Request = serde_json::from_value(payload.clone())
@@ -371,8 +464,15 @@ impl Connection {
         detached: Option<Detached>,
     ) -> Operation {
         let schema = self.schema.clone();
+        let services = self.services.clone();
         let protocol = self.protocol;
         Box::pin(async_stream::stream! {
+            // Every operation acts for a session that is still live, not just one that was
+            // when the connection opened.
+            if let Err(e) = services.connection_still_allowed(&scope.caller).await {
+                yield Frame::Close(Close::for_error(&e));
+                return;
+            }
             let gauge = SubscriptionGauge::new();
             let frames = FrameWriter::new(protocol, &id);
             let started = std::time::Instant::now();
@@ -574,6 +674,8 @@ struct Outbox {
 
 /// How long a client gets to take its close frame (or the rest of its frames) at the end.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// The same for a slow consumer, whose close frame waits behind a full socket.
+const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 impl Outbox {
     fn new(sink: futures_util::stream::SplitSink<WebSocketStream, Message>, capacity: usize) -> Self {
@@ -626,9 +728,9 @@ impl Outbox {
 
     /// Sends a close frame ahead of anything still queued (the queue may be full: a slow
     /// consumer), then closes; a client that does not take it in time is cut off.
-    async fn close(mut self, code: u16, reason: &'static str) {
+    async fn close(mut self, code: u16, reason: &'static str, grace: Duration) {
         self.pending.clear();
-        let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.send(Message::close_with(code, reason))).await;
+        let _ = tokio::time::timeout(grace, self.sink.send(Message::close_with(code, reason))).await;
         let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.close()).await;
     }
 
@@ -706,15 +808,17 @@ impl Drop for SubscriptionGauge {
     }
 }
 
-fn reason_label(code: u16) -> &'static str {
+fn reason_label(code: u16, reason: &str) -> &'static str {
     match code {
         4400 => "bad_message",
         4401 => "unauthorized",
         4403 => "forbidden",
         4408 => "timeout",
         4409 => "duplicate_id",
+        4429 if reason.starts_with("Too many connections") => "too_many_connections",
         4429 => "too_many_inits",
-        1013 => "slow_consumer",
+        1013 if reason.starts_with("Slow consumer") => "slow_consumer",
+        1013 => "unavailable",
         1011 => "internal",
         _ => "other",
     }

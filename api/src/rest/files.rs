@@ -254,6 +254,8 @@ impl FileApi {
 
     /// Upload a file's raw bytes to a URL from the `createUploadUrl` mutation (no bearer
     /// token: the URL is the credential, valid 10 minutes). Same checks as `uploadFile`.
+    /// A URL stores one file: using it again is 409 `CONFLICT` (a refused upload does not
+    /// use it up).
     #[oai(path = "/files/uploads/:token", method = "put", operation_id = "uploadFileByUrl")]
     async fn upload_by_url(&self, token: Path<String>, body: RawFile) -> Result<Json<AttachmentView>, ProblemResponse> {
         let services = svc(&self.services)?;

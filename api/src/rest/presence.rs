@@ -16,7 +16,9 @@ pub struct PresenceApi {
 #[OpenApi(tag = "ApiTags::Users")]
 impl PresenceApi {
     /// Whether each user is online now (on any node), and when they were last seen.
-    /// `userIds` is a comma-separated list of up to 200 ids.
+    /// `userIds` is a comma-separated list of up to 200 ids. Only you and the people you
+    /// share a conversation with are answered for (others are left out, as unknown ids are),
+    /// unless the server shows everyone's (`SYNCCHAT_PRESENCE_VISIBILITY=all`).
     #[oai(path = "/presence", method = "get", operation_id = "presence")]
     async fn presence(
         &self,

@@ -21,7 +21,7 @@ pub struct Problem {
     pub code: String,
     /// The input field at fault, for BAD_USER_INPUT.
     pub field: Option<String>,
-    /// Seconds to wait, for RATE_LIMITED.
+    /// Seconds to wait, for RATE_LIMITED and UNAVAILABLE (also in `Retry-After`).
     pub retry_after: Option<u64>,
 }
 
@@ -53,7 +53,7 @@ pub enum ProblemResponse {
     Internal(Json<Problem>),
     /// UNAVAILABLE
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>),
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
 }
 
 fn problem(code: ErrorCode, status: u16, detail: String, field: Option<&str>, retry_after: Option<u64>) -> Problem {
@@ -87,7 +87,11 @@ impl From<AppError> for ProblemResponse {
                 let secs = e.retry_after_secs();
                 ProblemResponse::TooManyRequests(p, secs)
             }
-            ErrorCode::Unavailable => ProblemResponse::Unavailable(p),
+            ErrorCode::Unavailable => {
+                crate::metrics::request_unavailable("rest");
+                let secs = e.retry_after_secs();
+                ProblemResponse::Unavailable(p, secs)
+            }
             ErrorCode::Internal => ProblemResponse::Internal(p),
         }
     }
@@ -107,8 +111,15 @@ pub fn problem_response(status: StatusCode, detail: String) -> poem::Response {
         _ => ErrorCode::Internal,
     };
     let body = problem(code, status.as_u16(), detail, None, None);
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "type": body.ty, "title": body.title, "status": body.status, "detail": body.detail, "code": body.code,
     });
-    poem::Response::builder().status(status).content_type("application/problem+json").body(json.to_string())
+    let mut response = poem::Response::builder().status(status).content_type("application/problem+json");
+    if code == ErrorCode::Unavailable {
+        crate::metrics::request_unavailable("rest");
+        let secs = crate::error::UNAVAILABLE_RETRY_AFTER_SECS;
+        json["retryAfter"] = secs.into();
+        response = response.header("retry-after", secs);
+    }
+    response.body(json.to_string())
 }

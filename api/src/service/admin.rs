@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::tokens::parse_refresh_token;
 use super::views::MessageView;
 use super::{Caller, Services, now};
+use crate::domain::SearchPrefix;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::{audit, conversation, message, participant, session, user};
@@ -54,13 +55,15 @@ impl Services {
         Ok(payload.refresh_token)
     }
 
-    /// The admin behind a console session cookie: a live session of a user who is still an
+    /// The admin behind a console session cookie: a live console session (one made by the
+    /// console's sign-in, never an API login's refresh token) of a user who is still an
     /// enabled admin.
     pub async fn admin_session(&self, token: &str) -> AppResult<Caller> {
         let invalid = || AppError::Unauthenticated("sign in to the console".into());
         let (session_id, hash) = parse_refresh_token(token).map_err(|_| invalid())?;
         let sess = session::Entity::find_by_id(session_id).one(self.db()).await?.ok_or_else(invalid)?;
-        if sess.token_hash != hash || sess.revoked_at.is_some() || sess.expires_at <= now() {
+        let console = sess.device.as_deref() == Some(super::auth::CONSOLE_DEVICE);
+        if !console || sess.token_hash != hash || sess.revoked_at.is_some() || sess.expires_at <= now() {
             return Err(invalid());
         }
         let found = user::Entity::find_by_id(sess.user_id).one(self.db()).await?.ok_or_else(invalid)?;
@@ -123,17 +126,14 @@ impl Services {
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn admin_find_users(&self, caller: &Caller, query: &str, limit: u64) -> AppResult<Vec<ModeratedUser>> {
         Self::require_admin(caller)?;
-        let query = query.trim().to_lowercase();
-        if query.chars().count() > 64 {
-            return Err(AppError::bad_input("q", "search must be at most 64 characters"));
-        }
+        let query = SearchPrefix::parse_optional("q", Some(query))?;
         let mut select = user::Entity::find();
-        if !query.is_empty() {
+        if let Some(query) = query.as_ref().map(SearchPrefix::as_str) {
             // LIKE wildcards in the search are taken literally.
             select = select.filter(
                 sea_orm::Condition::any()
-                    .add(user::Column::Username.like(super::users::prefix_pattern(&query)))
-                    .add(user::Column::Email.like(super::users::prefix_pattern(&query))),
+                    .add(user::Column::Username.like(super::users::prefix_pattern(query)))
+                    .add(user::Column::Email.like(super::users::prefix_pattern(query))),
             );
             select = select.order_by_asc(user::Column::Username);
         } else {

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::tokens::{new_refresh_token, parse_refresh_token};
 use super::views::{AuthPayload, UserView};
 use super::{Caller, Services, now};
-use crate::domain::{Email, Password, Username};
+use crate::domain::{DeviceName, DisplayName, Email, Login, Password, Username};
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::{is_unique_violation, session, user};
@@ -55,13 +55,7 @@ impl Services {
         let username = Username::parse(input.username.trim())?;
         let email = Email::parse(&input.email)?;
         let password = Password::parse(&input.password)?;
-        let display_name = match input.display_name.as_deref().map(str::trim) {
-            Some("") | None => None,
-            Some(name) if name.chars().count() > 64 => {
-                return Err(AppError::bad_input("displayName", "display name must be at most 64 characters"));
-            }
-            Some(name) => Some(name.to_owned()),
-        };
+        let display_name = DisplayName::parse_optional(input.display_name.as_deref())?.map(DisplayName::into_inner);
         let created = self.create_user(&username, &email, &password, display_name, user::ROLE_USER).await?;
         m::registration();
         self.open_session(created, None).await
@@ -103,9 +97,13 @@ impl Services {
 
     #[instrument(skip_all, fields(user.login = %input.login))]
     pub async fn login(&self, input: LoginInput, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
+        let device = input.device.as_deref().map(DeviceName::parse).transpose()?;
+        // Only the console's own sign-in makes console sessions (see `admin_session`).
+        if device.as_ref().is_some_and(|d| d.as_str() == CONSOLE_DEVICE) {
+            return Err(AppError::bad_input("device", "this device name is reserved"));
+        }
         let found = self.verify_credentials(&input.login, input.password, ip).await?;
-        let device = input.device.map(|d| d.chars().take(100).collect());
-        self.open_session(found, device).await
+        self.open_session(found, device.map(DeviceName::into_inner)).await
     }
 
     /// The account behind a login and password, with the auth rate limits applied; disabled
@@ -117,13 +115,11 @@ impl Services {
         ip: Option<IpAddr>,
     ) -> AppResult<user::Model> {
         self.limits().check_auth_ip(ip)?;
-        let login = login.trim().to_lowercase();
-        if login.is_empty() || login.len() > 254 {
-            return Err(AppError::bad_input("login", "login must be a username or an email"));
-        }
-        self.limits().check_auth_account(&login)?;
-        let column = if login.contains('@') { user::Column::Email } else { user::Column::Username };
+        let login = Login::parse(login)?;
+        let column = if login.is_email() { user::Column::Email } else { user::Column::Username };
         let found = user::Entity::find().filter(column.eq(login.as_str())).one(self.db()).await?;
+        // One budget per account, whether it is named by username or email.
+        self.limits().check_auth_account(found.as_ref().map(|u| u.id), login.as_str())?;
         let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
         let password_ok = verify_password(password, hash).await?;
         let Some(found) = found.filter(|_| password_ok) else {
@@ -286,19 +282,19 @@ impl SessionCache {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
+    pub(crate) fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
         let entries = self.lock();
         let (caller, checked) = entries.get(&session_id)?;
         (caller.user_id == user_id && checked.elapsed() < SESSION_TRUST).then(|| caller.clone())
     }
 
-    fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
     /// Remembers a caller read from the database, unless a session was forgotten since the
     /// read began (`generation`).
-    fn put(&self, caller: &Caller, generation: u64) {
+    pub(crate) fn put(&self, caller: &Caller, generation: u64) {
         let mut entries = self.lock();
         if self.generation() != generation {
             return;

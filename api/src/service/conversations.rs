@@ -478,12 +478,20 @@ pub(crate) fn encode_activity_cursor(at: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
 }
 
+/// 9999-12-31T23:59:59.999999Z: the last instant a cursor may name.
+const LAST_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
+
 fn decode_activity_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
     let invalid = || AppError::bad_input("after", "invalid cursor");
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let raw = String::from_utf8(raw).map_err(|_| invalid())?;
     let (micros, id) = raw.split_once('|').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    // The server's cursors hold times it stored; far-off ones (which Postgres cannot even
+    // compare with) are not a cursor of ours.
+    if !(0..=LAST_CURSOR_MICROS).contains(&micros) {
+        return Err(invalid());
+    }
     let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(invalid)?;
     Ok((at, Uuid::try_parse(id).map_err(|_| invalid())?))
 }
@@ -504,5 +512,11 @@ mod tests {
         let id = Uuid::now_v7();
         assert_eq!(decode_activity_cursor(&encode_activity_cursor(at, id)).ok(), Some((at, id)));
         assert!(decode_activity_cursor("!!").is_err());
+        for micros in [-1, LAST_CURSOR_MICROS + 1, i64::MIN, i64::MAX] {
+            let cursor = URL_SAFE_NO_PAD.encode(format!("{micros}|{id}"));
+            assert!(decode_activity_cursor(&cursor).is_err(), "{micros}");
+        }
+        let last = URL_SAFE_NO_PAD.encode(format!("{LAST_CURSOR_MICROS}|{id}"));
+        assert!(decode_activity_cursor(&last).is_ok());
     }
 }

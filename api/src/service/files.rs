@@ -21,7 +21,7 @@ use super::{Caller, Services, now};
 use crate::error::{AppError, AppResult};
 use crate::files::{ByteStream, FileStore, sniff, thumbs};
 use crate::metrics as m;
-use crate::storage::{attachment, blob, message, participant};
+use crate::storage::{attachment, blob, message, participant, upload_claim};
 
 /// At most this many files on one message.
 pub const MAX_ATTACHMENTS: usize = 10;
@@ -123,6 +123,10 @@ impl Services {
             AppError::TooLarge(format!("the file is larger than the limit of {max} bytes"))
         };
         let interrupted = |e: std::io::Error| {
+            // The HTTP layer caps every body, and says so with this kind.
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                return too_large();
+            }
             m::file_rejected("bad_request");
             AppError::bad_input("file", format!("the upload was interrupted: {e}"))
         };
@@ -313,7 +317,9 @@ impl Services {
     }
 
     /// Stores the body sent to an upload URL, for the user the URL was made for (whose
-    /// session must still be live).
+    /// session must still be live). A URL stores one file: the first upload claims it in the
+    /// database (so on every node), a later one is `CONFLICT`; a refused upload gives the
+    /// URL back.
     pub async fn upload_with_ticket<R: AsyncRead + Unpin + Send>(
         &self,
         token: &str,
@@ -321,7 +327,28 @@ impl Services {
     ) -> AppResult<AttachmentView> {
         let claims = self.inner.tokens.verify_upload(token)?;
         self.session_caller(claims.sub, claims.sid).await?;
-        self.upload_file(claims.sub, Some(&claims.name), body, "upload_url").await
+        let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(chrono::Utc::now);
+        let claim = upload_claim::ActiveModel {
+            token_id: Set(claims.jti),
+            user_id: Set(claims.sub),
+            expires_at: Set(expires_at),
+            created_at: Set(now()),
+        };
+        if let Err(e) = upload_claim::Entity::insert(claim).exec_without_returning(self.db()).await {
+            return Err(if crate::storage::is_unique_violation(&e) {
+                AppError::Conflict("this upload URL was already used: ask for a new one".into())
+            } else {
+                e.into()
+            });
+        }
+        let stored = self.upload_file(claims.sub, Some(&claims.name), body, "upload_url").await;
+        if stored.is_err() {
+            let released = upload_claim::Entity::delete_by_id(claims.jti).exec(self.db()).await;
+            if let Err(e) = released {
+                tracing::warn!(error = %e, "could not release an upload URL after a refused upload");
+            }
+        }
+        stored
     }
 
     /// Whether `caller` may read attachment `id`: its uploader, or a participant of the
@@ -480,6 +507,11 @@ impl Services {
             }
         }
         m::files_collected("orphan", collected);
+        // Claims of upload URLs that have expired guard nothing any more.
+        upload_claim::Entity::delete_many()
+            .filter(upload_claim::Column::ExpiresAt.lt(chrono::Utc::now() - chrono::Duration::minutes(5)))
+            .exec(self.db())
+            .await?;
         // Uploads cut off mid-stream (a client that went away) leave temporary objects.
         let stale = chrono::Utc::now() - chrono::Duration::hours(1);
         match self.files().store.delete_older_than("uploads", stale).await {

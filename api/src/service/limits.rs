@@ -1,5 +1,5 @@
 //! Per-user and per-IP rate limits (token buckets from `governor`), answered with
-//! `RATE_LIMITED` and how long to wait.
+//! `RATE_LIMITED` and how long to wait; and how far presence reaches.
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -10,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
+use crate::config::PresenceVisibility;
 use crate::error::AppError;
 use crate::metrics as m;
 
@@ -21,15 +22,25 @@ pub struct LimitSettings {
     pub auth_per_ip_per_min: u32,
     pub auth_per_account_per_min: u32,
     pub typing_per_sec: u32,
+    /// Not a rate but a bound all the same: whose presence a user may see.
+    pub presence_visibility: PresenceVisibility,
+}
+
+/// Whose login budget an attempt spends.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum AccountKey {
+    User(Uuid),
+    Login(String),
 }
 
 pub struct Limits {
     send: DefaultKeyedRateLimiter<Uuid>,
     conversations: DefaultKeyedRateLimiter<Uuid>,
     auth_ip: DefaultKeyedRateLimiter<IpAddr>,
-    auth_account: DefaultKeyedRateLimiter<String>,
+    auth_account: DefaultKeyedRateLimiter<AccountKey>,
     typing: DefaultKeyedRateLimiter<Uuid>,
     clock: DefaultClock,
+    presence_visibility: PresenceVisibility,
 }
 
 fn nz(v: u32) -> NonZeroU32 {
@@ -45,7 +56,12 @@ impl Limits {
             auth_account: RateLimiter::keyed(Quota::per_minute(nz(s.auth_per_account_per_min))),
             typing: RateLimiter::keyed(Quota::per_second(nz(s.typing_per_sec)).allow_burst(nz(s.typing_per_sec * 3))),
             clock: DefaultClock::default(),
+            presence_visibility: s.presence_visibility,
         }
+    }
+
+    pub fn presence_visibility(&self) -> PresenceVisibility {
+        self.presence_visibility
     }
 
     pub fn check_send(&self, user: Uuid) -> Result<(), AppError> {
@@ -67,8 +83,14 @@ impl Limits {
         }
     }
 
-    pub fn check_auth_account(&self, login: &str) -> Result<(), AppError> {
-        self.check(&self.auth_account, &login.to_lowercase(), "auth_account")
+    /// Login attempts against one account: keyed on the account when the login names one,
+    /// so its username and its email share a budget; on the normalised login otherwise.
+    pub fn check_auth_account(&self, account: Option<Uuid>, login: &str) -> Result<(), AppError> {
+        let key = match account {
+            Some(id) => AccountKey::User(id),
+            None => AccountKey::Login(login.trim().to_lowercase()),
+        };
+        self.check(&self.auth_account, &key, "auth_account")
     }
 
     fn check<K: Hash + Eq + Clone>(

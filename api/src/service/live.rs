@@ -34,6 +34,10 @@ use crate::storage::{conversation, message, participant, user};
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
 /// Most users one presence query or subscription may name.
 pub const MAX_PRESENCE_USERS: usize = 200;
+/// How long a new subscription waits for its topics to be live across nodes before it reads
+/// its starting point. Well under a millisecond while Redis is up; the bound matters only
+/// while it is not, and then the healer brings the subscription up to date once it is back.
+const READY_WAIT: Duration = Duration::from_secs(2);
 
 pub type LiveStream<T> = Pin<Box<dyn Stream<Item = Result<T, AppError>> + Send>>;
 
@@ -94,6 +98,8 @@ impl Services {
         let services = self.clone();
         let me = caller.user_id;
         Ok(Box::pin(async_stream::stream! {
+            // Live across nodes before reading the starting point (see `EventBus::ready`).
+            services.bus().ready(Topic::Conversation(conversation_id), READY_WAIT).await;
             let mut cursor = SeqCursor::default();
             if let Some(after) = after_seq {
                 cursor.start_at(conversation_id, after);
@@ -153,6 +159,10 @@ impl Services {
             after.into_iter().filter(|p| conversations.contains(&p.conversation_id)).collect();
         let services = self.clone();
         Ok(Box::pin(async_stream::stream! {
+            let watched: Vec<Topic> = topics.keys().copied().collect();
+            for topic in watched {
+                services.bus().ready(topic, READY_WAIT).await;
+            }
             let mut cursor = SeqCursor::default();
             // Conversations without a resume point start after what is committed now.
             let live_only: Vec<Uuid> = conversations
@@ -193,6 +203,7 @@ impl Services {
                         let id = *conversation_id;
                         if added.contains(&me) && conversations.insert(id) {
                             topics.insert(Topic::Conversation(id), topic_stream(services.bus().subscribe(Topic::Conversation(id))));
+                            services.bus().ready(Topic::Conversation(id), READY_WAIT).await;
                             match Box::pin(services.last_seqs(&[id])).await {
                                 Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
                                 Err(e) => { yield Err(e); return; }
@@ -262,7 +273,7 @@ impl Services {
     }
 
     /// The last committed seq of each conversation.
-    async fn last_seqs(&self, ids: &[Uuid]) -> AppResult<Vec<(Uuid, i64)>> {
+    pub(crate) async fn last_seqs(&self, ids: &[Uuid]) -> AppResult<Vec<(Uuid, i64)>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -271,11 +282,12 @@ impl Services {
         Ok(rows.into_iter().map(|c| (c.id, c.last_seq)).collect())
     }
 
-    /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users.
-    #[instrument(skip_all, fields(user.id = %_caller.user_id))]
+    /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users (those the
+    /// caller may see: see [`Services::presence`]).
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn subscribe_presence(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         user_ids: Vec<Uuid>,
     ) -> AppResult<LiveStream<PresenceView>> {
         let ids = presence_ids(user_ids)?;
@@ -283,12 +295,18 @@ impl Services {
         for id in &ids {
             topics.insert(Topic::Presence(*id), topic_stream(self.bus().subscribe(Topic::Presence(*id))));
         }
-        let initial = self.presence_of(ids).await?;
+        // Subscribed first, so no change between the read and the subscription is missed.
+        // Users the caller may not see stay subscribed but silent: the stream behaves as it
+        // does for an id that does not exist.
+        let initial = self.presence_of(caller, ids).await?;
+        let visible: HashSet<Uuid> = initial.iter().map(|p| p.user_id).collect();
         Ok(Box::pin(async_stream::stream! {
             for p in initial { yield Ok(p); }
             while let Some((_, item)) = topics.next().await {
                 match item {
-                    Ok(event) => if let EventKind::Presence { user_id, online, last_seen_at } = &event.kind {
+                    Ok(event) => if let EventKind::Presence { user_id, online, last_seen_at } = &event.kind
+                        && visible.contains(user_id)
+                    {
                         yield Ok(PresenceView { user_id: *user_id, online: *online, last_seen_at: *last_seen_at });
                     },
                     Err(missed) => { yield Err(lagged(missed)); return; }
@@ -297,24 +315,43 @@ impl Services {
         }))
     }
 
-    #[instrument(skip_all, fields(user.id = %_caller.user_id))]
-    pub async fn presence(&self, _caller: &Caller, user_ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
-        self.presence_of(presence_ids(user_ids)?).await
+    /// Whether each user is online, and when they were last seen: for the caller themself
+    /// and, with `SYNCCHAT_PRESENCE_VISIBILITY=shared` (the default), the people they share a
+    /// conversation with. Anyone else is left out of the answer, as an unknown id is.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn presence(&self, caller: &Caller, user_ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+        self.presence_of(caller, presence_ids(user_ids)?).await
     }
 
-    async fn presence_of(&self, ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+    async fn presence_of(&self, caller: &Caller, ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+        use sea_orm::Condition;
+        use sea_orm::sea_query::Query;
+
+        use crate::config::PresenceVisibility;
+
+        let mut visible = user::Entity::find().filter(user::Column::Id.is_in(ids.clone()));
+        if self.limits().presence_visibility() == PresenceVisibility::Shared {
+            let mine = Query::select()
+                .column(participant::Column::ConversationId)
+                .from(participant::Entity)
+                .and_where(participant::Column::UserId.eq(caller.user_id))
+                .to_owned();
+            let sharing = Query::select()
+                .column(participant::Column::UserId)
+                .from(participant::Entity)
+                .and_where(participant::Column::ConversationId.in_subquery(mine))
+                .to_owned();
+            visible = visible.filter(
+                Condition::any().add(user::Column::Id.eq(caller.user_id)).add(user::Column::Id.in_subquery(sharing)),
+            );
+        }
+        let seen: HashMap<Uuid, Option<DateTime<Utc>>> =
+            visible.all(self.db()).await?.into_iter().map(|u| (u.id, u.last_seen_at)).collect();
+        let ids: Vec<Uuid> = ids.into_iter().filter(|id| seen.contains_key(id)).collect();
         let online = self.presence_store().online(&ids).await;
-        let seen: HashMap<Uuid, Option<DateTime<Utc>>> = user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.clone()))
-            .all(self.db())
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.last_seen_at))
-            .collect();
         Ok(ids
             .into_iter()
             .zip(online)
-            .filter(|(id, _)| seen.contains_key(id))
             .map(|(id, online)| PresenceView { user_id: id, online, last_seen_at: seen.get(&id).copied().flatten() })
             .collect())
     }
@@ -330,18 +367,39 @@ impl Services {
         Ok(true)
     }
 
-    /// A live connection of `user` opened; publishes "online" when it is their first.
-    #[instrument(skip_all, fields(user.id = %user_id, connection.id = %connection))]
-    pub async fn connection_opened(&self, user_id: Uuid, connection: Uuid) -> Arc<tokio::sync::Notify> {
-        let kill = self.connections().register(user_id, connection);
+    /// A live connection of `caller` opened: registered (so signing out, a revoked session or
+    /// a disabled account closes it) and counted in presence, publishing "online" when it is
+    /// their first. Refused with `RATE_LIMITED` when the user has `max_per_user` live
+    /// connections already (cluster-wide with Redis); the caller must still call
+    /// [`Services::connection_closed`].
+    #[instrument(skip_all, fields(user.id = %caller.user_id, connection.id = %connection))]
+    pub async fn connection_opened(
+        &self,
+        caller: &Caller,
+        connection: Uuid,
+        max_per_user: usize,
+    ) -> AppResult<Arc<Kill>> {
+        let user_id = caller.user_id;
+        let kill = self.connections().register(user_id, caller.session_id, connection);
         m::ws_connection(1.0);
-        if self.presence_store().connect(user_id, connection).await {
+        // Presence must not hold a handshake up: Redis may be down (the node writes its
+        // connections again when it is back).
+        let count = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().connect(user_id, connection))
+            .await
+            .ok()
+            .flatten();
+        if count == Some(1) {
             let kind = EventKind::Presence { user_id, online: true, last_seen_at: None };
             self.publish(Topic::Presence(user_id), kind).await;
         }
         self.touch_last_seen(user_id).await;
-        m::online_users(self.presence_store().online_count().await);
-        kill
+        if let Ok(n) = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().online_count()).await {
+            m::online_users(n);
+        }
+        if count.is_some_and(|n| n > max_per_user) {
+            return Err(AppError::RateLimited { retry_after: Duration::from_secs(30) });
+        }
+        Ok(kill)
     }
 
     /// A live connection closed; when it was the last one, the user is offline and their
@@ -350,10 +408,25 @@ impl Services {
     pub async fn connection_closed(&self, user_id: Uuid, connection: Uuid) {
         self.connections().unregister(user_id, connection);
         m::ws_connection(-1.0);
-        if self.presence_store().disconnect(user_id, connection).await {
+        let offline = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().disconnect(user_id, connection)).await;
+        if offline == Ok(true) {
             self.user_went_offline(user_id).await;
         }
-        m::online_users(self.presence_store().online_count().await);
+        if let Ok(n) = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().online_count()).await {
+            m::online_users(n);
+        }
+    }
+
+    /// Whether an open connection may still act for its caller: the session is live and the
+    /// account enabled (a checked session is trusted for a few seconds, as for requests).
+    pub async fn connection_still_allowed(&self, caller: &Caller) -> AppResult<()> {
+        if self.sessions().get(caller.session_id, caller.user_id).is_some() {
+            return Ok(());
+        }
+        let generation = self.sessions().generation();
+        let fresh = self.session_caller(caller.user_id, caller.session_id).await?;
+        self.sessions().put(&fresh, generation);
+        Ok(())
     }
 
     /// Stores `last_seen_at` and tells watchers the user is offline.
@@ -470,22 +543,64 @@ impl TypingEvent {
     }
 }
 
-/// This node's live connections by user, each with the switch that closes it: how a
-/// disabled account is disconnected everywhere (every node gets the order on the control
-/// topic and closes its own).
+/// How long presence bookkeeping may hold a connection's opening or closing.
+const PRESENCE_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a live connection is being closed from outside its own task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Its session ended (signed out, a reused refresh token revoked it).
+    SessionEnded,
+    /// An admin disabled the account.
+    AccountDisabled,
+}
+
+/// The switch that closes one live connection, and why.
+#[derive(Default)]
+pub struct Kill {
+    notify: tokio::sync::Notify,
+    why: std::sync::Mutex<Option<Ending>>,
+}
+
+impl Kill {
+    fn fire(&self, why: Ending) {
+        let mut slot = self.why.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A disabled account outranks an ended session.
+        if *slot != Some(Ending::AccountDisabled) {
+            *slot = Some(why);
+        }
+        // A stored permit: the connection closes even if it is not waiting right now.
+        self.notify.notify_one();
+    }
+
+    /// Resolves once the connection must close.
+    pub async fn fired(&self) -> Ending {
+        self.notify.notified().await;
+        self.why.lock().unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or(Ending::SessionEnded)
+    }
+}
+
+struct Registered {
+    session: Uuid,
+    kill: Arc<Kill>,
+}
+
+/// This node's live connections by user, each with its session and the switch that closes
+/// it: how signing out or a disabled account disconnects everywhere (every node gets the
+/// order on the control topic, or finds it in storage when that was lost, and closes its own).
 #[derive(Default)]
 pub struct Connections {
-    by_user: std::sync::Mutex<HashMap<Uuid, HashMap<Uuid, Arc<tokio::sync::Notify>>>>,
+    by_user: std::sync::Mutex<HashMap<Uuid, HashMap<Uuid, Registered>>>,
 }
 
 impl Connections {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, HashMap<Uuid, Arc<tokio::sync::Notify>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, HashMap<Uuid, Registered>>> {
         self.by_user.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn register(&self, user: Uuid, connection: Uuid) -> Arc<tokio::sync::Notify> {
-        let kill = Arc::new(tokio::sync::Notify::new());
-        self.lock().entry(user).or_default().insert(connection, kill.clone());
+    fn register(&self, user: Uuid, session: Uuid, connection: Uuid) -> Arc<Kill> {
+        let kill = Arc::new(Kill::default());
+        self.lock().entry(user).or_default().insert(connection, Registered { session, kill: kill.clone() });
         kill
     }
 
@@ -501,18 +616,40 @@ impl Connections {
 
     /// Closes every connection `user` has on this node; returns how many.
     pub fn close_user(&self, user: Uuid) -> usize {
-        let conns = self.lock().get(&user).map(|c| c.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
-        for kill in &conns {
-            // A stored permit: the connection closes even if it is not waiting right now.
-            kill.notify_one();
+        let by_user = self.lock();
+        let Some(conns) = by_user.get(&user) else { return 0 };
+        for registered in conns.values() {
+            registered.kill.fire(Ending::AccountDisabled);
         }
         conns.len()
+    }
+
+    /// Closes every connection of `session` on this node; returns how many.
+    pub fn close_session(&self, session: Uuid) -> usize {
+        let by_user = self.lock();
+        let mut closed = 0;
+        for registered in by_user.values().flat_map(HashMap::values).filter(|r| r.session == session) {
+            registered.kill.fire(Ending::SessionEnded);
+            closed += 1;
+        }
+        closed
+    }
+
+    /// The (user, session) of every live connection on this node, once each.
+    pub(crate) fn sessions(&self) -> Vec<(Uuid, Uuid)> {
+        let by_user = self.lock();
+        let mut out: Vec<(Uuid, Uuid)> =
+            by_user.iter().flat_map(|(u, conns)| conns.values().map(move |r| (*u, r.session))).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 
 impl Services {
     /// Follows the cluster's control topic: closes this node's connections of accounts an
-    /// admin disabled (on any node) and forgets ended sessions. Runs for the life of the
+    /// admin disabled (on any node, close 4403) and of ended sessions (4401), and forgets
+    /// them in the session cache. Runs for the life of the
     /// process.
     pub fn spawn_control_listener(&self) {
         let services = self.clone();
@@ -526,7 +663,13 @@ impl Services {
                         let closed = services.connections().close_user(user_id);
                         tracing::info!(user.id = %user_id, closed, "closed a disabled account's connections");
                     }
-                    EventKind::SessionRevoked { session_id } => services.sessions().forget_session(session_id),
+                    EventKind::SessionRevoked { session_id } => {
+                        services.sessions().forget_session(session_id);
+                        let closed = services.connections().close_session(session_id);
+                        if closed > 0 {
+                            tracing::info!(session.id = %session_id, closed, "closed an ended session's connections");
+                        }
+                    }
                     _ => {}
                 }
             }

@@ -55,6 +55,13 @@ impl Services {
                     format!("clientMessageId must be at most {MAX_CLIENT_MESSAGE_ID} characters"),
                 ));
             }
+            // Postgres cannot store NUL; no other control character belongs in an id either.
+            Some(id) if id.chars().any(char::is_control) => {
+                return Err(AppError::bad_input(
+                    "clientMessageId",
+                    "clientMessageId must not contain control characters",
+                ));
+            }
             Some(id) => Some(id.to_owned()),
         };
         let mut attachment_ids = input.attachment_ids.clone();

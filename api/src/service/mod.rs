@@ -10,6 +10,7 @@ pub(crate) mod auth;
 mod batch;
 pub(crate) mod conversations;
 pub mod files;
+mod heal;
 mod limits;
 pub mod live;
 pub(crate) mod messages;

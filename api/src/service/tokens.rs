@@ -66,9 +66,11 @@ impl TokenIssuer {
     }
 }
 
-/// What an upload URL's token carries: who uploads, under which session, the file's name.
+/// What an upload URL's token carries: who uploads, under which session, the file's name,
+/// and the token's own id (`jti`), which its single use is recorded under.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UploadClaims {
+    pub jti: Uuid,
     pub sub: Uuid,
     pub sid: Uuid,
     pub aud: String,
@@ -85,6 +87,7 @@ impl TokenIssuer {
     pub fn issue_upload(&self, user_id: Uuid, session_id: Uuid, name: &str, ttl_secs: i64) -> Result<String, AppError> {
         let iat = chrono::Utc::now().timestamp();
         let claims = UploadClaims {
+            jti: Uuid::now_v7(),
             sub: user_id,
             sid: session_id,
             aud: UPLOAD_AUDIENCE.into(),

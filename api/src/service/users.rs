@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::views::{Page, UserView};
 use super::{Caller, Services};
+use crate::domain::{SearchPrefix, refuse_control};
 use crate::error::{AppError, AppResult};
 use crate::storage::user;
 
@@ -38,13 +39,12 @@ impl Services {
     ) -> AppResult<Page<UserView>> {
         let limit = page_limit(first, 20, MAX_PAGE)?;
         let mut query = user::Entity::find().filter(user::Column::Disabled.eq(false));
-        if let Some(prefix) = search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            if prefix.len() > 64 {
-                return Err(AppError::bad_input("search", "search must be at most 64 characters"));
-            }
-            query = query.filter(user::Column::Username.like(prefix_pattern(&prefix.to_lowercase())));
+        if let Some(prefix) = SearchPrefix::parse_optional("search", search.as_deref())? {
+            query = query.filter(user::Column::Username.like(prefix_pattern(prefix.as_str())));
         }
         if let Some(after) = after {
+            // The cursor is the last username of the previous page.
+            refuse_control("after", &after, &[])?;
             query = query.filter(user::Column::Username.gt(after));
         }
         let mut rows = query.order_by_asc(user::Column::Username).limit(limit + 1).all(self.db()).await?;

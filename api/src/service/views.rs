@@ -29,6 +29,8 @@ pub struct UserView {
     pub email: Option<String>,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// Only present for the signed-in user themself (and admins); others ask `presence`,
+    /// which answers for people who share a conversation.
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
@@ -224,7 +226,7 @@ impl UserView {
             username: u.username,
             display_name: u.display_name,
             created_at: u.created_at,
-            last_seen_at: u.last_seen_at,
+            last_seen_at: u.last_seen_at.filter(|_| include_private),
         }
     }
 }

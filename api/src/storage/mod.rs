@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod message;
 pub mod participant;
 pub mod session;
+pub mod upload_claim;
 pub mod user;
 
 mod connect;

@@ -184,6 +184,69 @@ async fn an_admin_signs_in_sees_the_overview_and_signs_out() {
     assert!(after.contains("action=\"/admin/login\"") && !after.contains("data-figure"));
 }
 
+#[tokio::test]
+async fn an_admins_api_refresh_token_is_not_a_console_session() {
+    let app = spawn_app(Backend::Sqlite).await.expect("app");
+    let root = app.register("root").await;
+    make_admin(&app, "root").await;
+    // An API login, even one that calls its device "admin console".
+    let (status, api_login) =
+        app.rest("POST", "/auth/login", None, Some(json!({"login": "root", "password": PASSWORD}))).await;
+    assert_eq!(status, 200);
+    let (status, named) = app
+        .rest(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"login": "root", "password": PASSWORD, "device": "admin console"})),
+        )
+        .await;
+    let mut refresh_tokens =
+        vec![root.refresh.clone(), api_login["refreshToken"].as_str().unwrap_or_default().to_owned()];
+    if status == 200 {
+        refresh_tokens.push(named["refreshToken"].as_str().unwrap_or_default().to_owned());
+    } else {
+        assert_eq!((status, named["code"].as_str()), (400, Some("BAD_USER_INPUT")), "{named}");
+    }
+    for token in refresh_tokens {
+        let cookie = format!("syncchat_admin={token}");
+        let resp = app.client.get(app.url("/admin")).header("cookie", &cookie).send().await.expect("get");
+        let page = resp.text().await.unwrap_or_default();
+        assert!(page.contains("action=\"/admin/login\"") && !page.contains("data-figure"), "{token}: {page}");
+        let resp = app.client.get(app.url("/admin/live/overview")).header("cookie", &cookie).send().await.expect("get");
+        assert_eq!(resp.status(), 401);
+    }
+}
+
+#[tokio::test]
+async fn the_console_sign_in_says_when_to_retry_after_too_many_attempts() {
+    let app = spawn_app_with(Backend::Sqlite, &["--rate-auth-per-account-per-min", "2"]).await.expect("app");
+    app.register("root").await;
+    make_admin(&app, "root").await;
+    let mut browser = Browser::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let (_, page) = browser.get(&app, "/admin").await;
+        let csrf = csrf_in(&page);
+        let resp = browser
+            .client
+            .post(app.url("/admin/login"))
+            .header("cookie", browser.cookie_header())
+            .form(&[("login", "root"), ("password", "wrong password"), ("csrf", &csrf)])
+            .send()
+            .await
+            .expect("post");
+        last = Some((
+            resp.status().as_u16(),
+            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ));
+    }
+    let (status, retry_after) = last.expect("three attempts");
+    assert_eq!(status, 429);
+    let secs = retry_after.and_then(|v| v.parse::<u64>().ok()).expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&secs), "{secs}");
+}
+
 /// Registers `root`, makes them an admin and signs a browser in.
 async fn signed_in_admin(app: &TestApp) -> (TestUser, Browser) {
     let root = app.register("root").await;

@@ -55,6 +55,8 @@ async fn presence_spans_nodes_and_devices() {
     let Some(nodes) = spawn_cluster(2, &[]).await else { return };
     let (a, b) = (&nodes[0], &nodes[1]);
     let (ann, ben) = (a.register("ann").await, a.register("ben").await);
+    // Presence is shown to people who share a conversation.
+    a.conversation(&ann, &[&ben], None).await;
     let q = "query($u: [UUID!]!) { presence(userIds: $u) { online lastSeenAt } }";
     let online = |node: &crate::helpers::TestApp| {
         let token = ann.token.clone();

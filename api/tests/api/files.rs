@@ -282,6 +282,22 @@ async fn graphql_clients_upload_through_a_signed_url(store: Store) {
     assert_eq!(resp.status(), 200);
     let file: Value = resp.json().await.expect("attachment");
     assert_eq!((file["name"].as_str(), file["contentType"].as_str()), (Some("notes.pdf"), Some("application/pdf")));
+    // The URL is for one file: a second use is refused and stores nothing.
+    let before = stored(&app).await;
+    let again = app.client.put(app.url(&url)).body(b"another file".to_vec()).send().await.expect("put");
+    assert_eq!(again.status(), 409);
+    let problem: Value = again.json().await.expect("problem");
+    assert_eq!(problem["code"], "CONFLICT");
+    assert_eq!(stored(&app).await, before);
+    // A refused upload (an empty body) does not use the URL up.
+    let retry = app
+        .gql_ok(Some(&ann.token), "mutation { createUploadUrl(fileName: \"b.txt\") { uploadUrl } }", json!({}))
+        .await;
+    let retry = retry["createUploadUrl"]["uploadUrl"].as_str().expect("url").to_owned();
+    let resp = app.client.put(app.url(&retry)).body(Vec::new()).send().await.expect("put");
+    assert_eq!(resp.status(), 400);
+    let resp = app.client.put(app.url(&retry)).body(b"now with bytes".to_vec()).send().await.expect("put");
+    assert_eq!(resp.status(), 200, "the URL still works after a refused upload");
     let mut ws = crate::ws_client::WsClient::signed_in(&app, &bob.token).await;
     ws.subscribe(
         "m",
@@ -397,4 +413,24 @@ async fn with_s3_downloads_can_redirect_to_a_presigned_url() {
     let cat = app.register("cat").await;
     let resp = get(&app, &cat, &format!("/api/v1/files/{}", file["id"].as_str().unwrap_or_default()), &[]).await;
     assert_eq!(resp.status(), 404);
+}
+
+/// Upload URLs work once, on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_url_stores_one_file_across_nodes() {
+    let Some(nodes) = crate::helpers::spawn_cluster(2, &[]).await else { return };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let ann = a.register("ann").await;
+    let ticket =
+        a.gql_ok(Some(&ann.token), "mutation { createUploadUrl(fileName: \"a.txt\") { uploadUrl } }", json!({})).await;
+    let url = ticket["createUploadUrl"]["uploadUrl"].as_str().expect("url").to_owned();
+    let resp = b.client.put(b.url(&url)).body(b"first".to_vec()).send().await.expect("put");
+    assert_eq!(resp.status(), 200, "the first use, on node B");
+    for node in [a, b] {
+        let resp = node.client.put(node.url(&url)).body(b"second".to_vec()).send().await.expect("put");
+        assert_eq!(resp.status(), 409);
+        let body: Value = resp.json().await.expect("problem");
+        assert_eq!(body["code"], "CONFLICT");
+    }
+    assert_eq!(crate::helpers::count(a, "SELECT COUNT(*) AS n FROM attachments").await, 1, "one file stored");
 }

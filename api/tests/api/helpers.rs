@@ -94,7 +94,15 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> Option<TestApp>
 /// `n` nodes sharing one fresh Postgres database and the Redis of `SYNCCHAT_TEST_REDIS_URL`;
 /// `None` when either is not configured (a failure under `SYNCCHAT_TEST_REQUIRE_ALL=1`).
 pub async fn spawn_cluster(n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
-    let redis = std::env::var("SYNCCHAT_TEST_REDIS_URL").ok();
+    spawn_cluster_with(std::env::var("SYNCCHAT_TEST_REDIS_URL").ok(), n, extra).await
+}
+
+/// Like [`spawn_cluster`], on the Redis at `redis_url` (one the test runs itself).
+pub async fn spawn_cluster_on(redis_url: &str, n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
+    spawn_cluster_with(Some(redis_url.to_owned()), n, extra).await
+}
+
+async fn spawn_cluster_with(redis: Option<String>, n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
     let database = match redis {
         Some(_) => fresh_postgres_database().await,
         None => None,
@@ -286,6 +294,27 @@ async fn fresh_postgres_database() -> Option<String> {
 
 /// Declares each scenario once per backend: `mod sqlite { fn x() }` and `mod postgres { fn x() }`.
 macro_rules! on_both_backends {
+    (with $args:tt; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, &$args).await.expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, &$args).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
@@ -309,3 +338,23 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// A server on a database URL the test provides (a private Postgres it can stop and start).
+pub async fn spawn_app_on(database_url: String) -> TestApp {
+    let data = tempfile::tempdir().expect("tempdir");
+    start(Backend::Postgres, database_url, data, &[]).await
+}
+
+/// The `n` of a `SELECT COUNT(*) AS n ...` against the app's database.
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(app.database_url.as_str()).await.expect("connect");
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
+        .await
+        .expect("count")
+        .expect("a row");
+    let n: i64 = row.try_get("", "n").expect("n");
+    let _ = db.close().await;
+    n
+}

@@ -85,6 +85,27 @@ async fn repeated_logins_to_one_account_are_rate_limited() {
 }
 
 #[tokio::test]
+async fn the_login_limit_counts_the_account_whichever_name_it_is_given() {
+    let app = spawn_app_with(Backend::Sqlite, &["--rate-auth-per-account-per-min", "3"]).await.expect("app");
+    app.register("ann").await;
+    let mut codes = Vec::new();
+    for login in ["ann", "ann@example.com", "Ann@Example.com", "ANN"] {
+        let (status, _) =
+            app.rest("POST", "/auth/login", None, Some(json!({"login": login, "password": "wrong password"}))).await;
+        codes.push(status);
+    }
+    assert_eq!(codes, vec![401, 401, 401, 429], "username and email share one budget");
+    // Unknown logins are counted by their normalised text, so they are limited too.
+    let mut codes = Vec::new();
+    for login in ["nobody", " Nobody ", "NOBODY", "nobody"] {
+        let (status, _) =
+            app.rest("POST", "/auth/login", None, Some(json!({"login": login, "password": "wrong password"}))).await;
+        codes.push(status);
+    }
+    assert_eq!(codes, vec![401, 401, 401, 429]);
+}
+
+#[tokio::test]
 async fn auth_attempts_per_ip_are_rate_limited() {
     let app = spawn_app_with(Backend::Sqlite, &["--rate-auth-per-ip-per-min", "2"]).await.expect("app");
     let attempt = |name: &str| {

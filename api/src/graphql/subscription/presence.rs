@@ -12,7 +12,9 @@ pub struct PresenceSubscription;
 
 #[Subscription]
 impl PresenceSubscription {
-    /// The current status of each user, then every change.
+    /// The current status of each user, then every change: for you and the people you share
+    /// a conversation with (others stay silent, as unknown ids do), unless the server shows
+    /// everyone's.
     async fn presence(
         &self,
         ctx: &Context<'_>,

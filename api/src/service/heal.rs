@@ -1,0 +1,145 @@
+//! The healer: what the bus between nodes lost, brought back from storage by each node on its
+//! own. Redis pub/sub delivers nothing to a node while its subscriber connection is down, and
+//! nothing of a node whose publishing fails; committed messages are never lost for that,
+//! because every node compares, for each conversation its subscribers watch, the highest seq
+//! it handed out with the committed `last_seq`, and dispatches what is missing. The same pass
+//! closes local connections of sessions that ended (and accounts disabled) while their orders
+//! on the control topic could not arrive.
+//!
+//! It runs when the bus reconnects (at once), every `interval` while the bus is up (a safety
+//! net for a node whose publishing failed unseen), and every second while it is down (so
+//! delivery between nodes degrades to one-second polling of storage, and never stops).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use syncchat_realtime::{Event, EventKind, History, Topic};
+use uuid::Uuid;
+
+use super::Services;
+use crate::error::AppResult;
+use crate::metrics as m;
+use crate::storage::{session, user};
+
+/// Conversations (or sessions) read per query.
+const CHUNK: usize = 500;
+/// Most messages dispatched per conversation and pass; a subscriber further behind fills the
+/// rest of its gap from storage itself when it sees the jump.
+const PAGE: i64 = 200;
+/// How often the healer runs while the bus is down.
+const WHILE_DOWN: Duration = Duration::from_secs(1);
+
+impl Services {
+    /// Starts the healer (only useful with a bus between nodes).
+    pub fn spawn_healer(&self, interval: Duration) {
+        if !self.bus().is_distributed() {
+            return;
+        }
+        let services = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = if services.bus().is_connected() { interval } else { WHILE_DOWN };
+                let trigger = tokio::select! {
+                    () = services.bus().heal_requested() => "reconnect",
+                    () = tokio::time::sleep(wait) => if services.bus().is_connected() { "periodic" } else { "bus_down" },
+                };
+                services.heal(trigger).await;
+            }
+        });
+    }
+
+    /// One pass: messages, then sessions. Failures (storage down too) are logged; the next
+    /// pass tries again.
+    pub async fn heal(&self, trigger: &'static str) {
+        let started = Instant::now();
+        let messages = match self.heal_messages().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "the healer could not read messages");
+                0
+            }
+        };
+        let closed = match self.heal_sessions().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "the healer could not check sessions");
+                0
+            }
+        };
+        m::bus_heal(trigger, messages, started.elapsed());
+        if messages > 0 || closed > 0 {
+            tracing::info!(trigger, messages, closed, "healed what the bus between nodes lost");
+        }
+    }
+
+    /// Dispatches, for every locally watched conversation, the committed messages past the
+    /// highest seq handed out here. Returns how many.
+    async fn heal_messages(&self) -> AppResult<u64> {
+        let watched = self.bus().watched_conversations();
+        let mut healed = 0;
+        for chunk in watched.chunks(CHUNK) {
+            let seen: HashMap<Uuid, Option<i64>> = chunk.iter().copied().collect();
+            let ids: Vec<Uuid> = seen.keys().copied().collect();
+            for (id, last_seq) in self.last_seqs(&ids).await? {
+                let after = match seen.get(&id).copied().flatten() {
+                    Some(s) if s >= last_seq => continue,
+                    Some(s) => s.max(last_seq - PAGE),
+                    // Nothing handed out here yet: the latest message is enough; a subscriber
+                    // that is further behind fills its gap when it sees it.
+                    None if last_seq > 0 => last_seq - 1,
+                    None => continue,
+                };
+                let missing = self
+                    .messages_between(id, after, None, PAGE as u64)
+                    .await
+                    .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!(e)))?;
+                for message in missing {
+                    healed += 1;
+                    let committed_at = message.created_at;
+                    let kind = EventKind::MessageAdded { message };
+                    self.bus().dispatch(Arc::new(Event { topic: Topic::Conversation(id), committed_at, kind }));
+                }
+            }
+        }
+        Ok(healed)
+    }
+
+    /// Closes local connections whose session ended or whose account was disabled. Returns
+    /// how many sessions it closed.
+    async fn heal_sessions(&self) -> AppResult<usize> {
+        let live = self.connections().sessions();
+        let mut closed = 0;
+        for chunk in live.chunks(CHUNK) {
+            let sessions: Vec<Uuid> = chunk.iter().map(|(_, s)| *s).collect();
+            let ended: Vec<Uuid> = session::Entity::find()
+                .select_only()
+                .column(session::Column::Id)
+                .filter(session::Column::Id.is_in(sessions))
+                .filter(session::Column::RevokedAt.is_not_null())
+                .into_tuple()
+                .all(self.db())
+                .await?;
+            for session_id in ended {
+                self.sessions().forget_session(session_id);
+                closed += usize::from(self.connections().close_session(session_id) > 0);
+            }
+            let mut users: Vec<Uuid> = chunk.iter().map(|(u, _)| *u).collect();
+            users.dedup();
+            let disabled: Vec<Uuid> = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::Id.is_in(users))
+                .filter(user::Column::Disabled.eq(true))
+                .into_tuple()
+                .all(self.db())
+                .await?;
+            for user_id in disabled {
+                self.sessions().forget_user(user_id);
+                closed += usize::from(self.connections().close_user(user_id) > 0);
+            }
+        }
+        Ok(closed)
+    }
+}
