@@ -176,7 +176,6 @@ async fn faults_node_kill_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until the Redis-outage delivery fix lands (catch-up from the database after the bus reconnects): see issue 13"]
 async fn faults_redis_kill_and_empty_restart_loses_nothing() {
     run("redis-kill", Fault::RedisKill).await;
 }
@@ -192,7 +191,6 @@ async fn faults_postgres_crash_loses_nothing_acked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until database outages answer 503 UNAVAILABLE at once (today 500 INTERNAL, UNAUTHENTICATED, 10 s hangs): see issue 13"]
 async fn faults_postgres_stop_answers_unavailable_and_loses_nothing() {
     run("postgres-stop", Fault::PgStop).await;
 }

@@ -41,7 +41,6 @@ async fn faults_slow_consumer_is_dropped_and_slows_nobody() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until the close frame outlives a full socket (reading 10 s late sees 1006, not 1013): see issue 13"]
 async fn faults_slow_consumer_reading_late_still_finds_1013() {
     run("slow-consumer-late", Some(LATE)).await;
 }
