@@ -195,6 +195,9 @@ impl EventBus {
             for entry in self.lock().values_mut() {
                 entry.confirmed = false;
             }
+            // The healer polls storage while the transport is down: wake it now rather than
+            // at the end of its usual, longer wait.
+            self.inner.heal.notify_one();
         }
         self.inner.confirmed.notify_waiters();
     }

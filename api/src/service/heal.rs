@@ -7,8 +7,9 @@
 //! on the control topic could not arrive.
 //!
 //! It runs when the bus reconnects (at once), every `interval` while the bus is up (a safety
-//! net for a node whose publishing failed unseen), and every second while it is down (so
-//! delivery between nodes degrades to one-second polling of storage, and never stops).
+//! net for a node whose publishing failed unseen), and every second while it is down and for
+//! 15 s after (so delivery between nodes degrades to one-second polling of storage, and never
+//! stops, also while the other nodes' publishers are still reconnecting).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,8 +29,10 @@ const CHUNK: usize = 500;
 /// Most messages dispatched per conversation and pass; a subscriber further behind fills the
 /// rest of its gap from storage itself when it sees the jump.
 const PAGE: i64 = 200;
-/// How often the healer runs while the bus is down.
+/// How often the healer runs while the bus is down (and for [`AFTER_OUTAGE`] after).
 const WHILE_DOWN: Duration = Duration::from_secs(1);
+/// How long the healer keeps polling every second once the bus is back.
+const AFTER_OUTAGE: Duration = Duration::from_secs(15);
 
 impl Services {
     /// Starts the healer (only useful with a bus between nodes).
@@ -39,11 +42,22 @@ impl Services {
         }
         let services = self.clone();
         tokio::spawn(async move {
+            // Polls fast while the bus is down and for a while after it is back: the other
+            // nodes' publishers may still be reconnecting, and what they publish meanwhile is lost.
+            let mut fast_until = tokio::time::Instant::now();
             loop {
-                let wait = if services.bus().is_connected() { interval } else { WHILE_DOWN };
+                if !services.bus().is_connected() {
+                    fast_until = tokio::time::Instant::now() + AFTER_OUTAGE;
+                }
+                let wait = if tokio::time::Instant::now() < fast_until { WHILE_DOWN } else { interval };
                 let trigger = tokio::select! {
-                    () = services.bus().heal_requested() => "reconnect",
-                    () = tokio::time::sleep(wait) => if services.bus().is_connected() { "periodic" } else { "bus_down" },
+                    () = services.bus().heal_requested() => "",
+                    () = tokio::time::sleep(wait) => "periodic",
+                };
+                let trigger = match (trigger, services.bus().is_connected()) {
+                    (_, false) => "bus_down",
+                    ("", true) => "reconnect",
+                    _ => "periodic",
                 };
                 services.heal(trigger).await;
             }

@@ -131,7 +131,8 @@ impl Rig {
             ("REDIS_URL", redis.url()),
             ("SYNCCHAT_JWT_SECRET", SECRET.into()),
             ("SYNCCHAT_CLUSTER", cluster),
-            ("SYNCCHAT_LOG", "warn".into()),
+            // `SYNCCHAT_FAULTS_LOG` sets the nodes' log filter, to look into a scenario.
+            ("SYNCCHAT_LOG", std::env::var("SYNCCHAT_FAULTS_LOG").unwrap_or_else(|_| "warn".into())),
             ("SYNCCHAT_RATE_AUTH_PER_IP_PER_MIN", HUGE.into()),
             ("SYNCCHAT_RATE_AUTH_PER_ACCOUNT_PER_MIN", HUGE.into()),
             ("SYNCCHAT_RATE_SEND_PER_SEC", HUGE.into()),

@@ -84,6 +84,8 @@ pub fn build(input: &Input<'_>) -> Report {
     // Per subscriber.
     let (mut lost, mut dup, mut reordered, mut expected, mut received) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut latency = Vec::new();
+    // The slowest deliveries (latency, subscriber, conversation#seq, when sent), to look into.
+    let mut slowest: Vec<(i64, String, String, i64)> = Vec::new();
     let mut worst = Vec::new();
     let (mut heal_reconnect, mut heal_first, mut heal_live) = (Vec::new(), Vec::new(), Vec::new());
     let mut closes: BTreeMap<String, u64> = BTreeMap::new();
@@ -112,6 +114,7 @@ pub fn build(input: &Input<'_>) -> Report {
                 max = max.max(*seq);
                 if let Some(a) = acks.get(&(conv.as_str(), *seq)) {
                     latency.push(at - a.attempt_start);
+                    slowest.push((at - a.attempt_start, spec.id.clone(), format!("{conv}#{seq}"), a.attempt_start));
                 }
             }
             let want = stored.get(conv.as_str()).map(|h| h.keys().copied().filter(|s| s > after).collect::<Vec<_>>());
@@ -181,6 +184,12 @@ pub fn build(input: &Input<'_>) -> Report {
         failures.push(format!("{} sends never acked", input.sends.gave_up.len()));
     }
 
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
+    slowest.truncate(10);
+    let slowest_json: Vec<Value> = slowest
+        .iter()
+        .map(|(ms, sub, msg, sent)| json!({"ms": ms, "subscriber": sub, "message": msg, "sentMs": sent}))
+        .collect();
     let ack_latency: Vec<i64> = input.sends.acks.iter().map(|a| a.acked - a.first_try).collect();
     let retried = input.sends.acks.iter().filter(|a| a.attempts > 1).count();
     let json = json!({
@@ -210,6 +219,7 @@ pub fn build(input: &Input<'_>) -> Report {
             "reordered": reordered,
             "subscribersWithProblems": bad_subscribers,
             "latencyMs": percentiles(latency),
+            "slowest": slowest_json,
         },
         "healMs": {
             "reconnect": percentiles(heal_reconnect),

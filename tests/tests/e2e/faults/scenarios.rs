@@ -167,6 +167,9 @@ async fn run(scenario: &str, fault: Fault) {
             .require(wrong.is_empty(), format!("sends during the outage failed otherwise than UNAVAILABLE: {wrong:?}"));
     }
     report.publish();
+    if std::env::var("SYNCCHAT_FAULTS_LOG").is_ok() {
+        eprintln!("{}", rig.logs());
+    }
     report.assert_ok(&rig.logs());
 }
 
