@@ -314,22 +314,7 @@ mod tests {
         Event {
             topic: Topic::Conversation(conversation),
             committed_at: chrono::Utc::now(),
-            kind: EventKind::MessageAdded {
-                message: crate::MessageSnapshot {
-                    id: Uuid::now_v7(),
-                    conversation_id: conversation,
-                    seq,
-                    sender_id: Uuid::nil(),
-                    sender_username: "u".into(),
-                    sender_display_name: None,
-                    body: Some(format!("m{seq}")),
-                    client_message_id: None,
-                    created_at: chrono::Utc::now(),
-                    edited_at: None,
-                    deleted_at: None,
-                    attachments: Vec::new(),
-                },
-            },
+            kind: EventKind::MessageAdded { message: crate::resume::tests::msg(conversation, seq) },
         }
     }
 

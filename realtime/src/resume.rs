@@ -90,7 +90,7 @@ impl SeqCursor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     struct Stored(Vec<MessageSnapshot>);
@@ -114,7 +114,8 @@ mod tests {
         }
     }
 
-    fn msg(conv: Uuid, seq: i64) -> MessageSnapshot {
+    /// A stored message of `conv` at `seq` (also the bus's test fixture).
+    pub(crate) fn msg(conv: Uuid, seq: i64) -> MessageSnapshot {
         MessageSnapshot {
             id: Uuid::now_v7(),
             conversation_id: conv,

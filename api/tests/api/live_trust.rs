@@ -63,6 +63,19 @@ async fn signing_out_or_a_reused_refresh_token_closes_that_sessions_sockets(app:
     assert!(matches!(&closed, Some((4401, _))), "the revoked session's socket stays open: {closed:?}");
 }
 
+/// The operation ids of the next `n` data frames, sorted.
+async fn next_ids(ws: &mut WsClient, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        match ws.recv().await {
+            Received::Message(m) if m["type"] == "next" => got.push(m["id"].as_str().unwrap_or_default().to_owned()),
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+    got.sort();
+    got
+}
+
 async fn operations_per_connection_are_capped_and_the_connection_stays(app: TestApp) {
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
     let conv = app.conversation(&ann, &[&ben], None).await;
@@ -79,30 +92,14 @@ async fn operations_per_connection_are_capped_and_the_connection_stays(app: Test
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     app.send(&ann, &conv, "hello").await;
-    let mut got: Vec<String> = Vec::new();
-    for _ in 0..3 {
-        match ws.recv().await {
-            Received::Message(m) if m["type"] == "next" => got.push(m["id"].as_str().unwrap_or_default().to_owned()),
-            other => panic!("expected data, got {other:?}"),
-        }
-    }
-    got.sort();
-    assert_eq!(got, ["1", "2", "3"], "the first three run on");
+    assert_eq!(next_ids(&mut ws, 3).await, ["1", "2", "3"], "the first three run on");
     ws.assert_silent(Duration::from_millis(300)).await;
     // Completing one makes room again.
     ws.send(json!({"type": "complete", "id": "1"})).await;
     ws.subscribe("5", MESSAGE_ADDED, json!({"c": conv})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     app.send(&ann, &conv, "again").await;
-    let mut got: Vec<String> = Vec::new();
-    for _ in 0..3 {
-        match ws.recv().await {
-            Received::Message(m) if m["type"] == "next" => got.push(m["id"].as_str().unwrap_or_default().to_owned()),
-            other => panic!("expected data, got {other:?}"),
-        }
-    }
-    got.sort();
-    assert_eq!(got, ["2", "3", "5"]);
+    assert_eq!(next_ids(&mut ws, 3).await, ["2", "3", "5"]);
 }
 
 async fn connections_per_user_are_capped(app: TestApp) {
