@@ -198,8 +198,12 @@ async fn receive_loop(fanout: Arc<RedisFanout>, bus: EventBus, mut interest: mps
         }
         bus.set_connected(true);
         bus.confirm(&topics);
-        if !first {
-            tracing::info!(topics = topics.len(), "redis pub/sub connection restored; catching up from storage");
+        // Whatever was published before the topics were subscribed (a reconnect, or a first
+        // connection that came late) is caught up from storage.
+        if !topics.is_empty() {
+            if !first {
+                tracing::info!(topics = topics.len(), "redis pub/sub connection restored; catching up from storage");
+            }
             bus.request_heal();
         }
         first = false;
