@@ -45,6 +45,10 @@ pub trait Fanout: Send + Sync + 'static {
     /// The last local subscriber of `topic` left: stop receiving it.
     fn unwatch(&self, topic: Topic);
     fn name(&self) -> &'static str;
+    /// Whether events can be lost between nodes at all (there are other nodes).
+    fn is_distributed(&self) -> bool {
+        true
+    }
 }
 
 /// Single node: there is no other node to carry anything to.
@@ -58,6 +62,9 @@ impl Fanout for InProcess {
     fn unwatch(&self, _topic: Topic) {}
     fn name(&self) -> &'static str {
         "in-process"
+    }
+    fn is_distributed(&self) -> bool {
+        false
     }
 }
 
@@ -112,7 +119,7 @@ impl EventBus {
 
     /// Whether events can be lost between nodes at all (a transport is in use).
     pub fn is_distributed(&self) -> bool {
-        self.inner.fanout.name() != "in-process"
+        self.inner.fanout.is_distributed()
     }
 
     /// Publishes an event that has committed: this node's subscribers get it at once, the

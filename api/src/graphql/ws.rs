@@ -297,10 +297,7 @@ impl Connection {
             let Some(token) = token.filter(|t| !t.is_empty()) else {
                 return Err(Close(4401, "Unauthorized: no token in connection_init or Authorization header"));
             };
-            return self.services.authenticate(&token).await.map_err(|e| match e {
-                AppError::Forbidden(_) | AppError::Unavailable(_) | AppError::Internal(_) => Close::for_error(&e),
-                _ => Close(4401, "Unauthorized"),
-            });
+            return self.services.authenticate(&token).await.map_err(|e| Close::for_error(&e));
         }
     }
 

@@ -193,11 +193,17 @@ impl Services {
     #[instrument(skip_all)]
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
         let claims = self.inner.tokens.verify_access(token)?;
-        if let Some(caller) = self.sessions().get(claims.sid, claims.sub) {
+        self.live_session(claims.sub, claims.sid).await
+    }
+
+    /// The caller of a session that is still live, trusted for [`SESSION_TRUST`] once checked
+    /// (a bearer token's, or an open connection's at each operation).
+    pub(crate) async fn live_session(&self, user_id: Uuid, session_id: Uuid) -> AppResult<Caller> {
+        if let Some(caller) = self.sessions().get(session_id, user_id) {
             return Ok(caller);
         }
         let generation = self.sessions().generation();
-        let caller = self.session_caller(claims.sub, claims.sid).await?;
+        let caller = self.session_caller(user_id, session_id).await?;
         self.sessions().put(&caller, generation);
         Ok(caller)
     }
@@ -282,19 +288,19 @@ impl SessionCache {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
+    fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
         let entries = self.lock();
         let (caller, checked) = entries.get(&session_id)?;
         (caller.user_id == user_id && checked.elapsed() < SESSION_TRUST).then(|| caller.clone())
     }
 
-    pub(crate) fn generation(&self) -> u64 {
+    fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
     /// Remembers a caller read from the database, unless a session was forgotten since the
     /// read began (`generation`).
-    pub(crate) fn put(&self, caller: &Caller, generation: u64) {
+    fn put(&self, caller: &Caller, generation: u64) {
         let mut entries = self.lock();
         if self.generation() != generation {
             return;

@@ -422,13 +422,7 @@ impl Services {
     /// Whether an open connection may still act for its caller: the session is live and the
     /// account enabled (a checked session is trusted for a few seconds, as for requests).
     pub async fn connection_still_allowed(&self, caller: &Caller) -> AppResult<()> {
-        if self.sessions().get(caller.session_id, caller.user_id).is_some() {
-            return Ok(());
-        }
-        let generation = self.sessions().generation();
-        let fresh = self.session_caller(caller.user_id, caller.session_id).await?;
-        self.sessions().put(&fresh, generation);
-        Ok(())
+        self.live_session(caller.user_id, caller.session_id).await.map(|_| ())
     }
 
     /// Stores `last_seen_at` and tells watchers the user is offline.
