@@ -1,16 +1,14 @@
 //! The subcommands of `syncchat`: serve (default), migrate, admin create-user, openapi,
 //! graphql-schema.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use syncchat_migrations::{Migrator, MigratorTrait};
-use syncchat_realtime::{EventBus, InProcessPresence};
+use syncchat_realtime::EventBus;
 
 use crate::config::{AdminCommand, Cli, Command, Config};
 use crate::domain::{Email, Password, Username};
 use crate::graphql::{SchemaLimits, build_schema};
-use crate::service::{LimitSettings, Services, TokenSettings};
+use crate::service::{self, Users};
 use crate::storage::user::ROLE_ADMIN;
 use crate::{App, rest, storage};
 
@@ -61,7 +59,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  GraphQL (GraphiQL): {base}/graphql   subscriptions: ws://{}/graphql/ws", app.addr());
     println!("  REST docs:          {base}/api/docs   spec: {base}/api/openapi.yaml");
     println!("  Admin console:      {base}/admin");
-    println!("  Files:              {}", app.services().files().store.describe());
+    println!("  Files:              {}", app.services().files.describe());
     let metrics = app.metrics_addr().map_or_else(|| format!("{base}/metrics"), |a| format!("http://{a}/metrics"));
     println!("  Metrics:            {metrics}   health: {base}/healthz  {base}/readyz");
     app.run().await.context("serving")
@@ -77,26 +75,10 @@ async fn create_admin(config: &Config, username: &str, email: &str, password: &s
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = storage::connect(&config.database_url, 1).await?;
     Migrator::up(&db, None).await.context("applying migrations")?;
-    let services = Services::new(
-        db,
-        EventBus::in_process(),
-        Arc::new(InProcessPresence::default()),
-        TokenSettings { secret: String::new(), access_ttl_secs: 1, refresh_ttl_secs: 1 },
-        LimitSettings {
-            send_per_sec: 1,
-            send_burst: 1,
-            conversations_per_min: 1,
-            auth_per_ip_per_min: 1,
-            auth_per_account_per_min: 1,
-            typing_per_sec: 1,
-            presence_visibility: config.presence_visibility,
-        },
-        crate::startup::file_layer(config)?,
-    );
-    let user = services
-        .create_user(&username, &email, &password, None, ROLE_ADMIN)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Inserting a user needs the database and password hashing, nothing else.
+    let users = Users::new(service::Context::new(db, EventBus::in_process()));
+    let user =
+        users.create(&username, &email, &password, None, ROLE_ADMIN).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("created admin {} ({})", user.username, user.id);
     Ok(())
 }

@@ -16,14 +16,14 @@ pub fn healthz() -> &'static str {
 pub async fn readyz(services: Data<&Services>) -> Response {
     // While the database is known down the ping fails at once (see `storage/connect.rs`);
     // the error is said the way clients are told, without driver details.
-    let database = match services.db().ping().await {
+    let database = match services.ctx.db.ping().await {
         Ok(()) => "ok".to_owned(),
         Err(e) => match AppError::from(e) {
             AppError::Internal(e) => format!("error: {e}"),
             other => format!("error: {other}"),
         },
     };
-    let presence = match services.presence_store().ping().await {
+    let presence = match services.live.presence_store().ping().await {
         Ok(()) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };
@@ -31,8 +31,8 @@ pub async fn readyz(services: Data<&Services>) -> Response {
     let body = Json(serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database,
-        "eventBus": services.bus().fanout_name(),
-        "presence": services.presence_store().name(),
+        "eventBus": services.ctx.bus.fanout_name(),
+        "presence": services.live.presence_store().name(),
         "presenceStore": presence,
     }));
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

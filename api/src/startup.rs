@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::files::FileStore;
 use crate::graphql::ws::WsSettings;
 use crate::graphql::{self, SchemaLimits};
-use crate::service::{FileSettings, Files, LimitSettings, Services, TokenSettings};
+use crate::service::{self, FileSettings, Files, LimitSettings, Services, TokenSettings};
 use crate::{admin, health, metrics, rest, stats, storage, web};
 
 pub struct App {
@@ -50,8 +50,7 @@ impl App {
         };
         let stats_interval = Duration::from_secs(config.stats_interval_secs.max(1));
         let services = Services::new(
-            db,
-            bus,
+            service::Context::new(db, bus),
             presence,
             TokenSettings {
                 secret: config.resolve_jwt_secret()?.0,
@@ -125,12 +124,12 @@ impl App {
                 .boxed();
             (acceptor, endpoint, addr)
         });
-        services.spawn_control_listener();
-        services.spawn_healer(Duration::from_secs(config.bus_heal_interval_secs.max(1)));
+        services.live.spawn_control_listener();
+        services.live.spawn_healer(Duration::from_secs(config.bus_heal_interval_secs.max(1)));
         stats::Sampler {
             node: node_id.clone(),
             prometheus: prometheus.clone(),
-            db: services.db().clone(),
+            db: services.ctx.db.clone(),
             store: snapshots,
             interval: stats_interval,
         }
@@ -226,7 +225,7 @@ fn spawn_file_collector(services: Services, interval: Duration) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            match services.collect_orphan_files().await {
+            match services.files.collect_orphans().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(files.collected = n, "deleted files never attached to a message"),
                 Err(e) => tracing::warn!(error = %e, "the file collector failed"),
@@ -256,7 +255,7 @@ fn spawn_housekeeping(services: Services, prometheus: PrometheusHandle) {
         loop {
             tick.tick().await;
             collector.collect();
-            record_pool(services.db());
+            record_pool(&services.ctx.db);
             prometheus.run_upkeep();
             services.shrink_limits();
         }
@@ -269,8 +268,8 @@ fn spawn_presence_sweeper(services: Services, ttl: Duration) {
         let mut tick = tokio::time::interval(ttl / 3);
         loop {
             tick.tick().await;
-            for user in services.presence_store().sweep().await {
-                services.user_went_offline(user).await;
+            for user in services.live.presence_store().sweep().await {
+                services.live.user_went_offline(user).await;
             }
         }
     });
@@ -284,12 +283,12 @@ fn spawn_business_gauges(services: Services) {
             tick.tick().await;
             let now = chrono::Utc::now();
             for (window, span) in [("day", chrono::Duration::days(1)), ("month", chrono::Duration::days(30))] {
-                match services.active_users(now - span).await {
+                match services.users.active_users(now - span).await {
                     Ok(n) => metrics::active_users(window, n),
                     Err(e) => tracing::warn!(error = %e, "could not count active users"),
                 }
             }
-            match services.seven_day_retention(now).await {
+            match services.users.seven_day_retention(now).await {
                 Ok(ratio) => metrics::retention("7d", ratio.unwrap_or(0.0)),
                 Err(e) => tracing::warn!(error = %e, "could not compute retention"),
             }

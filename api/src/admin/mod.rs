@@ -140,7 +140,7 @@ impl Admin {
 
 async fn signed_in(req: &Request, services: &Services, console: &Console) -> Option<Admin> {
     let token = cookie(req, SESSION_COOKIE)?;
-    let caller = services.admin_session(&token).await.ok()?;
+    let caller = services.admin.session(&token).await.ok()?;
     let chrome = syncchat_admin_ui::Chrome {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         node_id: console.node_id.clone(),
@@ -208,7 +208,7 @@ async fn login(req: &Request, addr: &RemoteAddr, form: Form<LoginForm>, services
         );
     }
     let ip = addr.as_socket_addr().map(|a| a.ip());
-    match services.admin_login(&form.login, form.password.clone(), ip).await {
+    match services.admin.login(&form.login, form.password.clone(), ip).await {
         Ok(token) => Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, "/admin")
@@ -243,7 +243,7 @@ async fn logout(req: &Request, form: Form<CsrfForm>, services: Data<&Services>, 
     if !admin.csrf_ok(&form.csrf) {
         return html(StatusCode::FORBIDDEN).body("The form did not come from the console.");
     }
-    if let Err(e) = services.admin_logout(&admin.caller).await {
+    if let Err(e) = services.admin.logout(&admin.caller).await {
         e.log_if_internal();
     }
     Response::builder()

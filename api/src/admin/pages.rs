@@ -53,7 +53,7 @@ async fn cluster(console: &Console) -> (Aggregated, bool) {
 const HISTORY_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn live_overview(services: &Services, admin: &Admin, console: &Console) -> Result<ui::LiveOverview, AppError> {
-    let counts = services.admin_overview(&admin.caller).await?;
+    let counts = services.admin.overview(&admin.caller).await?;
     let (agg, cluster_wide) = cluster(console).await;
     let planned = planning::load(&console.planning_file);
     Ok(ui::LiveOverview {
@@ -103,7 +103,7 @@ async fn planning_data(
     console: &Console,
     q: &HashMap<String, String>,
 ) -> Result<ui::Planning, AppError> {
-    let counts = services.admin_overview(&admin.caller).await?;
+    let counts = services.admin.overview(&admin.caller).await?;
     let planned = planning::load(&console.planning_file);
     if let Some(problem) = planned.problem {
         tracing::warn!(problem, "the console's planning file is not usable; using defaults");
@@ -183,8 +183,8 @@ pub async fn moderation(req: &Request, q: Params, services: Data<&Services>, con
         Err(login) => return login,
     };
     let query = q.get("q").cloned().unwrap_or_default();
-    let found = services.admin_find_users(&admin.caller, &query, 50).await;
-    let audit = services.admin_audit_log(&admin.caller, 50).await;
+    let found = services.admin.find_users(&admin.caller, &query, 50).await;
+    let audit = services.admin.audit_log(&admin.caller, 50).await;
     let (users, error) = match found {
         Ok(users) => (users, q.get("error").cloned()),
         Err(e @ AppError::BadUserInput { .. }) => (Vec::new(), Some(e.to_string())),
@@ -296,7 +296,7 @@ pub async fn set_disabled(
     let Ok(user_id) = Uuid::parse_str(&id) else {
         return back(&form.q, Err("No such user.".into()));
     };
-    let outcome = match services.admin_set_disabled(&admin.caller, user_id, disabled).await {
+    let outcome = match services.admin.set_disabled(&admin.caller, user_id, disabled).await {
         Ok(true) if disabled => Ok("User disabled: signed out everywhere, live connections closed.".to_owned()),
         Ok(true) => Ok("User enabled.".to_owned()),
         Ok(false) => Ok(format!("Nothing to do: the user was already {action}d.")),
@@ -322,7 +322,7 @@ pub async fn delete_message(
     let Ok(message_id) = Uuid::parse_str(form.message_id.trim()) else {
         return back(&form.q, Err("message_id: not a message id (a UUID).".into()));
     };
-    let outcome = match services.admin_delete_message(&admin.caller, message_id, &form.reason).await {
+    let outcome = match services.admin.delete_message(&admin.caller, message_id, &form.reason).await {
         Ok((_, true)) => Ok(format!("Message {message_id} deleted.")),
         Ok((_, false)) => Ok(format!("Message {message_id} was already deleted.")),
         Err(e) => {
@@ -339,7 +339,7 @@ pub async fn business(req: &Request, services: Data<&Services>, console: Data<&C
         Ok(admin) => admin,
         Err(login) => return login,
     };
-    match services.admin_business(&admin.caller, 14).await {
+    match services.admin.business(&admin.caller, 14).await {
         Ok(b) => {
             let page = ui::Business {
                 users: b.users,

@@ -54,7 +54,7 @@ pub async fn execute(
 ) -> GraphQLResponse {
     let auth = match bearer_token(req) {
         None => AuthState::Anonymous,
-        Some(token) => match services.authenticate(token).await {
+        Some(token) => match services.auth.authenticate(token).await {
             Ok(caller) => AuthState::Authenticated(caller),
             Err(e @ (AppError::Unauthenticated(_) | AppError::Forbidden(_))) => {
                 AuthState::Rejected { forbidden: matches!(e, AppError::Forbidden(_)), message: e.to_string() }

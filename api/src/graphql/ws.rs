@@ -228,9 +228,12 @@ impl Connection {
         // Registered before the ack: once a client is told it is connected, it counts as
         // online everywhere and signing out or disabling the account reaches it.
         let connection_id = Uuid::now_v7();
-        let opened =
-            Box::pin(self.services.connection_opened(&caller, connection_id, self.settings.max_connections_per_user))
-                .await;
+        let opened = Box::pin(self.services.live.connection_opened(
+            &caller,
+            connection_id,
+            self.settings.max_connections_per_user,
+        ))
+        .await;
         let close = match opened {
             Err(AppError::RateLimited { .. }) => Some(Close::TOO_MANY_CONNECTIONS),
             Err(e) => Some(Close::for_error(&e)),
@@ -238,7 +241,7 @@ impl Connection {
                 // A session ended or an account disabled between the check above and the
                 // registration would have missed its close order: look again now that the
                 // order would reach this connection.
-                match Box::pin(self.services.session_caller(caller.user_id, caller.session_id)).await {
+                match Box::pin(self.services.auth.session_caller(caller.user_id, caller.session_id)).await {
                     Err(e) => Some(Close::for_error(&e)),
                     Ok(_) => {
                         out.push(Message::text(json!({"type": "connection_ack"}).to_string()));
@@ -247,7 +250,7 @@ impl Connection {
                 }
             }
         };
-        Box::pin(self.services.connection_closed(caller.user_id, connection_id)).await;
+        Box::pin(self.services.live.connection_closed(caller.user_id, connection_id)).await;
         match close {
             Some(Close(code, reason)) => {
                 m::ws_closed(reason_label(code, reason));
@@ -297,7 +300,7 @@ impl Connection {
             let Some(token) = token.filter(|t| !t.is_empty()) else {
                 return Err(Close(4401, "Unauthorized: no token in connection_init or Authorization header"));
             };
-            return self.services.authenticate(&token).await.map_err(|e| Close::for_error(&e));
+            return self.services.auth.authenticate(&token).await.map_err(|e| Close::for_error(&e));
         }
     }
 
@@ -466,7 +469,7 @@ impl Connection {
         Box::pin(async_stream::stream! {
             // Every operation acts for a session that is still live, not just one that was
             // when the connection opened.
-            if let Err(e) = services.connection_still_allowed(&scope.caller).await {
+            if let Err(e) = services.live.connection_still_allowed(&scope.caller).await {
                 yield Frame::Close(Close::for_error(&e));
                 return;
             }

@@ -36,13 +36,13 @@ impl AuthApi {
         addr: &RemoteAddr,
         body: Json<RegisterInput>,
     ) -> Result<Json<AuthPayload>, ProblemResponse> {
-        Ok(Json(svc(&self.services)?.register(body.0, ip(addr)).await?))
+        Ok(Json(svc(&self.services)?.auth.register(body.0, ip(addr)).await?))
     }
 
     /// Sign in with username or email.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(&self, addr: &RemoteAddr, body: Json<LoginInput>) -> Result<Json<AuthPayload>, ProblemResponse> {
-        Ok(Json(svc(&self.services)?.login(body.0, ip(addr)).await?))
+        Ok(Json(svc(&self.services)?.auth.login(body.0, ip(addr)).await?))
     }
 
     /// Exchange a refresh token for new tokens. The old one stops working; presenting it
@@ -53,7 +53,7 @@ impl AuthApi {
         addr: &RemoteAddr,
         body: Json<RefreshRequest>,
     ) -> Result<Json<AuthPayload>, ProblemResponse> {
-        Ok(Json(svc(&self.services)?.refresh(&body.0.refresh_token, ip(addr)).await?))
+        Ok(Json(svc(&self.services)?.auth.refresh(&body.0.refresh_token, ip(addr)).await?))
     }
 
     /// End the current session.
@@ -61,6 +61,6 @@ impl AuthApi {
     async fn logout(&self, auth: BearerAuth) -> Result<Json<LogoutResult>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(LogoutResult { ok: services.logout(&caller).await? }))
+        Ok(Json(LogoutResult { ok: services.auth.logout(&caller).await? }))
     }
 }

@@ -43,7 +43,7 @@ impl ConversationApi {
     ) -> Result<Json<ConversationList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        let page = services.list_conversations(&caller, limit.0, after.0).await?;
+        let page = services.conversations.list(&caller, limit.0, after.0).await?;
         Ok(Json(ConversationList { items: page.items, next_cursor: page.next_cursor }))
     }
 
@@ -56,14 +56,14 @@ impl ConversationApi {
     ) -> Result<Json<ConversationView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.create_conversation(&caller, body.0).await?))
+        Ok(Json(services.conversations.create(&caller, body.0).await?))
     }
 
     #[oai(path = "/:id", method = "get", operation_id = "getConversation")]
     async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<ConversationView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.get_conversation(&caller, id.0).await?))
+        Ok(Json(services.conversations.get(&caller, id.0).await?))
     }
 
     /// Add people to a group conversation.
@@ -76,7 +76,7 @@ impl ConversationApi {
     ) -> Result<Json<ConversationView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.add_participants(&caller, id.0, body.0.user_ids).await?))
+        Ok(Json(services.conversations.add_participants(&caller, id.0, body.0.user_ids).await?))
     }
 
     /// Leave a group conversation.
@@ -84,6 +84,6 @@ impl ConversationApi {
     async fn leave(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<LeaveResult>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(LeaveResult { ok: services.leave_conversation(&caller, id.0).await? }))
+        Ok(Json(LeaveResult { ok: services.conversations.leave(&caller, id.0).await? }))
     }
 }

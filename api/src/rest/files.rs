@@ -186,7 +186,7 @@ async fn serve(
         m::file_downloaded("not_modified");
         return Ok(Response::new(Download::NotModified(etag, CACHE.into())));
     }
-    if let Some(location) = services.file_redirect(&file).await {
+    if let Some(location) = services.files.redirect(&file).await {
         m::file_downloaded("redirect");
         return Ok(Response::new(Download::Redirect(location, "private, max-age=240".into())));
     }
@@ -199,7 +199,7 @@ async fn serve(
         Ok(range) => range,
         Err(()) => return Ok(Response::new(Download::RangeNotSatisfiable(format!("bytes */{size}")))),
     };
-    let stream = services.file_bytes(&file, range.clone()).await?;
+    let stream = services.files.bytes(&file, range.clone()).await?;
     let body = Body::from_bytes_stream(stream);
     let content_type = file.content_type.clone();
     let security = "default-src 'none'; sandbox";
@@ -247,7 +247,7 @@ impl FileApi {
             }
             let name = field.file_name().map(str::to_owned);
             let mut reader = Box::pin(field.into_async_read());
-            let view = services.upload_file(caller.user_id, name.as_deref(), &mut reader, "multipart").await?;
+            let view = services.files.upload(caller.user_id, name.as_deref(), &mut reader, "multipart").await?;
             return Ok(Json(view));
         }
     }
@@ -261,7 +261,7 @@ impl FileApi {
         let services = svc(&self.services)?;
         let stream = body.0.into_bytes_stream().map_err(std::io::Error::other);
         let mut reader = StreamReader::new(stream);
-        Ok(Json(services.upload_with_ticket(&token.0, &mut reader).await?))
+        Ok(Json(services.files.upload_with_ticket(&token.0, &mut reader).await?))
     }
 
     /// Download a file: for its uploader and the participants of the conversation where it
@@ -276,7 +276,7 @@ impl FileApi {
     ) -> Result<Served, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        let file = services.readable_file(&caller, id.0, false).await?;
+        let file = services.files.readable(&caller, id.0, false).await?;
         serve(services, file, range.0, if_none_match.0).await
     }
 
@@ -290,7 +290,7 @@ impl FileApi {
     ) -> Result<Served, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        let file = services.readable_file(&caller, id.0, true).await?;
+        let file = services.files.readable(&caller, id.0, true).await?;
         serve(services, file, None, if_none_match.0).await
     }
 }

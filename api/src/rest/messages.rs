@@ -57,7 +57,7 @@ impl MessageApi {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         let q = HistoryQuery { before: before.0, after: after.0, limit: limit.0 };
-        let page = services.list_messages(&caller, id.0, q).await?;
+        let page = services.messages.list(&caller, id.0, q).await?;
         Ok(Json(MessageList { items: page.items, next_cursor: page.next_cursor }))
     }
 
@@ -77,7 +77,7 @@ impl MessageApi {
             client_message_id: body.0.client_message_id,
             attachment_ids: body.0.attachment_ids,
         };
-        Ok(Json(services.send_message(&caller, input).await?))
+        Ok(Json(services.messages.send(&caller, input).await?))
     }
 
     /// Edit one of your messages.
@@ -90,7 +90,7 @@ impl MessageApi {
     ) -> Result<Json<MessageView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.edit_message(&caller, id.0, &body.0.body).await?))
+        Ok(Json(services.messages.edit(&caller, id.0, &body.0.body).await?))
     }
 
     /// Delete one of your messages: it keeps its seq, its body is removed.
@@ -98,7 +98,7 @@ impl MessageApi {
     async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<MessageView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.delete_message(&caller, id.0).await?))
+        Ok(Json(services.messages.delete(&caller, id.0).await?))
     }
 
     /// Move your read marker forward to `seq` (never back).
@@ -111,6 +111,6 @@ impl MessageApi {
     ) -> Result<Json<ReadState>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.mark_read(&caller, id.0, body.0.seq).await?))
+        Ok(Json(services.messages.mark_read(&caller, id.0, body.0.seq).await?))
     }
 }

@@ -39,7 +39,7 @@ pub struct BearerAuth(Bearer);
 
 impl BearerAuth {
     async fn caller(&self, services: &Services) -> Result<Caller, ProblemResponse> {
-        Ok(services.authenticate(&self.0.token).await?)
+        Ok(services.auth.authenticate(&self.0.token).await?)
     }
 }
 

@@ -34,6 +34,6 @@ impl PresenceApi {
             .map(|s| Uuid::try_parse(s.trim()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| crate::error::AppError::bad_input("userIds", "userIds must be comma-separated UUIDs"))?;
-        Ok(Json(services.presence(&caller, ids).await?))
+        Ok(Json(services.live.presence(&caller, ids).await?))
     }
 }

@@ -27,7 +27,7 @@ impl UserApi {
     async fn me(&self, auth: BearerAuth) -> Result<Json<UserView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.me(&caller).await?))
+        Ok(Json(services.users.me(&caller).await?))
     }
 
     /// Users by username prefix, in username order.
@@ -41,7 +41,7 @@ impl UserApi {
     ) -> Result<Json<UserList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        let page = services.search_users(&caller, search.0, limit.0, after.0).await?;
+        let page = services.users.search(&caller, search.0, limit.0, after.0).await?;
         Ok(Json(UserList { items: page.items, next_cursor: page.next_cursor }))
     }
 
@@ -49,6 +49,6 @@ impl UserApi {
     async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<UserView>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
-        Ok(Json(services.get_user(&caller, id.0).await?))
+        Ok(Json(services.users.get(&caller, id.0).await?))
     }
 }

@@ -3,6 +3,7 @@
 //! session, and the figures the pages show.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::sea_query::Expr;
@@ -11,13 +12,13 @@ use sea_orm::{
     TransactionTrait,
 };
 use sha2::{Digest, Sha256};
-use syncchat_realtime::{EventKind, Topic};
+use syncchat_realtime::{EventKind, PresenceStore, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::tokens::parse_refresh_token;
 use super::views::MessageView;
-use super::{Caller, Services, now};
+use super::{Accounts, Caller, Context, Messages, Users};
 use crate::domain::SearchPrefix;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
@@ -36,21 +37,40 @@ pub struct AdminOverview {
     pub presence_scope: &'static str,
 }
 
-impl Services {
+/// The console's rules: sign-in, moderation, figures.
+pub struct Admin {
+    ctx: Context,
+    presence: Arc<dyn PresenceStore>,
+    auth: Arc<Accounts>,
+    users: Arc<Users>,
+    messages: Arc<Messages>,
+}
+
+impl Admin {
+    pub fn new(
+        ctx: Context,
+        presence: Arc<dyn PresenceStore>,
+        auth: Arc<Accounts>,
+        users: Arc<Users>,
+        messages: Arc<Messages>,
+    ) -> Admin {
+        Admin { ctx, presence, auth, users, messages }
+    }
+
     /// Signs an admin into the console; returns the session token for the cookie.
     #[instrument(skip_all, fields(user.login = %login))]
-    pub async fn admin_login(&self, login: &str, password: String, ip: Option<IpAddr>) -> AppResult<String> {
-        let found = self.verify_credentials(login, password, ip).await?;
+    pub async fn login(&self, login: &str, password: String, ip: Option<IpAddr>) -> AppResult<String> {
+        let found = self.auth.verify_credentials(login, password, ip).await?;
         if found.role != user::ROLE_ADMIN {
             return Err(AppError::Forbidden("the console is for admins".into()));
         }
-        let payload = self.open_session(found, Some(super::auth::CONSOLE_DEVICE.into())).await?;
+        let payload = self.auth.open_session(found, Some(super::auth::CONSOLE_DEVICE.into())).await?;
         // A console session lasts a working day, not a refresh token's month.
         let session_id = parse_refresh_token(&payload.refresh_token)?.0;
         session::Entity::update_many()
-            .col_expr(session::Column::ExpiresAt, Expr::value(now() + Duration::hours(CONSOLE_SESSION_HOURS)))
+            .col_expr(session::Column::ExpiresAt, Expr::value(self.ctx.now() + Duration::hours(CONSOLE_SESSION_HOURS)))
             .filter(session::Column::Id.eq(session_id))
-            .exec(self.db())
+            .exec(&self.ctx.db)
             .await?;
         Ok(payload.refresh_token)
     }
@@ -58,37 +78,37 @@ impl Services {
     /// The admin behind a console session cookie: a live console session (one made by the
     /// console's sign-in, never an API login's refresh token) of a user who is still an
     /// enabled admin.
-    pub async fn admin_session(&self, token: &str) -> AppResult<Caller> {
+    pub async fn session(&self, token: &str) -> AppResult<Caller> {
         let invalid = || AppError::Unauthenticated("sign in to the console".into());
         let (session_id, hash) = parse_refresh_token(token).map_err(|_| invalid())?;
-        let sess = session::Entity::find_by_id(session_id).one(self.db()).await?.ok_or_else(invalid)?;
+        let sess = session::Entity::find_by_id(session_id).one(&self.ctx.db).await?.ok_or_else(invalid)?;
         let console = sess.device.as_deref() == Some(super::auth::CONSOLE_DEVICE);
-        if !console || sess.token_hash != hash || sess.revoked_at.is_some() || sess.expires_at <= now() {
+        if !console || sess.token_hash != hash || sess.revoked_at.is_some() || sess.expires_at <= self.ctx.now() {
             return Err(invalid());
         }
-        let found = user::Entity::find_by_id(sess.user_id).one(self.db()).await?.ok_or_else(invalid)?;
+        let found = user::Entity::find_by_id(sess.user_id).one(&self.ctx.db).await?.ok_or_else(invalid)?;
         if found.disabled || found.role != user::ROLE_ADMIN {
             return Err(AppError::Forbidden("the console is for admins".into()));
         }
         Ok(Caller::from_user(found, session_id))
     }
 
-    pub async fn admin_logout(&self, caller: &Caller) -> AppResult<()> {
-        self.revoke_session(caller.session_id).await
+    pub async fn logout(&self, caller: &Caller) -> AppResult<()> {
+        self.auth.revoke_session(caller.session_id).await
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
-    pub async fn admin_overview(&self, caller: &Caller) -> AppResult<AdminOverview> {
+    pub async fn overview(&self, caller: &Caller) -> AppResult<AdminOverview> {
         if !caller.is_admin {
             return Err(AppError::Forbidden("the console is for admins".into()));
         }
-        let db = self.db();
+        let db = &self.ctx.db;
         Ok(AdminOverview {
             users: user::Entity::find().count(db).await?,
             conversations: conversation::Entity::find().count(db).await?,
             messages: message::Entity::find().count(db).await?,
-            online_users: self.presence_store().online_count().await as u64,
-            presence_scope: if self.presence_store().name() == "redis" { "cluster" } else { "this node" },
+            online_users: self.presence.online_count().await as u64,
+            presence_scope: if self.presence.name() == "redis" { "cluster" } else { "this node" },
         })
     }
 }
@@ -116,7 +136,7 @@ pub struct BusinessFigures {
 }
 
 /// Moderation: every change here is written to the audit log in the same transaction.
-impl Services {
+impl Admin {
     fn require_admin(caller: &Caller) -> AppResult<()> {
         if caller.is_admin { Ok(()) } else { Err(AppError::Forbidden("the console is for admins".into())) }
     }
@@ -124,7 +144,7 @@ impl Services {
     /// Users whose username or email starts with `query` (any case); without a query, the
     /// most recently registered. Disabled users are included.
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
-    pub async fn admin_find_users(&self, caller: &Caller, query: &str, limit: u64) -> AppResult<Vec<ModeratedUser>> {
+    pub async fn find_users(&self, caller: &Caller, query: &str, limit: u64) -> AppResult<Vec<ModeratedUser>> {
         Self::require_admin(caller)?;
         let query = SearchPrefix::parse_optional("q", Some(query))?;
         let mut select = user::Entity::find();
@@ -139,7 +159,7 @@ impl Services {
         } else {
             select = select.order_by_desc(user::Column::CreatedAt);
         }
-        let users = select.limit(limit.clamp(1, 200)).all(self.db()).await?;
+        let users = select.limit(limit.clamp(1, 200)).all(&self.ctx.db).await?;
         let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
         let counts: Vec<(Uuid, i64)> = participant::Entity::find()
             .select_only()
@@ -148,9 +168,9 @@ impl Services {
             .filter(participant::Column::UserId.is_in(ids.clone()))
             .group_by(participant::Column::UserId)
             .into_tuple()
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?;
-        let online = self.presence_store().online(&ids).await;
+        let online = self.presence.online(&ids).await;
         Ok(users
             .into_iter()
             .zip(online)
@@ -165,12 +185,12 @@ impl Services {
     /// Disables or enables an account. Disabling revokes every session and closes the
     /// user's live connections on every node. Returns whether anything changed.
     #[instrument(skip_all, fields(user.id = %caller.user_id, target.id = %target, disabled))]
-    pub async fn admin_set_disabled(&self, caller: &Caller, target: Uuid, disabled: bool) -> AppResult<bool> {
+    pub async fn set_disabled(&self, caller: &Caller, target: Uuid, disabled: bool) -> AppResult<bool> {
         Self::require_admin(caller)?;
         if target == caller.user_id && disabled {
             return Err(AppError::bad_input("user", "you cannot disable your own account"));
         }
-        let txn = self.db().begin().await?;
+        let txn = self.ctx.db.begin().await?;
         let found = user::Entity::find_by_id(target).one(&txn).await?.ok_or_else(|| AppError::not_found("user"))?;
         if found.disabled == disabled {
             return Ok(false);
@@ -181,19 +201,19 @@ impl Services {
         active.update(&txn).await?;
         if disabled {
             session::Entity::update_many()
-                .col_expr(session::Column::RevokedAt, Expr::value(now()))
+                .col_expr(session::Column::RevokedAt, Expr::value(self.ctx.now()))
                 .filter(session::Column::UserId.eq(target))
                 .filter(session::Column::RevokedAt.is_null())
                 .exec(&txn)
                 .await?;
         }
         let action = if disabled { "user.disable" } else { "user.enable" };
-        record(&txn, caller, action, "user", target.to_string(), Some(username)).await?;
+        record(&txn, self.ctx.now(), caller, action, "user", target.to_string(), Some(username)).await?;
         txn.commit().await?;
         m::admin_action(action);
         if disabled {
-            self.sessions().forget_user(target);
-            self.publish(Topic::Control, EventKind::AccountDisabled { user_id: target }).await;
+            self.auth.sessions().forget_user(target);
+            self.ctx.publish(Topic::Control, EventKind::AccountDisabled { user_id: target }).await;
         }
         Ok(true)
     }
@@ -201,7 +221,7 @@ impl Services {
     /// Deletes any message (its body is wiped, its `seq` stays), tells its conversation, and
     /// logs who did it and why.
     #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
-    pub async fn admin_delete_message(
+    pub async fn delete_message(
         &self,
         caller: &Caller,
         message_id: Uuid,
@@ -212,13 +232,13 @@ impl Services {
         if reason.chars().count() > 500 {
             return Err(AppError::bad_input("reason", "the reason must be at most 500 characters"));
         }
-        let txn = self.db().begin().await?;
+        let txn = self.ctx.db.begin().await?;
         let msg =
             message::Entity::find_by_id(message_id).one(&txn).await?.ok_or_else(|| AppError::not_found("message"))?;
         if msg.deleted_at.is_some() {
             txn.commit().await?;
             return Ok((
-                self.message_views(vec![msg]).await?.pop().ok_or_else(|| AppError::not_found("message"))?,
+                self.messages.views(vec![msg]).await?.pop().ok_or_else(|| AppError::not_found("message"))?,
                 false,
             ));
         }
@@ -227,30 +247,30 @@ impl Services {
             msg.conversation_id,
             if reason.is_empty() { String::new() } else { format!(": {reason}") }
         );
-        let updated = super::messages::wipe(&txn, msg).await?;
-        record(&txn, caller, "message.delete", "message", message_id.to_string(), Some(detail)).await?;
+        let updated = super::messages::wipe(&txn, msg, self.ctx.now()).await?;
+        record(&txn, self.ctx.now(), caller, "message.delete", "message", message_id.to_string(), Some(detail)).await?;
         txn.commit().await?;
         m::admin_action("message.delete");
-        Ok((self.message_deleted(updated).await?, true))
+        Ok((self.messages.deleted(updated).await?, true))
     }
 
     /// The latest entries of the audit log, newest first.
-    pub async fn admin_audit_log(&self, caller: &Caller, limit: u64) -> AppResult<Vec<audit::Model>> {
+    pub async fn audit_log(&self, caller: &Caller, limit: u64) -> AppResult<Vec<audit::Model>> {
         Self::require_admin(caller)?;
         Ok(audit::Entity::find()
             .order_by_desc(audit::Column::CreatedAt)
             .order_by_desc(audit::Column::Id)
             .limit(limit.clamp(1, 500))
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?)
     }
 
     /// Registrations, active users, messages and conversations per day for the last `days`
     /// UTC days (today included), with totals and 7-day retention.
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
-    pub async fn admin_business(&self, caller: &Caller, days: u32) -> AppResult<BusinessFigures> {
+    pub async fn business(&self, caller: &Caller, days: u32) -> AppResult<BusinessFigures> {
         Self::require_admin(caller)?;
-        let db = self.db();
+        let db = &self.ctx.db;
         let now = Utc::now();
         let today = Utc.from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default());
         let mut per_day = Vec::new();
@@ -274,11 +294,11 @@ impl Services {
                 .await?;
             per_day.push((start, registrations, messages, conversations));
         }
-        let (cohort_size, retention_7d) = self.seven_day_cohort(now).await?;
+        let (cohort_size, retention_7d) = self.users.seven_day_cohort(now).await?;
         Ok(BusinessFigures {
             users: user::Entity::find().count(db).await?,
-            daily_active: self.active_users(now - Duration::days(1)).await?,
-            monthly_active: self.active_users(now - Duration::days(30)).await?,
+            daily_active: self.users.active_users(now - Duration::days(1)).await?,
+            monthly_active: self.users.active_users(now - Duration::days(30)).await?,
             messages: message::Entity::find().count(db).await?,
             conversations: conversation::Entity::find().count(db).await?,
             retention_7d,
@@ -290,6 +310,7 @@ impl Services {
 
 async fn record<C: sea_orm::ConnectionTrait>(
     db: &C,
+    at: DateTime<Utc>,
     caller: &Caller,
     action: &str,
     target_kind: &str,
@@ -304,7 +325,7 @@ async fn record<C: sea_orm::ConnectionTrait>(
         target_kind: Set(target_kind.to_owned()),
         target_id: Set(target_id),
         detail: Set(detail),
-        created_at: Set(now()),
+        created_at: Set(at),
     }
     .insert(db)
     .await?;

@@ -1,28 +1,27 @@
-//! Registration, login, token refresh with rotation, logout, and turning a bearer token
-//! into a [`Caller`].
+//! Accounts: registration, login, token refresh with rotation, logout, and turning a bearer
+//! token into a [`Caller`] (with the cache of recently checked sessions).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use syncchat_realtime::{EventKind, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::tokens::{new_refresh_token, parse_refresh_token};
+use super::limits::{LimitSettings, RateLimit};
+use super::tokens::{TokenIssuer, TokenSettings, new_refresh_token, parse_refresh_token};
 use super::views::{AuthPayload, UserView};
-use super::{Caller, Services, now};
+use super::{Caller, Context, Users, password};
 use crate::domain::{DeviceName, DisplayName, Email, Login, Password, Username};
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
-use crate::storage::{is_unique_violation, session, user};
+use crate::storage::{session, user};
 
 #[derive(Debug, Clone, async_graphql::InputObject, poem_openapi::Object)]
 #[oai(rename_all = "camelCase")]
@@ -43,62 +42,81 @@ pub struct LoginInput {
     pub device: Option<String>,
 }
 
-/// A hash to verify against when the account does not exist, so that a wrong username
-/// takes as long as a wrong password.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Wq9tqgqXm5m0Ly0cM2ArSZ1mEJ2KN1dmqEi5b3Q1pAU";
+/// Whose login budget an attempt spends.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum AccountKey {
+    User(Uuid),
+    Login(String),
+}
 
-impl Services {
+/// Accounts and their sessions: tokens, the session cache and the auth rate limits.
+pub struct Accounts {
+    ctx: Context,
+    users: Arc<Users>,
+    tokens: TokenIssuer,
+    sessions: SessionCache,
+    per_ip: RateLimit<IpAddr>,
+    per_account: RateLimit<AccountKey>,
+}
+
+impl Accounts {
+    pub fn new(ctx: Context, users: Arc<Users>, tokens: TokenSettings, limits: &LimitSettings) -> Accounts {
+        Accounts {
+            ctx,
+            users,
+            tokens: TokenIssuer::new(tokens),
+            sessions: SessionCache::default(),
+            per_ip: RateLimit::per_minute("auth_ip", limits.auth_per_ip_per_min),
+            per_account: RateLimit::per_minute("auth_account", limits.auth_per_account_per_min),
+        }
+    }
+
+    pub(crate) fn tokens(&self) -> &TokenIssuer {
+        &self.tokens
+    }
+
+    pub(crate) fn sessions(&self) -> &SessionCache {
+        &self.sessions
+    }
+
+    pub(crate) fn shrink_limits(&self) {
+        self.per_ip.shrink();
+        self.per_account.shrink();
+    }
+
+    fn check_ip(&self, ip: Option<IpAddr>) -> AppResult<()> {
+        match ip {
+            Some(ip) => self.per_ip.check(&ip),
+            None => Ok(()),
+        }
+    }
+
+    /// Login attempts against one account: keyed on the account when the login names one,
+    /// so its username and its email share a budget; on the normalised login otherwise.
+    fn check_account(&self, account: Option<Uuid>, login: &str) -> AppResult<()> {
+        let key = match account {
+            Some(id) => AccountKey::User(id),
+            None => AccountKey::Login(login.trim().to_lowercase()),
+        };
+        self.per_account.check(&key)
+    }
+
     #[instrument(skip_all, fields(user.username = %input.username))]
     pub async fn register(&self, input: RegisterInput, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
-        self.limits().check_auth_ip(ip)?;
+        self.check_ip(ip)?;
         let username = Username::parse(input.username.trim())?;
         let email = Email::parse(&input.email)?;
         let password = Password::parse(&input.password)?;
         let display_name = DisplayName::parse_optional(input.display_name.as_deref())?.map(DisplayName::into_inner);
-        let created = self.create_user(&username, &email, &password, display_name, user::ROLE_USER).await?;
+        let created = self.users.create(&username, &email, &password, display_name, user::ROLE_USER).await?;
         m::registration();
         self.open_session(created, None).await
-    }
-
-    /// Creates a user with the given role; used by registration and `syncchat admin create-user`.
-    #[instrument(skip_all, fields(user.username = %username.as_str(), user.role = role))]
-    pub async fn create_user(
-        &self,
-        username: &Username,
-        email: &Email,
-        password: &Password,
-        display_name: Option<String>,
-        role: &str,
-    ) -> AppResult<user::Model> {
-        let db = self.db();
-        if user::Entity::find().filter(user::Column::Username.eq(username.as_str())).one(db).await?.is_some() {
-            return Err(AppError::Conflict("username is taken".into()));
-        }
-        if user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(db).await?.is_some() {
-            return Err(AppError::Conflict("email is already registered".into()));
-        }
-        let password_hash = hash_password(password.expose().to_owned()).await?;
-        let model = user::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            username: Set(username.as_str().to_owned()),
-            email: Set(email.as_str().to_owned()),
-            password_hash: Set(password_hash),
-            display_name: Set(display_name),
-            role: Set(role.to_owned()),
-            disabled: Set(false),
-            created_at: Set(now()),
-            last_seen_at: Set(None),
-        };
-        model.insert(db).await.map_err(|e| {
-            if is_unique_violation(&e) { AppError::Conflict("username or email is taken".into()) } else { e.into() }
-        })
     }
 
     #[instrument(skip_all, fields(user.login = %input.login))]
     pub async fn login(&self, input: LoginInput, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
         let device = input.device.as_deref().map(DeviceName::parse).transpose()?;
-        // Only the console's own sign-in makes console sessions (see `admin_session`).
+        // Only the console's own sign-in makes console sessions (see `Admin::session`).
         if device.as_ref().is_some_and(|d| d.as_str() == CONSOLE_DEVICE) {
             return Err(AppError::bad_input("device", "this device name is reserved"));
         }
@@ -114,14 +132,14 @@ impl Services {
         password: String,
         ip: Option<IpAddr>,
     ) -> AppResult<user::Model> {
-        self.limits().check_auth_ip(ip)?;
+        self.check_ip(ip)?;
         let login = Login::parse(login)?;
         let column = if login.is_email() { user::Column::Email } else { user::Column::Username };
-        let found = user::Entity::find().filter(column.eq(login.as_str())).one(self.db()).await?;
+        let found = user::Entity::find().filter(column.eq(login.as_str())).one(&self.ctx.db).await?;
         // One budget per account, whether it is named by username or email.
-        self.limits().check_auth_account(found.as_ref().map(|u| u.id), login.as_str())?;
-        let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
-        let password_ok = verify_password(password, hash).await?;
+        self.check_account(found.as_ref().map(|u| u.id), login.as_str())?;
+        let hash = found.as_ref().map_or(password::DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+        let password_ok = password::verify(password, hash).await?;
         let Some(found) = found.filter(|_| password_ok) else {
             m::login("invalid");
             return Err(AppError::Unauthenticated("invalid login or password".into()));
@@ -139,15 +157,18 @@ impl Services {
     /// it again is taken as theft and revokes the whole session.
     #[instrument(skip_all)]
     pub async fn refresh(&self, token: &str, ip: Option<IpAddr>) -> AppResult<AuthPayload> {
-        self.limits().check_auth_ip(ip)?;
+        self.check_ip(ip)?;
         let (session_id, presented_hash) = parse_refresh_token(token)?;
         let invalid = || AppError::Unauthenticated("invalid refresh token".into());
-        let db = self.db();
+        let db = &self.ctx.db;
         let Some(sess) = session::Entity::find_by_id(session_id).one(db).await? else {
             return Err(invalid());
         };
         // Console sessions live in a cookie and never mint API tokens.
-        if sess.revoked_at.is_some() || sess.expires_at <= now() || sess.device.as_deref() == Some(CONSOLE_DEVICE) {
+        if sess.revoked_at.is_some()
+            || sess.expires_at <= self.ctx.now()
+            || sess.device.as_deref() == Some(CONSOLE_DEVICE)
+        {
             return Err(invalid());
         }
         let (new_token, new_hash) = new_refresh_token(session_id);
@@ -172,10 +193,10 @@ impl Services {
             self.revoke_session(session_id).await?;
             return Err(AppError::Unauthenticated("this account is disabled".into()));
         }
-        let access_token = self.inner.tokens.issue_access(found.id, session_id)?;
+        let access_token = self.tokens.issue_access(found.id, session_id)?;
         Ok(AuthPayload {
             access_token,
-            expires_in: self.inner.tokens.access_ttl_secs,
+            expires_in: self.tokens.access_ttl_secs,
             refresh_token: new_token,
             user: UserView::from_model(found, true),
         })
@@ -192,19 +213,19 @@ impl Services {
     /// revoked (else `UNAUTHENTICATED`), user not disabled (else `FORBIDDEN`).
     #[instrument(skip_all)]
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
-        let claims = self.inner.tokens.verify_access(token)?;
+        let claims = self.tokens.verify_access(token)?;
         self.live_session(claims.sub, claims.sid).await
     }
 
     /// The caller of a session that is still live, trusted for [`SESSION_TRUST`] once checked
     /// (a bearer token's, or an open connection's at each operation).
     pub(crate) async fn live_session(&self, user_id: Uuid, session_id: Uuid) -> AppResult<Caller> {
-        if let Some(caller) = self.sessions().get(session_id, user_id) {
+        if let Some(caller) = self.sessions.get(session_id, user_id) {
             return Ok(caller);
         }
-        let generation = self.sessions().generation();
+        let generation = self.sessions.generation();
         let caller = self.session_caller(user_id, session_id).await?;
-        self.sessions().put(&caller, generation);
+        self.sessions.put(&caller, generation);
         Ok(caller)
     }
 
@@ -219,7 +240,7 @@ impl Services {
             .and_where(session::Column::UserId.eq(user_id))
             .and_where(session::Column::RevokedAt.is_null())
             .to_owned();
-        let found = user::Entity::find_by_id(user_id).filter(Expr::exists(live_session)).one(self.db()).await?;
+        let found = user::Entity::find_by_id(user_id).filter(Expr::exists(live_session)).one(&self.ctx.db).await?;
         let Some(found) = found else {
             return Err(AppError::Unauthenticated("session has ended".into()));
         };
@@ -232,22 +253,22 @@ impl Services {
     pub(crate) async fn open_session(&self, found: user::Model, device: Option<String>) -> AppResult<AuthPayload> {
         let session_id = Uuid::now_v7();
         let (refresh_token, token_hash) = new_refresh_token(session_id);
-        let created_at = now();
+        let created_at = self.ctx.now();
         session::ActiveModel {
             id: Set(session_id),
             user_id: Set(found.id),
             token_hash: Set(token_hash),
             device: Set(device),
             created_at: Set(created_at),
-            expires_at: Set(created_at + chrono::Duration::seconds(self.inner.tokens.refresh_ttl_secs)),
+            expires_at: Set(created_at + chrono::Duration::seconds(self.tokens.refresh_ttl_secs)),
             revoked_at: Set(None),
         }
-        .insert(self.db())
+        .insert(&self.ctx.db)
         .await?;
-        let access_token = self.inner.tokens.issue_access(found.id, session_id)?;
+        let access_token = self.tokens.issue_access(found.id, session_id)?;
         Ok(AuthPayload {
             access_token,
-            expires_in: self.inner.tokens.access_ttl_secs,
+            expires_in: self.tokens.access_ttl_secs,
             refresh_token,
             user: UserView::from_model(found, true),
         })
@@ -255,14 +276,28 @@ impl Services {
 
     pub(crate) async fn revoke_session(&self, session_id: Uuid) -> AppResult<()> {
         session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now()))
+            .col_expr(session::Column::RevokedAt, Expr::value(self.ctx.now()))
             .filter(session::Column::Id.eq(session_id))
             .filter(session::Column::RevokedAt.is_null())
-            .exec(self.db())
+            .exec(&self.ctx.db)
             .await?;
-        self.sessions().forget_session(session_id);
-        self.publish(Topic::Control, EventKind::SessionRevoked { session_id }).await;
+        self.sessions.forget_session(session_id);
+        self.ctx.publish(Topic::Control, EventKind::SessionRevoked { session_id }).await;
         Ok(())
+    }
+
+    /// Records that the user is around now (presence, active-user counts).
+    pub(crate) async fn touch_last_seen(&self, user_id: Uuid) -> DateTime<Utc> {
+        let at = self.ctx.now();
+        let stored = user::Entity::update_many()
+            .col_expr(user::Column::LastSeenAt, Expr::value(at))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&self.ctx.db)
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(user.id = %user_id, error = %e, "could not store last_seen_at");
+        }
+        at
     }
 }
 
@@ -322,29 +357,6 @@ impl SessionCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
         entries.retain(|_, (caller, _)| caller.user_id != user_id);
     }
-}
-
-/// argon2id with the crate's defaults (OWASP's m=19 MiB, t=2, p=1), off the async threads.
-async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing password: {e}")))
-    })
-    .await
-    .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?
-}
-
-async fn verify_password(password: String, hash: String) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored password hash is malformed: {e}")))?;
-        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-    })
-    .await
-    .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?
 }
 
 /// The `device` of admin console sessions: cookie-only, 12 hours, no API tokens.

@@ -15,7 +15,7 @@ use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::now;
+use super::{Clock, Context};
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::{is_unique_violation, message};
@@ -48,11 +48,11 @@ pub(crate) struct SendBatcher {
 impl SendBatcher {
     /// Stores `send`; no row when the sender is not a participant (or there is no such
     /// conversation): `NOT_FOUND`.
-    pub(crate) async fn store(&self, db: &DatabaseConnection, send: Pending) -> AppResult<message::Model> {
+    pub(crate) async fn store(&self, ctx: &Context, send: Pending) -> AppResult<message::Model> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             // The task holds the pool, not the services: it ends when they are dropped.
-            tokio::spawn(run(db.clone(), rx));
+            tokio::spawn(run(ctx.db.clone(), ctx.clock, rx));
             tx
         });
         let (reply, answer) = oneshot::channel();
@@ -62,7 +62,7 @@ impl SendBatcher {
     }
 }
 
-async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Queued>) {
+async fn run(db: DatabaseConnection, clock: Clock, mut queue: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);
@@ -74,11 +74,11 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Queued>) {
         }
         m::send_batch(batch.len());
         // A lone send, or a batch that failed as a whole, is stored send by send.
-        let mut stored = if batch.len() > 1 { store_many(&db, &batch).await.ok() } else { None };
+        let mut stored = if batch.len() > 1 { store_many(&db, clock, &batch).await.ok() } else { None };
         for q in batch.drain(..) {
             let outcome = match &mut stored {
                 Some(stored) => stored.remove(&q.id).ok_or_else(|| AppError::not_found("conversation")),
-                None => store_one(&db, q.id, &q.send).await,
+                None => store_one(&db, clock, q.id, &q.send).await,
             };
             let _ = q.reply.send(outcome);
         }
@@ -90,7 +90,7 @@ const RETURNING: &str =
 
 /// One send in one statement (one round trip, atomic): the seq is taken only if the sender
 /// is a participant, the message inserted with it, the sender's read marker moved past it.
-async fn store_one(db: &DatabaseConnection, id: Uuid, send: &Pending) -> AppResult<message::Model> {
+async fn store_one(db: &DatabaseConnection, clock: Clock, id: Uuid, send: &Pending) -> AppResult<message::Model> {
     let sql = format!(
         "WITH conv AS ( \
             UPDATE conversations SET last_seq = last_seq + 1, updated_at = $1 \
@@ -105,7 +105,7 @@ async fn store_one(db: &DatabaseConnection, id: Uuid, send: &Pending) -> AppResu
          SELECT * FROM msg"
     );
     let values: [sea_orm::Value; 6] = [
-        now().into(),
+        clock.now().into(),
         send.conversation_id.into(),
         send.sender.into(),
         id.into(),
@@ -125,8 +125,12 @@ async fn store_one(db: &DatabaseConnection, id: Uuid, send: &Pending) -> AppResu
 
 /// Several sends in one statement. Per conversation the seqs follow the sends' order in the
 /// batch; sends from outsiders are left out (no row for them).
-async fn store_many(db: &DatabaseConnection, batch: &[Queued]) -> AppResult<HashMap<Uuid, message::Model>> {
-    let mut values: Vec<sea_orm::Value> = vec![now().into()];
+async fn store_many(
+    db: &DatabaseConnection,
+    clock: Clock,
+    batch: &[Queued],
+) -> AppResult<HashMap<Uuid, message::Model>> {
+    let mut values: Vec<sea_orm::Value> = vec![clock.now().into()];
     let mut rows = Vec::with_capacity(batch.len());
     for (ord, q) in batch.iter().enumerate() {
         let p = values.len() + 1;

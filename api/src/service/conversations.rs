@@ -2,6 +2,7 @@
 //! list the caller's conversations by newest activity, and read one.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,15 +16,16 @@ use syncchat_realtime::{EventKind, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::limits::{LimitSettings, RateLimit};
 use super::users::page_limit;
 use super::views::{
     ConversationKind, ConversationView, MessageView, Page, ParticipantRole, ParticipantView, UserRef, conversation_kind,
 };
-use super::{Caller, Services, now};
+use super::{Caller, Context, Users};
 use crate::domain::Title;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
-use crate::storage::{conversation, is_unique_violation, message, participant, user};
+use crate::storage::{conversation, is_unique_violation, message, participant};
 
 /// Most people one call may add.
 pub const MAX_PARTICIPANTS_PER_CALL: usize = 100;
@@ -41,13 +43,25 @@ pub struct CreateConversationInput {
     pub kind: Option<ConversationKind>,
 }
 
-impl Services {
+/// Conversations and who takes part in them.
+pub struct Conversations {
+    ctx: Context,
+    users: Arc<Users>,
+    create_limit: RateLimit<Uuid>,
+}
+
+impl Conversations {
+    pub fn new(ctx: Context, users: Arc<Users>, limits: &LimitSettings) -> Conversations {
+        let create_limit = RateLimit::per_minute("create_conversation", limits.conversations_per_min);
+        Conversations { ctx, users, create_limit }
+    }
+
+    pub(crate) fn shrink_limits(&self) {
+        self.create_limit.shrink();
+    }
+
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
-    pub async fn create_conversation(
-        &self,
-        caller: &Caller,
-        input: CreateConversationInput,
-    ) -> AppResult<ConversationView> {
+    pub async fn create(&self, caller: &Caller, input: CreateConversationInput) -> AppResult<ConversationView> {
         let others: Vec<Uuid> = dedupe(input.participant_ids.iter().copied().filter(|id| *id != caller.user_id));
         if others.len() > MAX_PARTICIPANTS_PER_CALL {
             return Err(AppError::bad_input(
@@ -70,20 +84,20 @@ impl Services {
         if kind == ConversationKind::Direct && title.is_some() {
             return Err(AppError::bad_input("title", "a direct conversation has no title"));
         }
-        self.ensure_users_exist(&others).await?;
-        self.limits().check_create_conversation(caller.user_id)?;
+        self.users.ensure_exist(&others).await?;
+        self.create_limit.check(&caller.user_id)?;
 
         let conversation_id = match kind {
             ConversationKind::Direct => self.create_direct(caller.user_id, others[0]).await?,
             ConversationKind::Group => self.create_group(caller.user_id, &others, title.map(Title::into_inner)).await?,
         };
-        self.conversation_view(caller, conversation_id).await
+        self.view(caller, conversation_id).await
     }
 
     async fn create_direct(&self, me: Uuid, other: Uuid) -> AppResult<Uuid> {
         let key = direct_key(me, other);
         let existing =
-            || conversation::Entity::find().filter(conversation::Column::DirectKey.eq(key.clone())).one(self.db());
+            || conversation::Entity::find().filter(conversation::Column::DirectKey.eq(key.clone())).one(&self.ctx.db);
         if let Some(found) = existing().await? {
             return Ok(found.id);
         }
@@ -110,8 +124,8 @@ impl Services {
         direct_key: Option<String>,
     ) -> AppResult<Uuid> {
         let id = Uuid::now_v7();
-        let at = now();
-        let txn = self.db().begin().await?;
+        let at = self.ctx.now();
+        let txn = self.ctx.db.begin().await?;
         let inserted = conversation::ActiveModel {
             id: Set(id),
             kind: Set(kind.to_owned()),
@@ -165,11 +179,11 @@ impl Services {
         if wanted.is_empty() || wanted.len() > MAX_PARTICIPANTS_PER_CALL {
             return Err(AppError::bad_input("userIds", format!("give 1 to {MAX_PARTICIPANTS_PER_CALL} people to add")));
         }
-        self.ensure_users_exist(&wanted).await?;
+        self.users.ensure_exist(&wanted).await?;
         let present: HashSet<Uuid> = participant::Entity::find()
             .filter(participant::Column::ConversationId.eq(conversation_id))
             .filter(participant::Column::UserId.is_in(wanted.clone()))
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?
             .into_iter()
             .map(|p| p.user_id)
@@ -178,13 +192,13 @@ impl Services {
         if !new.is_empty() {
             let size = participant::Entity::find()
                 .filter(participant::Column::ConversationId.eq(conversation_id))
-                .count(self.db())
+                .count(&self.ctx.db)
                 .await?;
             if size + new.len() as u64 > MAX_GROUP_SIZE {
                 return Err(AppError::bad_input("userIds", format!("a group holds at most {MAX_GROUP_SIZE} people")));
             }
-            let at = now();
-            let txn = self.db().begin().await?;
+            let at = self.ctx.now();
+            let txn = self.ctx.db.begin().await?;
             // New members start with everything before their arrival marked read.
             participant::Entity::insert_many(new.iter().map(|user_id| participant::ActiveModel {
                 conversation_id: Set(conversation_id),
@@ -198,27 +212,27 @@ impl Services {
             .map_err(|e| {
                 if is_unique_violation(&e) { AppError::Conflict("already a participant".into()) } else { e.into() }
             })?;
-            touch_conversation(&txn, conversation_id).await?;
+            touch_conversation(&txn, conversation_id, self.ctx.now()).await?;
             txn.commit().await?;
             let members = self.member_ids(conversation_id).await?;
             self.publish_membership(conversation_id, members, new, Vec::new()).await;
         }
-        self.conversation_view(caller, conversation_id).await
+        self.view(caller, conversation_id).await
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
-    pub async fn leave_conversation(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<bool> {
+    pub async fn leave(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<bool> {
         let conv = self.conversation_for(caller, conversation_id).await?;
         if conv.kind == conversation::KIND_DIRECT {
             return Err(AppError::bad_input("conversationId", "a direct conversation cannot be left"));
         }
-        let txn = self.db().begin().await?;
+        let txn = self.ctx.db.begin().await?;
         participant::Entity::delete_many()
             .filter(participant::Column::ConversationId.eq(conversation_id))
             .filter(participant::Column::UserId.eq(caller.user_id))
             .exec(&txn)
             .await?;
-        touch_conversation(&txn, conversation_id).await?;
+        touch_conversation(&txn, conversation_id, self.ctx.now()).await?;
         txn.commit().await?;
         let members = self.member_ids(conversation_id).await?;
         self.publish_membership(conversation_id, members, Vec::new(), vec![caller.user_id]).await;
@@ -227,7 +241,7 @@ impl Services {
 
     /// The caller's conversations, newest activity first.
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
-    pub async fn list_conversations(
+    pub async fn list(
         &self,
         caller: &Caller,
         first: Option<u64>,
@@ -250,23 +264,23 @@ impl Services {
             .order_by_desc(conversation::Column::UpdatedAt)
             .order_by_desc(conversation::Column::Id)
             .limit(limit + 1)
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?;
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = if has_more { rows.last().map(|c| encode_activity_cursor(c.updated_at, c.id)) } else { None };
-        let items = self.conversation_views(caller, rows).await?;
+        let items = self.views(caller, rows).await?;
         Ok(Page { items, next_cursor, has_more })
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
-    pub async fn get_conversation(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<ConversationView> {
-        self.conversation_view(caller, conversation_id).await
+    pub async fn get(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<ConversationView> {
+        self.view(caller, conversation_id).await
     }
 
-    async fn conversation_view(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<ConversationView> {
+    async fn view(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<ConversationView> {
         let conv = self.conversation_for(caller, conversation_id).await?;
-        self.conversation_views(caller, vec![conv]).await?.pop().ok_or_else(|| AppError::not_found("conversation"))
+        self.views(caller, vec![conv]).await?.pop().ok_or_else(|| AppError::not_found("conversation"))
     }
 
     /// The conversation, if the caller takes part in it; `NOT_FOUND` otherwise, whether or
@@ -282,7 +296,7 @@ impl Services {
     /// Not found unless the caller is in the conversation: one primary-key read (a
     /// participant row implies its conversation).
     pub(crate) async fn require_member(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<()> {
-        match participant::Entity::find_by_id((conversation_id, caller.user_id)).one(self.db()).await? {
+        match participant::Entity::find_by_id((conversation_id, caller.user_id)).one(&self.ctx.db).await? {
             Some(_) => Ok(()),
             None => Err(AppError::not_found("conversation")),
         }
@@ -293,7 +307,7 @@ impl Services {
         caller: &Caller,
         conversation_id: Uuid,
     ) -> AppResult<(conversation::Model, participant::Model)> {
-        let db = self.db();
+        let db = &self.ctx.db;
         let me = participant::Entity::find_by_id((conversation_id, caller.user_id)).one(db).await?;
         let conv = match me {
             Some(_) => conversation::Entity::find_by_id(conversation_id).one(db).await?,
@@ -307,15 +321,11 @@ impl Services {
 
     /// Builds full views for conversations the caller is in, with a fixed number of queries
     /// per page plus one unread count per conversation.
-    async fn conversation_views(
-        &self,
-        caller: &Caller,
-        convs: Vec<conversation::Model>,
-    ) -> AppResult<Vec<ConversationView>> {
+    async fn views(&self, caller: &Caller, convs: Vec<conversation::Model>) -> AppResult<Vec<ConversationView>> {
         if convs.is_empty() {
             return Ok(Vec::new());
         }
-        let db = self.db();
+        let db = &self.ctx.db;
         let ids: Vec<Uuid> = convs.iter().map(|c| c.id).collect();
         let members = participant::Entity::find()
             .filter(participant::Column::ConversationId.is_in(ids.clone()))
@@ -334,7 +344,7 @@ impl Services {
             .await?;
         let mut user_ids: Vec<Uuid> = members.iter().map(|p| p.user_id).collect();
         user_ids.extend(last_messages.iter().map(|msg| msg.sender_id));
-        let users = self.user_refs(dedupe(user_ids)).await?;
+        let users = self.users.refs(dedupe(user_ids)).await?;
         let user_ref = |id: Uuid| users.get(&id).cloned().unwrap_or_else(|| UserRef::unknown(id));
 
         let mut by_conv: HashMap<Uuid, Vec<participant::Model>> = HashMap::new();
@@ -397,36 +407,13 @@ impl Services {
             .filter(message::Column::Seq.gt(last_read_seq))
             .filter(message::Column::SenderId.ne(user_id))
             .filter(message::Column::DeletedAt.is_null())
-            .count(self.db())
+            .count(&self.ctx.db)
             .await?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
-
-    pub(crate) async fn user_refs(&self, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, UserRef>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = user::Entity::find().filter(user::Column::Id.is_in(ids)).all(self.db()).await?;
-        Ok(found.into_iter().map(|u| (u.id, UserRef::from(u))).collect())
-    }
-
-    async fn ensure_users_exist(&self, ids: &[Uuid]) -> AppResult<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let found = user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.to_vec()))
-            .filter(user::Column::Disabled.eq(false))
-            .count(self.db())
-            .await?;
-        if found != ids.len() as u64 {
-            return Err(AppError::bad_input("participantIds", "one or more participants do not exist"));
-        }
-        Ok(())
-    }
 }
 
-impl Services {
+impl Conversations {
     /// Tells the conversation and every added or removed user, so live subscriptions start
     /// or stop delivering that conversation.
     async fn publish_membership(
@@ -440,14 +427,14 @@ impl Services {
         topics.extend(added.iter().chain(&removed).map(|u| Topic::User(*u)));
         let kind = EventKind::ConversationChanged { conversation_id, participant_ids, added, removed };
         for topic in topics {
-            self.publish(topic, kind.clone()).await;
+            self.ctx.publish(topic, kind.clone()).await;
         }
     }
 
     pub(crate) async fn member_ids(&self, conversation_id: Uuid) -> AppResult<Vec<Uuid>> {
         Ok(participant::Entity::find()
             .filter(participant::Column::ConversationId.eq(conversation_id))
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?
             .into_iter()
             .map(|p| p.user_id)
@@ -455,9 +442,9 @@ impl Services {
     }
 }
 
-async fn touch_conversation<C: sea_orm::ConnectionTrait>(db: &C, id: Uuid) -> AppResult<()> {
+async fn touch_conversation<C: sea_orm::ConnectionTrait>(db: &C, id: Uuid, at: DateTime<Utc>) -> AppResult<()> {
     conversation::Entity::update_many()
-        .col_expr(conversation::Column::UpdatedAt, Expr::value(now()))
+        .col_expr(conversation::Column::UpdatedAt, Expr::value(at))
         .filter(conversation::Column::Id.eq(id))
         .exec(db)
         .await?;
@@ -508,7 +495,7 @@ mod tests {
 
     #[test]
     fn activity_cursor_round_trips() {
-        let at = now();
+        let at = crate::service::Clock.now();
         let id = Uuid::now_v7();
         assert_eq!(decode_activity_cursor(&encode_activity_cursor(at, id)).ok(), Some((at, id)));
         assert!(decode_activity_cursor("!!").is_err());

@@ -17,7 +17,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::views::AttachmentView;
-use super::{Caller, Services, now};
+use super::{Accounts, Caller, Context};
 use crate::error::{AppError, AppResult};
 use crate::files::{ByteStream, FileStore, sniff, thumbs};
 use crate::metrics as m;
@@ -99,15 +99,31 @@ fn storage_unavailable(e: impl std::fmt::Display) -> AppError {
     AppError::Unavailable(format!("file storage is unavailable: {e}"))
 }
 
-impl Services {
-    pub(crate) fn files(&self) -> &Files {
-        &self.inner.files
+/// Files: the store, the upload rules, attachments and the collector.
+pub struct FileService {
+    ctx: Context,
+    auth: Arc<Accounts>,
+    files: Arc<Files>,
+}
+
+impl FileService {
+    pub fn new(ctx: Context, auth: Arc<Accounts>, files: Files) -> FileService {
+        FileService { ctx, auth, files: Arc::new(files) }
+    }
+
+    fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// Where the files are, for people to read.
+    pub fn describe(&self) -> &str {
+        self.files.store.describe()
     }
 
     /// Streams `body` to storage as a file of `owner`'s. The type comes from the first bytes
     /// and must be allowed; past the size limit the upload stops and nothing is kept.
     #[instrument(skip_all, fields(user.id = %owner, via))]
-    pub async fn upload_file<R: AsyncRead + Unpin + Send>(
+    pub async fn upload<R: AsyncRead + Unpin + Send>(
         &self,
         owner: Uuid,
         file_name: Option<&str>,
@@ -207,7 +223,7 @@ impl Services {
         // from here on; place the bytes (identical if they are there already).
         if let Err(e) = files.store.rename(&temp, &key).await {
             let _ = files.store.delete(&temp).await;
-            let _ = attachment::Entity::delete_by_id(row.id).exec(self.db()).await;
+            let _ = attachment::Entity::delete_by_id(row.id).exec(&self.ctx.db).await;
             self.delete_unreferenced_blob(&key).await;
             return Err(storage_unavailable(e));
         }
@@ -219,7 +235,7 @@ impl Services {
     }
 
     /// Writes the attachment row, and the blob row it refers to, in one transaction that
-    /// holds the blob's lock (see [`Services::delete_unreferenced_blob`]).
+    /// holds the blob's lock (see [`FileService::delete_unreferenced_blob`]).
     #[allow(clippy::too_many_arguments)]
     async fn record_upload(
         &self,
@@ -231,8 +247,8 @@ impl Services {
         sha: &str,
         dims: Option<(u32, u32)>,
     ) -> AppResult<attachment::Model> {
-        let txn = self.db().begin().await?;
-        lock_blob(&txn, key, true).await?;
+        let txn = self.ctx.db.begin().await?;
+        lock_blob(&txn, key, true, self.ctx.now()).await?;
         let row = attachment::ActiveModel {
             id: Set(Uuid::now_v7()),
             owner_id: Set(owner),
@@ -242,7 +258,7 @@ impl Services {
             size: Set(size),
             storage_key: Set(key.to_owned()),
             sha256: Set(sha.to_owned()),
-            created_at: Set(now()),
+            created_at: Set(self.ctx.now()),
             width: Set(dims.and_then(|(w, _)| i32::try_from(w).ok())),
             height: Set(dims.and_then(|(_, h)| i32::try_from(h).ok())),
             thumbnail_key: Set(None),
@@ -257,9 +273,9 @@ impl Services {
     /// Makes the thumbnail of an image blob in the background and records it (with the
     /// image's dimensions) on every attachment of that blob.
     fn spawn_thumbnail(&self, key: String, sha: String) {
-        let services = self.clone();
+        let files = self.files.clone();
+        let db = self.ctx.db.clone();
         tokio::spawn(async move {
-            let files = services.files();
             let Ok(_permit) = files.thumbnails.clone().acquire_owned().await else { return };
             let bytes = match files.store.get_all(&key).await {
                 Ok(bytes) => bytes,
@@ -292,7 +308,7 @@ impl Services {
                 .col_expr(attachment::Column::Width, Expr::value(i32::try_from(w).unwrap_or(i32::MAX)))
                 .col_expr(attachment::Column::Height, Expr::value(i32::try_from(h).unwrap_or(i32::MAX)))
                 .filter(attachment::Column::StorageKey.eq(&key))
-                .exec(services.db())
+                .exec(&db)
                 .await;
             if let Err(e) = updated {
                 tracing::warn!(error = %e, "could not record a thumbnail");
@@ -301,14 +317,14 @@ impl Services {
     }
 
     /// Objects in file storage and their bytes.
-    pub async fn file_storage_usage(&self) -> AppResult<(u64, u64)> {
+    pub async fn storage_usage(&self) -> AppResult<(u64, u64)> {
         self.files().store.usage().await.map_err(storage_unavailable)
     }
 
     /// A signed URL for one upload, for clients that cannot send multipart (GraphQL).
     pub fn upload_ticket(&self, caller: &Caller, file_name: &str) -> AppResult<UploadTicket> {
         let name = clean_name(Some(file_name));
-        let token = self.inner.tokens.issue_upload(caller.user_id, caller.session_id, &name, UPLOAD_URL_TTL_SECS)?;
+        let token = self.auth.tokens().issue_upload(caller.user_id, caller.session_id, &name, UPLOAD_URL_TTL_SECS)?;
         Ok(UploadTicket {
             upload_url: format!("/api/v1/files/uploads/{token}"),
             expires_at: chrono::Utc::now() + chrono::Duration::seconds(UPLOAD_URL_TTL_SECS),
@@ -325,25 +341,25 @@ impl Services {
         token: &str,
         body: &mut R,
     ) -> AppResult<AttachmentView> {
-        let claims = self.inner.tokens.verify_upload(token)?;
-        self.session_caller(claims.sub, claims.sid).await?;
+        let claims = self.auth.tokens().verify_upload(token)?;
+        self.auth.session_caller(claims.sub, claims.sid).await?;
         let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(chrono::Utc::now);
         let claim = upload_claim::ActiveModel {
             token_id: Set(claims.jti),
             user_id: Set(claims.sub),
             expires_at: Set(expires_at),
-            created_at: Set(now()),
+            created_at: Set(self.ctx.now()),
         };
-        if let Err(e) = upload_claim::Entity::insert(claim).exec_without_returning(self.db()).await {
+        if let Err(e) = upload_claim::Entity::insert(claim).exec_without_returning(&self.ctx.db).await {
             return Err(if crate::storage::is_unique_violation(&e) {
                 AppError::Conflict("this upload URL was already used: ask for a new one".into())
             } else {
                 e.into()
             });
         }
-        let stored = self.upload_file(claims.sub, Some(&claims.name), body, "upload_url").await;
+        let stored = self.upload(claims.sub, Some(&claims.name), body, "upload_url").await;
         if stored.is_err() {
-            let released = upload_claim::Entity::delete_by_id(claims.jti).exec(self.db()).await;
+            let released = upload_claim::Entity::delete_by_id(claims.jti).exec(&self.ctx.db).await;
             if let Err(e) = released {
                 tracing::warn!(error = %e, "could not release an upload URL after a refused upload");
             }
@@ -353,18 +369,18 @@ impl Services {
 
     /// Whether `caller` may read attachment `id`: its uploader, or a participant of the
     /// conversation where it is attached. Anyone else gets `NOT_FOUND`.
-    pub async fn readable_file(&self, caller: &Caller, id: Uuid, thumbnail: bool) -> AppResult<Readable> {
+    pub async fn readable(&self, caller: &Caller, id: Uuid, thumbnail: bool) -> AppResult<Readable> {
         let row =
-            attachment::Entity::find_by_id(id).one(self.db()).await?.ok_or_else(|| AppError::not_found("file"))?;
+            attachment::Entity::find_by_id(id).one(&self.ctx.db).await?.ok_or_else(|| AppError::not_found("file"))?;
         if row.owner_id != caller.user_id {
             let Some(message_id) = row.message_id else { return Err(AppError::not_found("file")) };
-            let msg = message::Entity::find_by_id(message_id).one(self.db()).await?;
+            let msg = message::Entity::find_by_id(message_id).one(&self.ctx.db).await?;
             let visible = match msg {
                 Some(msg) if msg.deleted_at.is_none() => {
                     participant::Entity::find()
                         .filter(participant::Column::ConversationId.eq(msg.conversation_id))
                         .filter(participant::Column::UserId.eq(caller.user_id))
-                        .count(self.db())
+                        .count(&self.ctx.db)
                         .await?
                         > 0
                 }
@@ -391,7 +407,7 @@ impl Services {
     }
 
     /// The bytes of a readable file, or of a range of it.
-    pub async fn file_bytes(&self, file: &Readable, range: Option<std::ops::Range<u64>>) -> AppResult<ByteStream> {
+    pub async fn bytes(&self, file: &Readable, range: Option<std::ops::Range<u64>>) -> AppResult<ByteStream> {
         self.files().store.get(&file.key, range).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => AppError::not_found("file"),
             other => storage_unavailable(other),
@@ -399,7 +415,7 @@ impl Services {
     }
 
     /// A presigned URL for the file when the store is S3 and redirects are on.
-    pub async fn file_redirect(&self, file: &Readable) -> Option<String> {
+    pub async fn redirect(&self, file: &Readable) -> Option<String> {
         let store = &self.files().store;
         if !store.redirects() {
             return None;
@@ -442,7 +458,7 @@ impl Services {
         }
         let rows = attachment::Entity::find()
             .filter(attachment::Column::MessageId.is_in(message_ids.to_vec()))
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?;
         let mut rows = rows;
         rows.sort_by_key(|r| r.id);
@@ -457,14 +473,15 @@ impl Services {
     /// After a message was deleted: its attachments go, and their bytes too when nothing
     /// else refers to them.
     pub(crate) async fn drop_attachments_of(&self, message_id: Uuid) {
-        let rows = attachment::Entity::find().filter(attachment::Column::MessageId.eq(message_id)).all(self.db()).await;
+        let rows =
+            attachment::Entity::find().filter(attachment::Column::MessageId.eq(message_id)).all(&self.ctx.db).await;
         let Ok(rows) = rows else { return };
         if rows.is_empty() {
             return;
         }
         let deleted = attachment::Entity::delete_many()
             .filter(attachment::Column::MessageId.eq(message_id))
-            .exec(self.db())
+            .exec(&self.ctx.db)
             .await;
         if deleted.is_ok() {
             m::files_collected("deleted_message", rows.len() as u64);
@@ -476,16 +493,16 @@ impl Services {
 
     /// Deletes uploads never attached within the grace period; returns how many.
     #[instrument(skip(self))]
-    pub async fn collect_orphan_files(&self) -> AppResult<u64> {
+    pub async fn collect_orphans(&self) -> AppResult<u64> {
         let grace = chrono::Duration::from_std(self.files().settings.orphan_grace).unwrap_or(chrono::Duration::days(1));
-        let cutoff = now() - grace;
+        let cutoff = self.ctx.now() - grace;
         let mut collected = 0;
         loop {
             let batch = attachment::Entity::find()
                 .filter(attachment::Column::MessageId.is_null())
                 .filter(attachment::Column::CreatedAt.lt(cutoff))
                 .limit(200)
-                .all(self.db())
+                .all(&self.ctx.db)
                 .await?;
             if batch.is_empty() {
                 break;
@@ -495,7 +512,7 @@ impl Services {
                 let gone = attachment::Entity::delete_many()
                     .filter(attachment::Column::Id.eq(row.id))
                     .filter(attachment::Column::MessageId.is_null())
-                    .exec(self.db())
+                    .exec(&self.ctx.db)
                     .await?;
                 if gone.rows_affected == 1 {
                     collected += 1;
@@ -510,7 +527,7 @@ impl Services {
         // Claims of upload URLs that have expired guard nothing any more.
         upload_claim::Entity::delete_many()
             .filter(upload_claim::Column::ExpiresAt.lt(chrono::Utc::now() - chrono::Duration::minutes(5)))
-            .exec(self.db())
+            .exec(&self.ctx.db)
             .await?;
         // Uploads cut off mid-stream (a client that went away) leave temporary objects.
         let stale = chrono::Utc::now() - chrono::Duration::hours(1);
@@ -533,8 +550,8 @@ impl Services {
     }
 
     async fn try_delete_unreferenced_blob(&self, key: &str) -> AppResult<()> {
-        let txn = self.db().begin().await?;
-        if !lock_blob(&txn, key, false).await? {
+        let txn = self.ctx.db.begin().await?;
+        if !lock_blob(&txn, key, false, self.ctx.now()).await? {
             return Ok(());
         }
         let refs = attachment::Entity::find().filter(attachment::Column::StorageKey.eq(key)).count(&txn).await?;
@@ -557,7 +574,12 @@ impl Services {
 /// Takes the write lock of a blob's row inside `txn` (a no-op UPDATE: a row lock on
 /// Postgres, the database's write lock on SQLite). With `create`, makes the row when it is
 /// missing. Returns whether the row exists.
-async fn lock_blob<C: sea_orm::ConnectionTrait>(txn: &C, key: &str, create: bool) -> AppResult<bool> {
+async fn lock_blob<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    key: &str,
+    create: bool,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AppResult<bool> {
     loop {
         let locked = blob::Entity::update_many()
             .col_expr(blob::Column::Key, Expr::col(blob::Column::Key))
@@ -570,7 +592,7 @@ async fn lock_blob<C: sea_orm::ConnectionTrait>(txn: &C, key: &str, create: bool
         if !create {
             return Ok(false);
         }
-        let inserted = blob::Entity::insert(blob::ActiveModel { key: Set(key.to_owned()), created_at: Set(now()) })
+        let inserted = blob::Entity::insert(blob::ActiveModel { key: Set(key.to_owned()), created_at: Set(at) })
             .on_conflict(sea_orm::sea_query::OnConflict::column(blob::Column::Key).do_nothing().to_owned())
             .exec_without_returning(txn)
             .await?;

@@ -19,7 +19,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use syncchat_realtime::{Event, EventKind, History, Topic};
 use uuid::Uuid;
 
-use super::Services;
+use super::Live;
 use crate::error::AppResult;
 use crate::metrics as m;
 use crate::storage::{session, user};
@@ -34,32 +34,32 @@ const WHILE_DOWN: Duration = Duration::from_secs(1);
 /// How long the healer keeps polling every second once the bus is back.
 const AFTER_OUTAGE: Duration = Duration::from_secs(15);
 
-impl Services {
+impl Live {
     /// Starts the healer (only useful with a bus between nodes).
-    pub fn spawn_healer(&self, interval: Duration) {
-        if !self.bus().is_distributed() {
+    pub fn spawn_healer(self: &Arc<Self>, interval: Duration) {
+        if !self.ctx.bus.is_distributed() {
             return;
         }
-        let services = self.clone();
+        let service = Arc::clone(self);
         tokio::spawn(async move {
             // Polls fast while the bus is down and for a while after it is back: the other
             // nodes' publishers may still be reconnecting, and what they publish meanwhile is lost.
             let mut fast_until = tokio::time::Instant::now();
             loop {
-                if !services.bus().is_connected() {
+                if !service.ctx.bus.is_connected() {
                     fast_until = tokio::time::Instant::now() + AFTER_OUTAGE;
                 }
                 let wait = if tokio::time::Instant::now() < fast_until { WHILE_DOWN } else { interval };
                 let trigger = tokio::select! {
-                    () = services.bus().heal_requested() => "",
+                    () = service.ctx.bus.heal_requested() => "",
                     () = tokio::time::sleep(wait) => "periodic",
                 };
-                let trigger = match (trigger, services.bus().is_connected()) {
+                let trigger = match (trigger, service.ctx.bus.is_connected()) {
                     (_, false) => "bus_down",
                     ("", true) => "reconnect",
                     _ => "periodic",
                 };
-                services.heal(trigger).await;
+                service.heal(trigger).await;
             }
         });
     }
@@ -91,7 +91,7 @@ impl Services {
     /// Dispatches, for every locally watched conversation, the committed messages past the
     /// highest seq handed out here. Returns how many.
     async fn heal_messages(&self) -> AppResult<u64> {
-        let watched = self.bus().watched_conversations();
+        let watched = self.ctx.bus.watched_conversations();
         let mut healed = 0;
         for chunk in watched.chunks(CHUNK) {
             let seen: HashMap<Uuid, Option<i64>> = chunk.iter().copied().collect();
@@ -106,6 +106,7 @@ impl Services {
                     None => continue,
                 };
                 let missing = self
+                    .messages
                     .messages_between(id, after, None, PAGE as u64)
                     .await
                     .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!(e)))?;
@@ -113,7 +114,7 @@ impl Services {
                     healed += 1;
                     let committed_at = message.created_at;
                     let kind = EventKind::MessageAdded { message };
-                    self.bus().dispatch(Arc::new(Event { topic: Topic::Conversation(id), committed_at, kind }));
+                    self.ctx.bus.dispatch(Arc::new(Event { topic: Topic::Conversation(id), committed_at, kind }));
                 }
             }
         }
@@ -123,7 +124,7 @@ impl Services {
     /// Closes local connections whose session ended or whose account was disabled. Returns
     /// how many sessions it closed.
     async fn heal_sessions(&self) -> AppResult<usize> {
-        let live = self.connections().sessions();
+        let live = self.connections.sessions();
         let mut closed = 0;
         for chunk in live.chunks(CHUNK) {
             let sessions: Vec<Uuid> = chunk.iter().map(|(_, s)| *s).collect();
@@ -133,11 +134,11 @@ impl Services {
                 .filter(session::Column::Id.is_in(sessions))
                 .filter(session::Column::RevokedAt.is_not_null())
                 .into_tuple()
-                .all(self.db())
+                .all(&self.ctx.db)
                 .await?;
             for session_id in ended {
-                self.sessions().forget_session(session_id);
-                closed += usize::from(self.connections().close_session(session_id) > 0);
+                self.auth.sessions().forget_session(session_id);
+                closed += usize::from(self.connections.close_session(session_id) > 0);
             }
             let mut users: Vec<Uuid> = chunk.iter().map(|(u, _)| *u).collect();
             users.dedup();
@@ -147,11 +148,11 @@ impl Services {
                 .filter(user::Column::Id.is_in(users))
                 .filter(user::Column::Disabled.eq(true))
                 .into_tuple()
-                .all(self.db())
+                .all(&self.ctx.db)
                 .await?;
             for user_id in disabled {
-                self.sessions().forget_user(user_id);
-                closed += usize::from(self.connections().close_user(user_id) > 0);
+                self.auth.sessions().forget_user(user_id);
+                closed += usize::from(self.connections.close_user(user_id) > 0);
             }
         }
         Ok(closed)

@@ -14,21 +14,22 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use syncchat_realtime::{Event, EventKind, History, MessageSnapshot, SeqCursor, Subscription, Topic};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use syncchat_realtime::{Event, EventKind, PresenceStore, SeqCursor, Subscription, Topic};
 use tokio_stream::StreamMap;
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::limits::{LimitSettings, RateLimit};
 use super::views::{
     ConversationChangedEvent, LiveEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent, MessageView,
     PresenceView, ReadEvent, TypingEvent,
 };
-use super::{Caller, Services, now};
+use super::{Accounts, Caller, Context, Conversations, Messages};
+use crate::config::PresenceVisibility;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
-use crate::storage::{conversation, message, participant, user};
+use crate::storage::{conversation, participant, user};
 
 /// How long a "typing" lasts without a refresh.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
@@ -61,56 +62,83 @@ fn lagged(missed: u64) -> AppError {
     ))
 }
 
-#[async_trait::async_trait]
-impl History for Services {
-    async fn messages_between(
-        &self,
-        conversation_id: Uuid,
-        after: i64,
-        before: Option<i64>,
-        limit: u64,
-    ) -> Result<Vec<MessageSnapshot>, String> {
-        let mut query = message::Entity::find()
-            .filter(message::Column::ConversationId.eq(conversation_id))
-            .filter(message::Column::Seq.gt(after));
-        if let Some(before) = before {
-            query = query.filter(message::Column::Seq.lt(before));
-        }
-        let rows =
-            query.order_by_asc(message::Column::Seq).limit(limit).all(self.db()).await.map_err(|e| e.to_string())?;
-        let views = self.message_views(rows).await.map_err(|e| e.to_string())?;
-        Ok(views.iter().map(MessageSnapshot::from).collect())
-    }
+/// Live delivery: subscriptions, presence, typing, this node's connection registry, and the
+/// healer (`heal.rs`).
+pub struct Live {
+    // The healer (`heal.rs`) works with these too.
+    pub(super) ctx: Context,
+    presence: Arc<dyn PresenceStore>,
+    pub(super) auth: Arc<Accounts>,
+    conversations: Arc<Conversations>,
+    pub(super) messages: Arc<Messages>,
+    pub(super) connections: Connections,
+    typing_limit: RateLimit<Uuid>,
+    presence_visibility: PresenceVisibility,
 }
 
-impl Services {
+impl Live {
+    pub fn new(
+        ctx: Context,
+        presence: Arc<dyn PresenceStore>,
+        auth: Arc<Accounts>,
+        conversations: Arc<Conversations>,
+        messages: Arc<Messages>,
+        limits: &LimitSettings,
+    ) -> Live {
+        let typing_limit = RateLimit::per_second("set_typing", limits.typing_per_sec, limits.typing_per_sec * 3);
+        Live {
+            ctx,
+            presence,
+            auth,
+            conversations,
+            messages,
+            connections: Connections::default(),
+            typing_limit,
+            presence_visibility: limits.presence_visibility,
+        }
+    }
+
+    /// Who is online: in this process, or across the cluster through Redis.
+    pub fn presence_store(&self) -> &Arc<dyn PresenceStore> {
+        &self.presence
+    }
+
+    /// This node's live connections.
+    pub fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    pub(crate) fn shrink_limits(&self) {
+        self.typing_limit.shrink();
+    }
+
     /// New messages of one conversation, resuming after `after_seq` when given.
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn subscribe_messages(
-        &self,
+        self: &Arc<Self>,
         caller: &Caller,
         conversation_id: Uuid,
         after_seq: Option<i64>,
     ) -> AppResult<LiveStream<MessageView>> {
         self.live_participation(caller, conversation_id).await?;
         // Subscribe before replaying, so nothing committed in between is missed.
-        let mut live = topic_stream(self.bus().subscribe(Topic::Conversation(conversation_id)));
-        let services = self.clone();
+        let mut live = topic_stream(self.ctx.bus.subscribe(Topic::Conversation(conversation_id)));
+        let service = Arc::clone(self);
         let me = caller.user_id;
         Ok(Box::pin(async_stream::stream! {
             // Live across nodes before reading the starting point (see `EventBus::ready`).
-            services.bus().ready(Topic::Conversation(conversation_id), READY_WAIT).await;
+            service.ctx.bus.ready(Topic::Conversation(conversation_id), READY_WAIT).await;
             let mut cursor = SeqCursor::default();
             if let Some(after) = after_seq {
                 cursor.start_at(conversation_id, after);
-                match Box::pin(cursor.replay(conversation_id, &services)).await {
+                match Box::pin(cursor.replay(conversation_id, &*service.messages)).await {
                     Ok(replayed) => for msg in replayed { yield Ok(MessageView::from(msg)); },
                     Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
                 }
             } else {
                 // Live only: start after what is committed now (read after subscribing, so a
                 // message committed in between is either counted here or delivered live).
-                match Box::pin(services.last_seqs(&[conversation_id])).await {
+                match Box::pin(service.last_seqs(&[conversation_id])).await {
                     Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
                     Err(e) => { yield Err(e); return; }
                 }
@@ -122,7 +150,7 @@ impl Services {
                 };
                 match &event.kind {
                     EventKind::MessageAdded { message } => {
-                        match cursor.admit(message.clone(), &services).await {
+                        match cursor.admit(message.clone(), &*service.messages).await {
                             Ok(batch) => for msg in batch {
                                 m::delivered(event.committed_at);
                                 yield Ok(MessageView::from(msg));
@@ -141,27 +169,32 @@ impl Services {
     /// markers and membership changes of their conversations, and presence of the people
     /// they have direct conversations with. `after` resumes conversations by seq.
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
-    pub async fn subscribe_events(&self, caller: &Caller, after: Vec<ResumePoint>) -> AppResult<LiveStream<LiveEvent>> {
+    pub async fn subscribe_events(
+        self: &Arc<Self>,
+        caller: &Caller,
+        after: Vec<ResumePoint>,
+    ) -> AppResult<LiveStream<LiveEvent>> {
         let me = caller.user_id;
-        let memberships = participant::Entity::find().filter(participant::Column::UserId.eq(me)).all(self.db()).await?;
+        let memberships =
+            participant::Entity::find().filter(participant::Column::UserId.eq(me)).all(&self.ctx.db).await?;
         let mut conversations: HashSet<Uuid> = memberships.iter().map(|p| p.conversation_id).collect();
         let contacts = self.direct_contacts(me, conversations.iter().copied().collect()).await?;
 
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
-        topics.insert(Topic::User(me), topic_stream(self.bus().subscribe(Topic::User(me))));
+        topics.insert(Topic::User(me), topic_stream(self.ctx.bus.subscribe(Topic::User(me))));
         for c in &conversations {
-            topics.insert(Topic::Conversation(*c), topic_stream(self.bus().subscribe(Topic::Conversation(*c))));
+            topics.insert(Topic::Conversation(*c), topic_stream(self.ctx.bus.subscribe(Topic::Conversation(*c))));
         }
         for contact in contacts {
-            topics.insert(Topic::Presence(contact), topic_stream(self.bus().subscribe(Topic::Presence(contact))));
+            topics.insert(Topic::Presence(contact), topic_stream(self.ctx.bus.subscribe(Topic::Presence(contact))));
         }
         let resume: Vec<ResumePoint> =
             after.into_iter().filter(|p| conversations.contains(&p.conversation_id)).collect();
-        let services = self.clone();
+        let service = Arc::clone(self);
         Ok(Box::pin(async_stream::stream! {
             let watched: Vec<Topic> = topics.keys().copied().collect();
             for topic in watched {
-                services.bus().ready(topic, READY_WAIT).await;
+                service.ctx.bus.ready(topic, READY_WAIT).await;
             }
             let mut cursor = SeqCursor::default();
             // Conversations without a resume point start after what is committed now.
@@ -170,13 +203,13 @@ impl Services {
                 .copied()
                 .filter(|c| !resume.iter().any(|p| p.conversation_id == *c))
                 .collect();
-            match Box::pin(services.last_seqs(&live_only)).await {
+            match Box::pin(service.last_seqs(&live_only)).await {
                 Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
                 Err(e) => { yield Err(e); return; }
             }
             for point in resume {
                 cursor.start_at(point.conversation_id, point.seq);
-                match Box::pin(cursor.replay(point.conversation_id, &services)).await {
+                match Box::pin(cursor.replay(point.conversation_id, &*service.messages)).await {
                     Ok(replayed) => for msg in replayed {
                         yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
                     },
@@ -191,7 +224,7 @@ impl Services {
                 match &event.kind {
                     EventKind::MessageAdded { message } => {
                         if !conversations.contains(&message.conversation_id) { continue; }
-                        match cursor.admit(message.clone(), &services).await {
+                        match cursor.admit(message.clone(), &*service.messages).await {
                             Ok(batch) => for msg in batch {
                                 m::delivered(event.committed_at);
                                 yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
@@ -202,9 +235,9 @@ impl Services {
                     EventKind::ConversationChanged { conversation_id, added, removed, .. } => {
                         let id = *conversation_id;
                         if added.contains(&me) && conversations.insert(id) {
-                            topics.insert(Topic::Conversation(id), topic_stream(services.bus().subscribe(Topic::Conversation(id))));
-                            services.bus().ready(Topic::Conversation(id), READY_WAIT).await;
-                            match Box::pin(services.last_seqs(&[id])).await {
+                            topics.insert(Topic::Conversation(id), topic_stream(service.ctx.bus.subscribe(Topic::Conversation(id))));
+                            service.ctx.bus.ready(Topic::Conversation(id), READY_WAIT).await;
+                            match Box::pin(service.last_seqs(&[id])).await {
                                 Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
                                 Err(e) => { yield Err(e); return; }
                             }
@@ -231,7 +264,7 @@ impl Services {
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn subscribe_typing(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<LiveStream<TypingEvent>> {
         self.live_participation(caller, conversation_id).await?;
-        let mut live = topic_stream(self.bus().subscribe(Topic::Conversation(conversation_id)));
+        let mut live = topic_stream(self.ctx.bus.subscribe(Topic::Conversation(conversation_id)));
         let me = caller.user_id;
         Ok(Box::pin(async_stream::stream! {
             let mut typing: HashMap<Uuid, (TypingEvent, tokio::time::Instant)> = HashMap::new();
@@ -278,12 +311,12 @@ impl Services {
             return Ok(Vec::new());
         }
         let rows =
-            conversation::Entity::find().filter(conversation::Column::Id.is_in(ids.to_vec())).all(self.db()).await?;
+            conversation::Entity::find().filter(conversation::Column::Id.is_in(ids.to_vec())).all(&self.ctx.db).await?;
         Ok(rows.into_iter().map(|c| (c.id, c.last_seq)).collect())
     }
 
     /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users (those the
-    /// caller may see: see [`Services::presence`]).
+    /// caller may see: see [`Live::presence`]).
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn subscribe_presence(
         &self,
@@ -293,7 +326,7 @@ impl Services {
         let ids = presence_ids(user_ids)?;
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
         for id in &ids {
-            topics.insert(Topic::Presence(*id), topic_stream(self.bus().subscribe(Topic::Presence(*id))));
+            topics.insert(Topic::Presence(*id), topic_stream(self.ctx.bus.subscribe(Topic::Presence(*id))));
         }
         // Subscribed first, so no change between the read and the subscription is missed.
         // Users the caller may not see stay subscribed but silent: the stream behaves as it
@@ -327,10 +360,8 @@ impl Services {
         use sea_orm::Condition;
         use sea_orm::sea_query::Query;
 
-        use crate::config::PresenceVisibility;
-
         let mut visible = user::Entity::find().filter(user::Column::Id.is_in(ids.clone()));
-        if self.limits().presence_visibility() == PresenceVisibility::Shared {
+        if self.presence_visibility == PresenceVisibility::Shared {
             let mine = Query::select()
                 .column(participant::Column::ConversationId)
                 .from(participant::Entity)
@@ -346,9 +377,9 @@ impl Services {
             );
         }
         let seen: HashMap<Uuid, Option<DateTime<Utc>>> =
-            visible.all(self.db()).await?.into_iter().map(|u| (u.id, u.last_seen_at)).collect();
+            visible.all(&self.ctx.db).await?.into_iter().map(|u| (u.id, u.last_seen_at)).collect();
         let ids: Vec<Uuid> = ids.into_iter().filter(|id| seen.contains_key(id)).collect();
-        let online = self.presence_store().online(&ids).await;
+        let online = self.presence.online(&ids).await;
         Ok(ids
             .into_iter()
             .zip(online)
@@ -359,11 +390,11 @@ impl Services {
     /// Tells the other participants the caller is (or stopped) typing.
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn set_typing(&self, caller: &Caller, conversation_id: Uuid, typing: bool) -> AppResult<bool> {
-        self.require_member(caller, conversation_id).await?;
-        self.limits().check_typing(caller.user_id)?;
+        self.conversations.require_member(caller, conversation_id).await?;
+        self.typing_limit.check(&caller.user_id)?;
         let kind =
             EventKind::Typing { conversation_id, user_id: caller.user_id, username: caller.username.clone(), typing };
-        self.publish(Topic::Conversation(conversation_id), kind).await;
+        self.ctx.publish(Topic::Conversation(conversation_id), kind).await;
         Ok(true)
     }
 
@@ -371,7 +402,7 @@ impl Services {
     /// a disabled account closes it) and counted in presence, publishing "online" when it is
     /// their first. Refused with `RATE_LIMITED` when the user has `max_per_user` live
     /// connections on this node already; the caller must still call
-    /// [`Services::connection_closed`].
+    /// [`Live::connection_closed`].
     #[instrument(skip_all, fields(user.id = %caller.user_id, connection.id = %connection))]
     pub async fn connection_opened(
         &self,
@@ -380,20 +411,18 @@ impl Services {
         max_per_user: usize,
     ) -> AppResult<Arc<Kill>> {
         let user_id = caller.user_id;
-        let (kill, here) = self.connections().register(user_id, caller.session_id, connection);
+        let (kill, here) = self.connections.register(user_id, caller.session_id, connection);
         m::ws_connection(1.0);
         // Presence must not hold a handshake up: Redis may be down (the node writes its
         // connections again when it is back).
-        let count = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().connect(user_id, connection))
-            .await
-            .ok()
-            .flatten();
+        let count =
+            tokio::time::timeout(PRESENCE_WAIT, self.presence.connect(user_id, connection)).await.ok().flatten();
         if count == Some(1) {
             let kind = EventKind::Presence { user_id, online: true, last_seen_at: None };
-            self.publish(Topic::Presence(user_id), kind).await;
+            self.ctx.publish(Topic::Presence(user_id), kind).await;
         }
-        self.touch_last_seen(user_id).await;
-        if let Ok(n) = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().online_count()).await {
+        self.auth.touch_last_seen(user_id).await;
+        if let Ok(n) = tokio::time::timeout(PRESENCE_WAIT, self.presence.online_count()).await {
             m::online_users(n);
         }
         // Counted on this node: a crashed node's connections stay in presence for a while,
@@ -408,13 +437,13 @@ impl Services {
     /// `last_seen_at` is stored.
     #[instrument(skip_all, fields(user.id = %user_id, connection.id = %connection))]
     pub async fn connection_closed(&self, user_id: Uuid, connection: Uuid) {
-        self.connections().unregister(user_id, connection);
+        self.connections.unregister(user_id, connection);
         m::ws_connection(-1.0);
-        let offline = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().disconnect(user_id, connection)).await;
+        let offline = tokio::time::timeout(PRESENCE_WAIT, self.presence.disconnect(user_id, connection)).await;
         if offline == Ok(true) {
             self.user_went_offline(user_id).await;
         }
-        if let Ok(n) = tokio::time::timeout(PRESENCE_WAIT, self.presence_store().online_count()).await {
+        if let Ok(n) = tokio::time::timeout(PRESENCE_WAIT, self.presence.online_count()).await {
             m::online_users(n);
         }
     }
@@ -422,35 +451,21 @@ impl Services {
     /// Whether an open connection may still act for its caller: the session is live and the
     /// account enabled (a checked session is trusted for a few seconds, as for requests).
     pub async fn connection_still_allowed(&self, caller: &Caller) -> AppResult<()> {
-        self.live_session(caller.user_id, caller.session_id).await.map(|_| ())
+        self.auth.live_session(caller.user_id, caller.session_id).await.map(|_| ())
     }
 
     /// Stores `last_seen_at` and tells watchers the user is offline.
     #[instrument(skip_all, fields(user.id = %user_id))]
     pub async fn user_went_offline(&self, user_id: Uuid) {
-        let at = self.touch_last_seen(user_id).await;
+        let at = self.auth.touch_last_seen(user_id).await;
         let kind = EventKind::Presence { user_id, online: false, last_seen_at: Some(at) };
-        self.publish(Topic::Presence(user_id), kind).await;
-    }
-
-    /// Records that the user is around now (presence, active-user counts).
-    pub(crate) async fn touch_last_seen(&self, user_id: Uuid) -> DateTime<Utc> {
-        let at = now();
-        let stored = user::Entity::update_many()
-            .col_expr(user::Column::LastSeenAt, Expr::value(at))
-            .filter(user::Column::Id.eq(user_id))
-            .exec(self.db())
-            .await;
-        if let Err(e) = stored {
-            tracing::warn!(user.id = %user_id, error = %e, "could not store last_seen_at");
-        }
-        at
+        self.ctx.publish(Topic::Presence(user_id), kind).await;
     }
 
     /// Participation for a subscription: a non-participant is `FORBIDDEN` here (the
     /// subscription is refused before any event), and still learns nothing more.
     async fn live_participation(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<()> {
-        self.require_member(caller, conversation_id).await.map_err(|e| match e {
+        self.conversations.require_member(caller, conversation_id).await.map_err(|e| match e {
             AppError::NotFound(_) => AppError::Forbidden("not a participant of this conversation".into()),
             other => other,
         })
@@ -464,7 +479,7 @@ impl Services {
         let direct: Vec<Uuid> = conversation::Entity::find()
             .filter(conversation::Column::Id.is_in(mine))
             .filter(conversation::Column::Kind.eq(conversation::KIND_DIRECT))
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?
             .into_iter()
             .map(|c| c.id)
@@ -475,7 +490,7 @@ impl Services {
         let others = participant::Entity::find()
             .filter(participant::Column::ConversationId.is_in(direct))
             .filter(participant::Column::UserId.ne(me))
-            .all(self.db())
+            .all(&self.ctx.db)
             .await?;
         Ok(others.into_iter().map(|p| p.user_id).collect::<HashSet<_>>().into_iter().collect())
     }
@@ -645,26 +660,26 @@ impl Connections {
     }
 }
 
-impl Services {
+impl Live {
     /// Follows the cluster's control topic: closes this node's connections of accounts an
     /// admin disabled (on any node, close 4403) and of ended sessions (4401), and forgets
     /// them in the session cache. Runs for the life of the
     /// process.
-    pub fn spawn_control_listener(&self) {
-        let services = self.clone();
-        let mut control = self.bus().subscribe(Topic::Control);
+    pub fn spawn_control_listener(self: &Arc<Self>) {
+        let service = Arc::clone(self);
+        let mut control = self.ctx.bus.subscribe(Topic::Control);
         tokio::spawn(async move {
             while let Some(event) = control.recv().await {
                 let Ok(event) = event else { continue };
                 match event.kind {
                     EventKind::AccountDisabled { user_id } => {
-                        services.sessions().forget_user(user_id);
-                        let closed = services.connections().close_user(user_id);
+                        service.auth.sessions().forget_user(user_id);
+                        let closed = service.connections.close_user(user_id);
                         tracing::info!(user.id = %user_id, closed, "closed a disabled account's connections");
                     }
                     EventKind::SessionRevoked { session_id } => {
-                        services.sessions().forget_session(session_id);
-                        let closed = services.connections().close_session(session_id);
+                        service.auth.sessions().forget_session(session_id);
+                        let closed = service.connections.close_session(session_id);
                         if closed > 0 {
                             tracing::info!(session.id = %session_id, closed, "closed an ended session's connections");
                         }

@@ -1,18 +1,22 @@
 //! Messages: send (idempotent per client message id, `seq` assigned in the storing
 //! transaction), edit and delete own messages, history by `seq`, and read markers.
 
+use std::sync::Arc;
+
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
-use syncchat_realtime::{EventKind, MessageSnapshot, Topic};
+use syncchat_realtime::{EventKind, History, MessageSnapshot, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::batch::SendBatcher;
+use super::limits::{LimitSettings, RateLimit};
 use super::users::page_limit;
 use super::views::{MessageView, Page, ReadState, UserRef};
-use super::{Caller, Services, now};
+use super::{Caller, Context, Conversations, FileService, Users};
 use crate::domain::MessageBody;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
@@ -43,9 +47,35 @@ pub struct HistoryQuery {
     pub limit: Option<u64>,
 }
 
-impl Services {
+/// Messages: sending (through the batcher on Postgres), editing, deleting, history and
+/// read markers.
+pub struct Messages {
+    ctx: Context,
+    users: Arc<Users>,
+    conversations: Arc<Conversations>,
+    files: Arc<FileService>,
+    send_limit: RateLimit<Uuid>,
+    sends: SendBatcher,
+}
+
+impl Messages {
+    pub fn new(
+        ctx: Context,
+        users: Arc<Users>,
+        conversations: Arc<Conversations>,
+        files: Arc<FileService>,
+        limits: &LimitSettings,
+    ) -> Messages {
+        let send_limit = RateLimit::per_second("send_message", limits.send_per_sec, limits.send_burst);
+        Messages { ctx, users, conversations, files, send_limit, sends: SendBatcher::default() }
+    }
+
+    pub(crate) fn shrink_limits(&self) {
+        self.send_limit.shrink();
+    }
+
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %input.conversation_id))]
-    pub async fn send_message(&self, caller: &Caller, input: SendMessageInput) -> AppResult<MessageView> {
+    pub async fn send(&self, caller: &Caller, input: SendMessageInput) -> AppResult<MessageView> {
         let body = MessageBody::parse(&input.body)?;
         let client_message_id = match input.client_message_id.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -76,9 +106,9 @@ impl Services {
         // On Postgres a message without files is stored by one statement that also checks
         // membership, batched with concurrent sends (`batch`); elsewhere membership is read
         // first.
-        let one_statement = self.db().get_database_backend() == DbBackend::Postgres && attachment_ids.is_empty();
+        let one_statement = self.ctx.db.get_database_backend() == DbBackend::Postgres && attachment_ids.is_empty();
         if !one_statement || client_message_id.is_some() {
-            self.require_member(caller, input.conversation_id).await?;
+            self.conversations.require_member(caller, input.conversation_id).await?;
         }
 
         // A retry returns what the first attempt stored.
@@ -87,7 +117,7 @@ impl Services {
         {
             return self.retried(existing, input.conversation_id).await;
         }
-        self.limits().check_send(caller.user_id)?;
+        self.send_limit.check(&caller.user_id)?;
 
         let stored = if one_statement {
             let send = super::batch::Pending {
@@ -96,7 +126,7 @@ impl Services {
                 body: body.into_inner(),
                 client_message_id: client_message_id.clone(),
             };
-            self.inner.sends.store(self.db(), send).await
+            self.sends.store(&self.ctx, send).await
         } else {
             self.store_message(caller.user_id, input.conversation_id, body, client_message_id.clone(), &attachment_ids)
                 .await
@@ -115,10 +145,10 @@ impl Services {
         // The sender is the caller: only attachments need reading back.
         let mut view = MessageView::from_model(stored, caller.user_ref());
         if !attachment_ids.is_empty() {
-            view.attachments = self.attachment_views(&[view.id]).await?.remove(&view.id).unwrap_or_default();
+            view.attachments = self.files.attachment_views(&[view.id]).await?.remove(&view.id).unwrap_or_default();
         }
         let topic = Topic::Conversation(view.conversation_id);
-        self.publish(topic, EventKind::MessageAdded { message: MessageSnapshot::from(&view) }).await;
+        self.ctx.publish(topic, EventKind::MessageAdded { message: MessageSnapshot::from(&view) }).await;
         Ok(view)
     }
 
@@ -133,8 +163,8 @@ impl Services {
         client_message_id: Option<String>,
         attachment_ids: &[Uuid],
     ) -> AppResult<message::Model> {
-        let at = now();
-        let txn = self.db().begin().await?;
+        let at = self.ctx.now();
+        let txn = self.ctx.db.begin().await?;
         let updated = conversation::Entity::update_many()
             .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(1))
             .col_expr(conversation::Column::UpdatedAt, Expr::value(at))
@@ -161,7 +191,7 @@ impl Services {
             }
             other => other?,
         };
-        Self::attach(&txn, sender, stored.id, attachment_ids).await?;
+        FileService::attach(&txn, sender, stored.id, attachment_ids).await?;
         crate::storage::participant::Entity::update_many()
             .col_expr(crate::storage::participant::Column::LastReadSeq, Expr::value(seq))
             .filter(crate::storage::participant::Column::ConversationId.eq(conversation_id))
@@ -177,7 +207,7 @@ impl Services {
         Ok(message::Entity::find()
             .filter(message::Column::SenderId.eq(sender))
             .filter(message::Column::ClientMessageId.eq(cmid))
-            .one(self.db())
+            .one(&self.ctx.db)
             .await?)
     }
 
@@ -185,11 +215,11 @@ impl Services {
         if existing.conversation_id != conversation_id {
             return Err(AppError::Conflict("clientMessageId was already used in another conversation".into()));
         }
-        self.message_view(existing).await
+        self.view(existing).await
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
-    pub async fn edit_message(&self, caller: &Caller, message_id: Uuid, body: &str) -> AppResult<MessageView> {
+    pub async fn edit(&self, caller: &Caller, message_id: Uuid, body: &str) -> AppResult<MessageView> {
         let body = MessageBody::parse(body)?;
         let msg = self.own_message(caller, message_id).await?;
         if msg.deleted_at.is_some() {
@@ -197,43 +227,46 @@ impl Services {
         }
         let mut active: message::ActiveModel = msg.into();
         active.body = Set(body.into_inner());
-        active.edited_at = Set(Some(now()));
-        let updated = active.update(self.db()).await?;
+        active.edited_at = Set(Some(self.ctx.now()));
+        let updated = active.update(&self.ctx.db).await?;
         m::message("edited");
-        let view = self.message_view(updated).await?;
+        let view = self.view(updated).await?;
         let topic = Topic::Conversation(view.conversation_id);
-        self.publish(topic, EventKind::MessageEdited { message: MessageSnapshot::from(&view) }).await;
+        self.ctx.publish(topic, EventKind::MessageEdited { message: MessageSnapshot::from(&view) }).await;
         Ok(view)
     }
 
     /// Soft delete: the row keeps its `seq` (history has no holes) but loses its body.
     /// Deleting again returns the deleted message.
     #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
-    pub async fn delete_message(&self, caller: &Caller, message_id: Uuid) -> AppResult<MessageView> {
+    pub async fn delete(&self, caller: &Caller, message_id: Uuid) -> AppResult<MessageView> {
         let msg = self.own_message(caller, message_id).await?;
         if msg.deleted_at.is_some() {
-            return self.message_view(msg).await;
+            return self.view(msg).await;
         }
-        let updated = wipe(self.db(), msg).await?;
-        self.message_deleted(updated).await
+        let updated = wipe(&self.ctx.db, msg, self.ctx.now()).await?;
+        self.deleted(updated).await
     }
 
     /// After a deletion committed: counts it, drops its files, tells the conversation.
-    pub(crate) async fn message_deleted(&self, updated: message::Model) -> AppResult<MessageView> {
+    pub(crate) async fn deleted(&self, updated: message::Model) -> AppResult<MessageView> {
         m::message("deleted");
-        self.drop_attachments_of(updated.id).await;
-        let view = self.message_view(updated).await?;
+        self.files.drop_attachments_of(updated.id).await;
+        let view = self.view(updated).await?;
         let topic = Topic::Conversation(view.conversation_id);
-        self.publish(topic, EventKind::MessageDeleted { message: MessageSnapshot::from(&view) }).await;
+        self.ctx.publish(topic, EventKind::MessageDeleted { message: MessageSnapshot::from(&view) }).await;
         Ok(view)
     }
 
     /// A message the caller sent, in a conversation they are still in.
     async fn own_message(&self, caller: &Caller, message_id: Uuid) -> AppResult<message::Model> {
-        let msg = message::Entity::find_by_id(message_id).one(self.db()).await?;
+        let msg = message::Entity::find_by_id(message_id).one(&self.ctx.db).await?;
         let msg = msg.ok_or_else(|| AppError::not_found("message"))?;
         // Existence is only revealed to participants.
-        self.conversation_for(caller, msg.conversation_id).await.map_err(|_| AppError::not_found("message"))?;
+        self.conversations
+            .conversation_for(caller, msg.conversation_id)
+            .await
+            .map_err(|_| AppError::not_found("message"))?;
         if msg.sender_id != caller.user_id {
             return Err(AppError::Forbidden("only the sender can change a message".into()));
         }
@@ -241,12 +274,7 @@ impl Services {
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
-    pub async fn list_messages(
-        &self,
-        caller: &Caller,
-        conversation_id: Uuid,
-        q: HistoryQuery,
-    ) -> AppResult<Page<MessageView>> {
+    pub async fn list(&self, caller: &Caller, conversation_id: Uuid, q: HistoryQuery) -> AppResult<Page<MessageView>> {
         let limit = page_limit(q.limit, 50, 200)?;
         for (field, v) in [("before", q.before), ("after", q.after)] {
             if v.is_some_and(|s| s < 0) {
@@ -302,10 +330,10 @@ impl Services {
             )
             .order_by((m, message::Column::Seq), order)
             .to_owned();
-        let statement = self.db().get_database_backend().build(&query);
-        let mut rows = PageRow::find_by_statement(statement).all(self.db()).await?;
+        let statement = self.ctx.db.get_database_backend().build(&query);
+        let mut rows = PageRow::find_by_statement(statement).all(&self.ctx.db).await?;
         if rows.is_empty() {
-            self.require_member(caller, conversation_id).await?;
+            self.conversations.require_member(caller, conversation_id).await?;
         }
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
@@ -317,7 +345,7 @@ impl Services {
             has_more.then(|| if forward { rows.last() } else { rows.first() }).flatten().map(|row| row.seq.to_string());
         let with_files: Vec<Uuid> =
             rows.iter().filter(|r| r.has_files && r.deleted_at.is_none()).map(|r| r.id).collect();
-        let mut attachments = self.attachment_views(&with_files).await?;
+        let mut attachments = self.files.attachment_views(&with_files).await?;
         let items = rows
             .into_iter()
             .map(|row| {
@@ -336,7 +364,7 @@ impl Services {
         if seq < 0 {
             return Err(AppError::bad_input("seq", "seq must be 0 or more"));
         }
-        let (conv, me) = self.participation(caller, conversation_id).await?;
+        let (conv, me) = self.conversations.participation(caller, conversation_id).await?;
         if seq > conv.last_seq {
             return Err(AppError::bad_input(
                 "seq",
@@ -351,27 +379,28 @@ impl Services {
                 .filter(participant::Column::ConversationId.eq(conversation_id))
                 .filter(participant::Column::UserId.eq(caller.user_id))
                 .filter(participant::Column::LastReadSeq.lt(seq))
-                .exec(self.db())
+                .exec(&self.ctx.db)
                 .await?;
             last_read_seq = seq;
             let kind = EventKind::Read { conversation_id, user_id: caller.user_id, last_read_seq: seq };
-            self.publish(Topic::Conversation(conversation_id), kind).await;
+            self.ctx.publish(Topic::Conversation(conversation_id), kind).await;
         }
-        let unread_count = self.unread_count(conversation_id, caller.user_id, last_read_seq, conv.last_seq).await?;
+        let unread_count =
+            self.conversations.unread_count(conversation_id, caller.user_id, last_read_seq, conv.last_seq).await?;
         Ok(ReadState { conversation_id, last_read_seq, unread_count })
     }
 
-    async fn message_view(&self, msg: message::Model) -> AppResult<MessageView> {
-        self.message_views(vec![msg]).await?.pop().ok_or_else(|| AppError::not_found("message"))
+    pub(crate) async fn view(&self, msg: message::Model) -> AppResult<MessageView> {
+        self.views(vec![msg]).await?.pop().ok_or_else(|| AppError::not_found("message"))
     }
 
-    pub(crate) async fn message_views(&self, rows: Vec<message::Model>) -> AppResult<Vec<MessageView>> {
+    pub(crate) async fn views(&self, rows: Vec<message::Model>) -> AppResult<Vec<MessageView>> {
         let mut sender_ids: Vec<Uuid> = rows.iter().map(|r| r.sender_id).collect();
         sender_ids.sort_unstable();
         sender_ids.dedup();
-        let users = self.user_refs(sender_ids).await?;
+        let users = self.users.refs(sender_ids).await?;
         let ids: Vec<Uuid> = rows.iter().filter(|r| r.deleted_at.is_none()).map(|r| r.id).collect();
-        let mut attachments = self.attachment_views(&ids).await?;
+        let mut attachments = self.files.attachment_views(&ids).await?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -386,12 +415,38 @@ impl Services {
     }
 }
 
+#[async_trait::async_trait]
+impl History for Messages {
+    async fn messages_between(
+        &self,
+        conversation_id: Uuid,
+        after: i64,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<MessageSnapshot>, String> {
+        let mut query = message::Entity::find()
+            .filter(message::Column::ConversationId.eq(conversation_id))
+            .filter(message::Column::Seq.gt(after));
+        if let Some(before) = before {
+            query = query.filter(message::Column::Seq.lt(before));
+        }
+        let rows =
+            query.order_by_asc(message::Column::Seq).limit(limit).all(&self.ctx.db).await.map_err(|e| e.to_string())?;
+        let views = self.views(rows).await.map_err(|e| e.to_string())?;
+        Ok(views.iter().map(MessageSnapshot::from).collect())
+    }
+}
+
 /// Deletes a message's content: the body is wiped, the row and its `seq` stay, so history
 /// has no holes.
-pub(crate) async fn wipe<C: sea_orm::ConnectionTrait>(db: &C, msg: message::Model) -> AppResult<message::Model> {
+pub(crate) async fn wipe<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    msg: message::Model,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AppResult<message::Model> {
     let mut active: message::ActiveModel = msg.into();
     active.body = Set(String::new());
-    active.deleted_at = Set(Some(now()));
+    active.deleted_at = Set(Some(at));
     Ok(active.update(db).await?)
 }
 

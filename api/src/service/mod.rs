@@ -4,6 +4,25 @@
 //! Authorization policy: a conversation is visible only to its participants. For anyone else
 //! it does not exist (`NOT_FOUND`), so ids cannot be probed. `FORBIDDEN` is reserved for
 //! callers who can see the thing but may not do this to it (edit someone else's message).
+//!
+//! The rules live in area services, each built from what it needs; they share a [`Context`]
+//! (database, event bus, clock) and hold the areas they use behind an `Arc`. [`Services`] holds the set, so a façade
+//! calls `services.messages.send(&caller, input)`. An area uses only the areas above it in
+//! this list (no cycles):
+//!
+//! | area | field | owns | uses |
+//! |---|---|---|---|
+//! | [`Users`] (`users.rs`) | `users` | creating and looking up users, activity figures | context |
+//! | [`Accounts`] (`auth.rs`) | `auth` | login, sessions and their cache, tokens, auth rate limits | users |
+//! | [`Conversations`] (`conversations.rs`) | `conversations` | membership, conversation lists, the creation limit | users |
+//! | [`FileService`] (`files.rs`) | `files` | file store, upload rules, attachments, the collector | auth |
+//! | [`Messages`] (`messages.rs`, `batch.rs`) | `messages` | send (batcher, send limit), edit, delete, history, read markers | users, conversations, files |
+//! | [`Live`] (`live.rs`, `heal.rs`) | `live` | subscriptions, presence, typing, the connection registry, the healer | auth, conversations, messages |
+//! | [`Admin`] (`admin.rs`) | `admin` | console sign-in, moderation, console figures | auth, users, messages |
+//!
+//! Next to come, each as an area of its own beside these: apps (bot users and keys, on
+//! `auth`), webhooks (on the events `messages` and `conversations` publish) and search (on
+//! `messages`).
 
 pub mod admin;
 pub(crate) mod auth;
@@ -14,22 +33,27 @@ mod heal;
 mod limits;
 pub mod live;
 pub(crate) mod messages;
+mod password;
 mod tokens;
 mod users;
 pub mod views;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::DatabaseConnection;
 use syncchat_realtime::{Event, EventBus, EventKind, PresenceStore, Topic};
 use uuid::Uuid;
 
-pub use auth::{LoginInput, RegisterInput};
-pub use conversations::CreateConversationInput;
-pub use files::{FileSettings, Files, UploadTicket};
-pub use limits::{LimitSettings, Limits};
-pub use messages::{HistoryQuery, SendMessageInput};
+pub use admin::Admin;
+pub use auth::{Accounts, LoginInput, RegisterInput};
+pub use conversations::{Conversations, CreateConversationInput};
+pub use files::{FileService, FileSettings, Files, UploadTicket};
+pub use limits::LimitSettings;
+pub use live::Live;
+pub use messages::{HistoryQuery, Messages, SendMessageInput};
 pub use tokens::TokenSettings;
+pub use users::Users;
 
 use crate::metrics as m;
 
@@ -60,89 +84,88 @@ impl Caller {
     }
 }
 
-/// Cheap to clone; shared by every request.
+/// Where timestamps come from: one place, so a test can fake it later.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock;
+
+impl Clock {
+    /// `now()` truncated to microseconds: what Postgres keeps, so a timestamp read back
+    /// equals the one written on both backends (cursors compare them).
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now().trunc_subsecs(6)
+    }
+}
+
+/// What every area shares: the database, the event bus and the clock. Cheap to clone.
 #[derive(Clone)]
-pub struct Services {
-    inner: Arc<Inner>,
+pub struct Context {
+    pub db: DatabaseConnection,
+    pub bus: EventBus,
+    pub clock: Clock,
 }
 
-struct Inner {
-    db: DatabaseConnection,
-    bus: EventBus,
-    presence: Arc<dyn PresenceStore>,
-    tokens: tokens::TokenIssuer,
-    limits: Limits,
-    connections: live::Connections,
-    sessions: auth::SessionCache,
-    sends: batch::SendBatcher,
-    files: files::Files,
-}
-
-impl Services {
-    pub fn new(
-        db: DatabaseConnection,
-        bus: EventBus,
-        presence: Arc<dyn PresenceStore>,
-        tokens: TokenSettings,
-        limits: LimitSettings,
-        files: files::Files,
-    ) -> Self {
-        Services {
-            inner: Arc::new(Inner {
-                db,
-                bus,
-                presence,
-                tokens: tokens::TokenIssuer::new(tokens),
-                limits: Limits::new(limits),
-                connections: live::Connections::default(),
-                sessions: auth::SessionCache::default(),
-                sends: batch::SendBatcher::default(),
-                files,
-            }),
-        }
+impl Context {
+    pub fn new(db: DatabaseConnection, bus: EventBus) -> Context {
+        Context { db, bus, clock: Clock }
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.inner.db
-    }
-
-    pub fn bus(&self) -> &EventBus {
-        &self.inner.bus
-    }
-
-    pub fn presence_store(&self) -> &Arc<dyn PresenceStore> {
-        &self.inner.presence
-    }
-
-    pub fn connections(&self) -> &live::Connections {
-        &self.inner.connections
-    }
-
-    pub(crate) fn sessions(&self) -> &auth::SessionCache {
-        &self.inner.sessions
-    }
-
-    pub(crate) fn limits(&self) -> &Limits {
-        &self.inner.limits
+    /// The time to store, from the context's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Publishes an event that has committed (or, for typing and presence, just happened).
     pub(crate) async fn publish(&self, topic: Topic, kind: EventKind) {
         m::event_published(kind.as_label());
-        self.inner.bus.publish(Event { topic, committed_at: chrono::Utc::now(), kind }).await;
+        self.bus.publish(Event { topic, committed_at: Utc::now(), kind }).await;
     }
 }
 
-/// `now()` truncated to microseconds: what Postgres keeps, so a timestamp read back equals
-/// the one written on both backends (cursors compare them).
-pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::{SubsecRound, Utc};
-    Utc::now().trunc_subsecs(6)
+/// Every area service of a running server, each behind an `Arc`: cheap to clone, shared by
+/// every request.
+#[derive(Clone)]
+pub struct Services {
+    pub ctx: Context,
+    pub users: Arc<Users>,
+    pub auth: Arc<Accounts>,
+    pub conversations: Arc<Conversations>,
+    pub files: Arc<FileService>,
+    pub messages: Arc<Messages>,
+    pub live: Arc<Live>,
+    pub admin: Arc<Admin>,
 }
 
 impl Services {
+    pub fn new(
+        ctx: Context,
+        presence: Arc<dyn PresenceStore>,
+        tokens: TokenSettings,
+        limits: LimitSettings,
+        files: Files,
+    ) -> Self {
+        let users = Arc::new(Users::new(ctx.clone()));
+        let auth = Arc::new(Accounts::new(ctx.clone(), users.clone(), tokens, &limits));
+        let conversations = Arc::new(Conversations::new(ctx.clone(), users.clone(), &limits));
+        let files = Arc::new(FileService::new(ctx.clone(), auth.clone(), files));
+        let messages =
+            Arc::new(Messages::new(ctx.clone(), users.clone(), conversations.clone(), files.clone(), &limits));
+        let live = Arc::new(Live::new(
+            ctx.clone(),
+            presence.clone(),
+            auth.clone(),
+            conversations.clone(),
+            messages.clone(),
+            &limits,
+        ));
+        let admin = Arc::new(Admin::new(ctx.clone(), presence, auth.clone(), users.clone(), messages.clone()));
+        Services { ctx, users, auth, conversations, files, messages, live, admin }
+    }
+
     /// Drops rate-limiter state for keys that are idle again.
     pub fn shrink_limits(&self) {
-        self.inner.limits.shrink();
+        self.auth.shrink_limits();
+        self.conversations.shrink_limits();
+        self.messages.shrink_limits();
+        self.live.shrink_limits();
     }
 }

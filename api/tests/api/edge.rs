@@ -181,10 +181,10 @@ async fn uploads_keep_their_own_larger_limit_on_every_protocol() {
     let resp = h2.put(ticket(&app, &ann).await).body(streamed(vec![b'b'; 200_000])).send().await.expect("put");
     assert_eq!(resp.status(), 200);
     // Over the upload limit, streamed over h2c: 413, nothing kept.
-    let before = app.services.file_storage_usage().await.expect("usage");
+    let before = app.services.files.storage_usage().await.expect("usage");
     let resp = h2.put(ticket(&app, &ann).await).body(streamed(vec![b'c'; 400_000])).send().await.expect("put");
     assert_too_large(resp, "h2c upload over the upload limit").await;
-    assert_eq!(app.services.file_storage_usage().await.expect("usage"), before);
+    assert_eq!(app.services.files.storage_usage().await.expect("usage"), before);
 }
 
 #[tokio::test]

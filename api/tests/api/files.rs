@@ -122,7 +122,7 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
 }
 
 async fn stored(app: &TestApp) -> u64 {
-    app.services.file_storage_usage().await.expect("storage usage").0
+    app.services.files.storage_usage().await.expect("storage usage").0
 }
 
 async fn images_upload_attach_and_download_with_ranges_etags_and_thumbnails(store: Store) {
@@ -358,7 +358,7 @@ async fn the_collector_removes_orphans_but_keeps_shared_bytes(store: Store) {
     assert_eq!(status, 200, "{msg}");
 
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let collected = app.services.collect_orphan_files().await.expect("collect");
+    let collected = app.services.files.collect_orphans().await.expect("collect");
     assert_eq!(collected, 2, "the twin and the lonely upload");
     assert_eq!(stored(&app).await, 1, "the lonely bytes are gone, the shared ones stay");
     let kept_path = format!("/api/v1/files/{}", kept["id"].as_str().unwrap_or_default());

@@ -13,7 +13,7 @@ impl ConversationMutation {
     /// Creates a conversation; a direct one with the same person is returned if it exists.
     async fn create_conversation(&self, ctx: &Context<'_>, input: CreateConversationInput) -> Result<ConversationView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).create_conversation(&caller, input).await.gql()
+        services(ctx).conversations.create(&caller, input).await.gql()
     }
 
     async fn add_participants(
@@ -23,11 +23,11 @@ impl ConversationMutation {
         user_ids: Vec<Uuid>,
     ) -> Result<ConversationView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).add_participants(&caller, conversation_id, user_ids).await.gql()
+        services(ctx).conversations.add_participants(&caller, conversation_id, user_ids).await.gql()
     }
 
     async fn leave_conversation(&self, ctx: &Context<'_>, conversation_id: Uuid) -> Result<bool> {
         let caller = caller(ctx).gql()?;
-        services(ctx).leave_conversation(&caller, conversation_id).await.gql()
+        services(ctx).conversations.leave(&caller, conversation_id).await.gql()
     }
 }

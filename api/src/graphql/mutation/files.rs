@@ -14,6 +14,6 @@ impl FileMutation {
     /// `PUT` to the same URL is refused (409 `CONFLICT`).
     async fn create_upload_url(&self, ctx: &Context<'_>, file_name: String) -> Result<UploadTicket> {
         let caller = caller(ctx).gql()?;
-        services(ctx).upload_ticket(&caller, &file_name).gql()
+        services(ctx).files.upload_ticket(&caller, &file_name).gql()
     }
 }

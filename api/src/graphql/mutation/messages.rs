@@ -14,29 +14,29 @@ impl MessageMutation {
     /// `clientMessageId` returns the first message.
     async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<MessageView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).send_message(&caller, input).await.gql()
+        services(ctx).messages.send(&caller, input).await.gql()
     }
 
     async fn edit_message(&self, ctx: &Context<'_>, id: Uuid, body: String) -> Result<MessageView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).edit_message(&caller, id, &body).await.gql()
+        services(ctx).messages.edit(&caller, id, &body).await.gql()
     }
 
     async fn delete_message(&self, ctx: &Context<'_>, id: Uuid) -> Result<MessageView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).delete_message(&caller, id).await.gql()
+        services(ctx).messages.delete(&caller, id).await.gql()
     }
 
     /// Tells the other participants you are typing (or stopped). Without a refresh, typing
     /// ends by itself after 5 seconds.
     async fn set_typing(&self, ctx: &Context<'_>, conversation_id: Uuid, typing: bool) -> Result<bool> {
         let caller = caller(ctx).gql()?;
-        services(ctx).set_typing(&caller, conversation_id, typing).await.gql()
+        services(ctx).live.set_typing(&caller, conversation_id, typing).await.gql()
     }
 
     /// Moves the read marker forward to `seq` (never back).
     async fn mark_read(&self, ctx: &Context<'_>, conversation_id: Uuid, seq: i64) -> Result<ReadState> {
         let caller = caller(ctx).gql()?;
-        services(ctx).mark_read(&caller, conversation_id, seq).await.gql()
+        services(ctx).messages.mark_read(&caller, conversation_id, seq).await.gql()
     }
 }

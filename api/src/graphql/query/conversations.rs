@@ -20,12 +20,12 @@ impl ConversationQuery {
         after: Option<String>,
     ) -> Result<Connection<String, ConversationView>> {
         let caller = caller(ctx).gql()?;
-        let page = services(ctx).list_conversations(&caller, first, after).await.gql()?;
+        let page = services(ctx).conversations.list(&caller, first, after).await.gql()?;
         Ok(connection(page, false, |c| encode_activity_cursor(c.updated_at, c.id)))
     }
 
     async fn conversation(&self, ctx: &Context<'_>, id: Uuid) -> Result<ConversationView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).get_conversation(&caller, id).await.gql()
+        services(ctx).conversations.get(&caller, id).await.gql()
     }
 }

@@ -26,7 +26,7 @@ impl MessageQuery {
         let caller = caller(ctx).gql()?;
         let q = HistoryQuery { before, after, limit: first.or(last) };
         let backward = after.is_none();
-        let page = services(ctx).list_messages(&caller, conversation_id, q).await.gql()?;
+        let page = services(ctx).messages.list(&caller, conversation_id, q).await.gql()?;
         Ok(connection(page, backward, |m| m.seq.to_string()))
     }
 }

@@ -14,6 +14,6 @@ impl PresenceQuery {
     /// are), unless the server shows everyone's.
     async fn presence(&self, ctx: &Context<'_>, user_ids: Vec<Uuid>) -> Result<Vec<PresenceView>> {
         let caller = caller(ctx).gql()?;
-        services(ctx).presence(&caller, user_ids).await.gql()
+        services(ctx).live.presence(&caller, user_ids).await.gql()
     }
 }

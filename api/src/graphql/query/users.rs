@@ -13,12 +13,12 @@ impl UserQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).me(&caller).await.gql()
+        services(ctx).users.me(&caller).await.gql()
     }
 
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<UserView> {
         let caller = caller(ctx).gql()?;
-        services(ctx).get_user(&caller, id).await.gql()
+        services(ctx).users.get(&caller, id).await.gql()
     }
 
     /// Users by username prefix, in username order.
@@ -30,7 +30,7 @@ impl UserQuery {
         after: Option<String>,
     ) -> Result<Connection<String, UserView>> {
         let caller = caller(ctx).gql()?;
-        let page = services(ctx).search_users(&caller, search, first, after).await.gql()?;
+        let page = services(ctx).users.search(&caller, search, first, after).await.gql()?;
         Ok(connection(page, false, |u| u.username.clone()))
     }
 }

@@ -37,7 +37,7 @@ impl ConversationSubscription {
             .into_iter()
             .map(|r| ResumePoint { conversation_id: r.conversation_id, seq: r.seq })
             .collect();
-        let stream = Box::pin(services(ctx).subscribe_events(&caller, after)).await.gql()?;
+        let stream = Box::pin(services(ctx).live.subscribe_events(&caller, after)).await.gql()?;
         Ok(subscription_items(ctx, stream, event_key))
     }
 
@@ -53,7 +53,8 @@ impl ConversationSubscription {
             return Ok(item);
         }
         let caller = caller(ctx).gql()?;
-        let stream = Box::pin(services(ctx).subscribe_messages(&caller, conversation_id, after_seq)).await.gql()?;
+        let stream =
+            Box::pin(services(ctx).live.subscribe_messages(&caller, conversation_id, after_seq)).await.gql()?;
         Ok(subscription_items(ctx, stream, |msg| message_key(msg, 0)))
     }
 
@@ -67,7 +68,7 @@ impl ConversationSubscription {
             return Ok(item);
         }
         let caller = caller(ctx).gql()?;
-        let stream = Box::pin(services(ctx).subscribe_typing(&caller, conversation_id)).await.gql()?;
+        let stream = Box::pin(services(ctx).live.subscribe_typing(&caller, conversation_id)).await.gql()?;
         Ok(subscription_items(ctx, stream, typing_key))
     }
 }

@@ -24,7 +24,7 @@ impl PresenceSubscription {
             return Ok(item);
         }
         let caller = caller(ctx).gql()?;
-        let stream = Box::pin(services(ctx).subscribe_presence(&caller, user_ids)).await.gql()?;
+        let stream = Box::pin(services(ctx).live.subscribe_presence(&caller, user_ids)).await.gql()?;
         Ok(subscription_items(ctx, stream, presence_key))
     }
 }
