@@ -11,5 +11,7 @@ pub use bus::{BUS_CONNECTED, CAPACITY as BUS_CAPACITY, EventBus, Fanout, InProce
 pub use cluster::{BUS_QUEUE, REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
 pub use event::{AttachmentSnapshot, Event, EventKind, MessageSnapshot, Topic};
 pub use presence::{InProcessPresence, PresenceStore};
-pub use resume::{History, SeqCursor};
-pub use stats::{HISTORY as STATS_HISTORY, InProcessSnapshots, NodeSnapshots, RedisSnapshots, SnapshotStore};
+pub use resume::{History, HistoryError, SeqCursor};
+pub use stats::{
+    HISTORY as STATS_HISTORY, InProcessSnapshots, NodeSnapshots, RedisSnapshots, SnapshotError, SnapshotStore,
+};

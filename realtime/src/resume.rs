@@ -18,7 +18,18 @@ pub trait History: Send + Sync {
         after: i64,
         before: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<MessageSnapshot>, String>;
+    ) -> Result<Vec<MessageSnapshot>, HistoryError>;
+}
+
+/// Committed messages could not be read; the storage's own error is the source.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read committed messages: {0}")]
+pub struct HistoryError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+impl HistoryError {
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> HistoryError {
+        HistoryError(Box::new(cause))
+    }
 }
 
 const PAGE: u64 = 200;
@@ -39,7 +50,11 @@ impl SeqCursor {
     }
 
     /// Replays everything after the cursor's position from storage.
-    pub async fn replay(&mut self, conversation: Uuid, history: &dyn History) -> Result<Vec<MessageSnapshot>, String> {
+    pub async fn replay(
+        &mut self,
+        conversation: Uuid,
+        history: &dyn History,
+    ) -> Result<Vec<MessageSnapshot>, HistoryError> {
         let mut out = Vec::new();
         loop {
             let after = self.last.get(&conversation).copied().unwrap_or(0);
@@ -61,7 +76,7 @@ impl SeqCursor {
         &mut self,
         message: MessageSnapshot,
         history: &dyn History,
-    ) -> Result<Vec<MessageSnapshot>, String> {
+    ) -> Result<Vec<MessageSnapshot>, HistoryError> {
         let conversation = message.conversation_id;
         let Some(last) = self.last.get(&conversation).copied() else {
             // First message seen live for this conversation: it sets the baseline.
@@ -103,7 +118,7 @@ pub(crate) mod tests {
             after: i64,
             before: Option<i64>,
             limit: u64,
-        ) -> Result<Vec<MessageSnapshot>, String> {
+        ) -> Result<Vec<MessageSnapshot>, HistoryError> {
             Ok(self
                 .0
                 .iter()

@@ -25,13 +25,20 @@ pub struct NodeSnapshots {
     pub snapshots: Vec<String>,
 }
 
+/// The shared store of snapshots failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
 #[async_trait::async_trait]
 pub trait SnapshotStore: Send + Sync + 'static {
     /// Records `node`'s snapshot taken at `at` (unix seconds).
-    async fn put(&self, node: &str, at: i64, snapshot: String) -> Result<(), String>;
+    async fn put(&self, node: &str, at: i64, snapshot: String) -> Result<(), SnapshotError>;
     /// Every node that reported since `since` (unix seconds), with its newest `limit`
     /// snapshots (at most [`HISTORY`]).
-    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, String>;
+    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, SnapshotError>;
     /// "cluster" when snapshots from every node meet here, "this node" otherwise.
     fn scope(&self) -> &'static str;
     /// Round trip to the shared store: `None` in process, else whether it answered and
@@ -49,7 +56,7 @@ pub struct InProcessSnapshots {
 
 #[async_trait::async_trait]
 impl SnapshotStore for InProcessSnapshots {
-    async fn put(&self, node: &str, at: i64, snapshot: String) -> Result<(), String> {
+    async fn put(&self, node: &str, at: i64, snapshot: String) -> Result<(), SnapshotError> {
         let mut nodes = self.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (updated, history) = nodes.entry(node.to_owned()).or_default();
         *updated = at;
@@ -58,7 +65,7 @@ impl SnapshotStore for InProcessSnapshots {
         Ok(())
     }
 
-    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, String> {
+    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, SnapshotError> {
         let nodes = self.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: Vec<NodeSnapshots> = nodes
             .iter()
@@ -104,7 +111,7 @@ impl RedisSnapshots {
 
 #[async_trait::async_trait]
 impl SnapshotStore for RedisSnapshots {
-    async fn put(&self, node: &str, at: i64, snapshot: String) -> Result<(), String> {
+    async fn put(&self, node: &str, at: i64, snapshot: String) -> Result<(), SnapshotError> {
         let mut conn = self.conn.clone();
         let key = self.node_key(node);
         let started = Instant::now();
@@ -122,22 +129,22 @@ impl SnapshotStore for RedisSnapshots {
             .query_async(&mut conn)
             .await;
         observe("stats_put", started, &r);
-        r.map_err(|e| e.to_string())
+        Ok(r?)
     }
 
-    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, String> {
+    async fn nodes_since(&self, since: i64, limit: usize) -> Result<Vec<NodeSnapshots>, SnapshotError> {
         let mut conn = self.conn.clone();
         let started = Instant::now();
         let nodes: redis::RedisResult<Vec<(String, i64)>> =
             conn.zrangebyscore_withscores(self.nodes_key(), since, "+inf").await;
         observe("stats_nodes", started, &nodes);
         let mut out = Vec::new();
-        for (node, updated_at) in nodes.map_err(|e| e.to_string())? {
+        for (node, updated_at) in nodes? {
             let started = Instant::now();
             let snapshots: redis::RedisResult<Vec<String>> =
                 conn.lrange(self.node_key(&node), 0, limit.clamp(1, HISTORY) as isize - 1).await;
             observe("stats_history", started, &snapshots);
-            out.push(NodeSnapshots { node, updated_at, snapshots: snapshots.map_err(|e| e.to_string())? });
+            out.push(NodeSnapshots { node, updated_at, snapshots: snapshots? });
         }
         out.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(out)

@@ -8,7 +8,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
 };
-use syncchat_realtime::{EventKind, History, MessageSnapshot, Topic};
+use syncchat_realtime::{EventKind, History, HistoryError, MessageSnapshot, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -423,7 +423,7 @@ impl History for Messages {
         after: i64,
         before: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<MessageSnapshot>, String> {
+    ) -> Result<Vec<MessageSnapshot>, HistoryError> {
         let mut query = message::Entity::find()
             .filter(message::Column::ConversationId.eq(conversation_id))
             .filter(message::Column::Seq.gt(after));
@@ -431,8 +431,8 @@ impl History for Messages {
             query = query.filter(message::Column::Seq.lt(before));
         }
         let rows =
-            query.order_by_asc(message::Column::Seq).limit(limit).all(&self.ctx.db).await.map_err(|e| e.to_string())?;
-        let views = self.views(rows).await.map_err(|e| e.to_string())?;
+            query.order_by_asc(message::Column::Seq).limit(limit).all(&self.ctx.db).await.map_err(HistoryError::new)?;
+        let views = self.views(rows).await.map_err(HistoryError::new)?;
         Ok(views.iter().map(MessageSnapshot::from).collect())
     }
 }
