@@ -401,8 +401,9 @@ impl Live {
     /// A live connection of `caller` opened: registered (so signing out, a revoked session or
     /// a disabled account closes it) and counted in presence, publishing "online" when it is
     /// their first. Refused with `RATE_LIMITED` when the user has `max_per_user` live
-    /// connections on this node already; the caller must still call
-    /// [`Live::connection_closed`].
+    /// connections on this node already, and as [`Accounts::authenticate`] refuses when the
+    /// session ended or the account was disabled since the caller was authenticated; either
+    /// way the caller must still call [`Live::connection_closed`].
     #[instrument(skip_all, fields(user.id = %caller.user_id, connection.id = %connection))]
     pub async fn connection_opened(
         &self,
@@ -430,6 +431,10 @@ impl Live {
         if here > max_per_user {
             return Err(AppError::RateLimited { retry_after: Duration::from_secs(30) });
         }
+        // A session ended or an account disabled between the caller's authentication and the
+        // registration would have missed its close order: look again (in storage, not the
+        // session cache) now that the order would reach this connection.
+        self.auth.session_caller(user_id, caller.session_id).await?;
         Ok(kill)
     }
 
