@@ -7,6 +7,8 @@
 //! jump is filled from storage. A subscriber that lags behind the bus loses its place and
 //! gets an error telling it to resume (counted in `syncchat_dropped_events_total`).
 
+mod events;
+
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use tokio_stream::StreamMap;
 use tracing::instrument;
 use uuid::Uuid;
 
+use self::events::{EventsFilter, Step, leaves, start_at};
 use super::limits::{LimitSettings, RateLimit};
 use super::views::{
     ConversationChangedEvent, LiveEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent, MessageView,
@@ -125,22 +128,22 @@ impl Live {
         let mut live = topic_stream(self.ctx.bus.subscribe(Topic::Conversation(conversation_id)));
         let service = Arc::clone(self);
         let me = caller.user_id;
+        let resume: Vec<ResumePoint> = after_seq.map(|seq| ResumePoint { conversation_id, seq }).into_iter().collect();
         Ok(Box::pin(async_stream::stream! {
             // Live across nodes before reading the starting point (see `EventBus::ready`).
             service.ctx.bus.ready(Topic::Conversation(conversation_id), READY_WAIT).await;
             let mut cursor = SeqCursor::default();
-            if let Some(after) = after_seq {
-                cursor.start_at(conversation_id, after);
-                match Box::pin(cursor.replay(conversation_id, &*service.messages)).await {
+            // Boxed: keeps the stream's state small while it waits for events (per-subscription
+            // memory; issue #14 item 7 turns these into a lint).
+            let replay = match Box::pin(start_at(&service, &mut cursor, [conversation_id], resume)).await {
+                Ok(replay) => replay,
+                Err(e) => { yield Err(e); return; }
+            };
+            for conversation in replay {
+                // Boxed: as above.
+                match Box::pin(cursor.replay(conversation, &*service.messages)).await {
                     Ok(replayed) => for msg in replayed { yield Ok(MessageView::from(msg)); },
                     Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
-                }
-            } else {
-                // Live only: start after what is committed now (read after subscribing, so a
-                // message committed in between is either counted here or delivered live).
-                match Box::pin(service.last_seqs(&[conversation_id])).await {
-                    Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
-                    Err(e) => { yield Err(e); return; }
                 }
             }
             while let Some(item) = live.next().await {
@@ -148,18 +151,16 @@ impl Live {
                     Ok(event) => event,
                     Err(missed) => { yield Err(lagged(missed)); return; }
                 };
-                match &event.kind {
-                    EventKind::MessageAdded { message } => {
-                        match cursor.admit(message.clone(), &*service.messages).await {
-                            Ok(batch) => for msg in batch {
-                                m::delivered(event.committed_at);
-                                yield Ok(MessageView::from(msg));
-                            },
-                            Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
-                        }
+                if let EventKind::MessageAdded { message } = &event.kind {
+                    match cursor.admit(message.clone(), &*service.messages).await {
+                        Ok(batch) => for msg in batch {
+                            m::delivered(event.committed_at);
+                            yield Ok(MessageView::from(msg));
+                        },
+                        Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
                     }
-                    EventKind::ConversationChanged { removed, .. } if removed.contains(&me) => return,
-                    _ => {}
+                } else if leaves(me, &event.kind) {
+                    return;
                 }
             }
         }))
@@ -177,19 +178,17 @@ impl Live {
         let me = caller.user_id;
         let memberships =
             participant::Entity::find().filter(participant::Column::UserId.eq(me)).all(&self.ctx.db).await?;
-        let mut conversations: HashSet<Uuid> = memberships.iter().map(|p| p.conversation_id).collect();
-        let contacts = self.direct_contacts(me, conversations.iter().copied().collect()).await?;
+        let mut filter = EventsFilter::new(me, memberships.iter().map(|p| p.conversation_id));
+        let contacts = self.direct_contacts(me, filter.following().collect()).await?;
 
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
         topics.insert(Topic::User(me), topic_stream(self.ctx.bus.subscribe(Topic::User(me))));
-        for c in &conversations {
-            topics.insert(Topic::Conversation(*c), topic_stream(self.ctx.bus.subscribe(Topic::Conversation(*c))));
+        for c in filter.following() {
+            topics.insert(Topic::Conversation(c), topic_stream(self.ctx.bus.subscribe(Topic::Conversation(c))));
         }
         for contact in contacts {
             topics.insert(Topic::Presence(contact), topic_stream(self.ctx.bus.subscribe(Topic::Presence(contact))));
         }
-        let resume: Vec<ResumePoint> =
-            after.into_iter().filter(|p| conversations.contains(&p.conversation_id)).collect();
         let service = Arc::clone(self);
         Ok(Box::pin(async_stream::stream! {
             let watched: Vec<Topic> = topics.keys().copied().collect();
@@ -197,19 +196,16 @@ impl Live {
                 service.ctx.bus.ready(topic, READY_WAIT).await;
             }
             let mut cursor = SeqCursor::default();
-            // Conversations without a resume point start after what is committed now.
-            let live_only: Vec<Uuid> = conversations
-                .iter()
-                .copied()
-                .filter(|c| !resume.iter().any(|p| p.conversation_id == *c))
-                .collect();
-            match Box::pin(service.last_seqs(&live_only)).await {
-                Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
+            let conversations: Vec<Uuid> = filter.following().collect();
+            // Boxed: keeps the stream's state small while it waits for events (per-subscription
+            // memory; issue #14 item 7 turns these into a lint).
+            let replay = match Box::pin(start_at(&service, &mut cursor, conversations, after)).await {
+                Ok(replay) => replay,
                 Err(e) => { yield Err(e); return; }
-            }
-            for point in resume {
-                cursor.start_at(point.conversation_id, point.seq);
-                match Box::pin(cursor.replay(point.conversation_id, &*service.messages)).await {
+            };
+            for conversation in replay {
+                // Boxed: as above.
+                match Box::pin(cursor.replay(conversation, &*service.messages)).await {
                     Ok(replayed) => for msg in replayed {
                         yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
                     },
@@ -221,38 +217,26 @@ impl Live {
                     Ok(event) => event,
                     Err(missed) => { yield Err(lagged(missed)); return; }
                 };
-                match &event.kind {
-                    EventKind::MessageAdded { message } => {
-                        if !conversations.contains(&message.conversation_id) { continue; }
-                        match cursor.admit(message.clone(), &*service.messages).await {
+                for step in filter.on_event(&event) {
+                    match step {
+                        Step::Admit(message) => match cursor.admit(message.clone(), &*service.messages).await {
                             Ok(batch) => for msg in batch {
                                 m::delivered(event.committed_at);
                                 yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
                             },
                             Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
-                        }
-                    }
-                    EventKind::ConversationChanged { conversation_id, added, removed, .. } => {
-                        let id = *conversation_id;
-                        if added.contains(&me) && conversations.insert(id) {
+                        },
+                        Step::Follow(id) => {
                             topics.insert(Topic::Conversation(id), topic_stream(service.ctx.bus.subscribe(Topic::Conversation(id))));
                             service.ctx.bus.ready(Topic::Conversation(id), READY_WAIT).await;
-                            match Box::pin(service.last_seqs(&[id])).await {
-                                Ok(last) => for (c, seq) in last { cursor.start_at(c, seq); },
-                                Err(e) => { yield Err(e); return; }
+                            // Boxed: as above.
+                            if let Err(e) = Box::pin(start_at(&service, &mut cursor, [id], Vec::new())).await {
+                                yield Err(e);
+                                return;
                             }
                         }
-                        if removed.contains(&me) {
-                            conversations.remove(&id);
-                            topics.remove(&Topic::Conversation(id));
-                        }
-                        // The same change arrives on the conversation and on the user topic.
-                        if (matches!(event.topic, Topic::User(_)) || !(added.contains(&me) || removed.contains(&me)))
-                            && let Some(live) = LiveEvent::from_kind(&event.kind, event.committed_at) { yield Ok(live); }
-                    }
-                    kind => {
-                        if kind.conversation_id().is_some_and(|c| !conversations.contains(&c)) { continue; }
-                        if let Some(live) = LiveEvent::from_kind(kind, event.committed_at) { yield Ok(live); }
+                        Step::Unfollow(id) => { topics.remove(&Topic::Conversation(id)); }
+                        Step::Deliver(live) => yield Ok(live),
                     }
                 }
             }
@@ -285,7 +269,7 @@ impl Live {
                                 }
                                 yield Ok(ev);
                             }
-                            EventKind::ConversationChanged { removed, .. } if removed.contains(&me) => return,
+                            kind if leaves(me, kind) => return,
                             _ => {}
                         }
                     }
