@@ -41,7 +41,8 @@ pub fn build_schema(services: Option<Services>, limits: SchemaLimits) -> AppSche
     builder.finish()
 }
 
-/// Who is asking, as established by the HTTP layer from the `Authorization` header.
+/// Who is asking, as established by the HTTP layer from the `Authorization` header. Read it
+/// through [`caller`] only: a shared subscription item must not ask (see [`shared::SharedView`]).
 #[derive(Clone, Debug)]
 pub enum AuthState {
     Anonymous,
@@ -53,7 +54,7 @@ pub enum AuthState {
     },
 }
 
-/// Request facts the HTTP layer hands to resolvers.
+/// Request facts the HTTP layer hands to resolvers; read them through [`client_ip`] only.
 #[derive(Clone, Debug)]
 pub struct ClientInfo {
     pub ip: Option<std::net::IpAddr>,
@@ -64,6 +65,9 @@ pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
 }
 
 pub(crate) fn caller(ctx: &Context<'_>) -> Result<Caller, AppError> {
+    if shared::rendering_shared() {
+        return Err(AppError::Internal(anyhow::anyhow!("a shared subscription item asked who is reading")));
+    }
     match ctx.data_opt::<AuthState>() {
         Some(AuthState::Authenticated(c)) => Ok(c.clone()),
         Some(AuthState::Rejected { forbidden: true, message }) => Err(AppError::Forbidden(message.clone())),
@@ -73,6 +77,9 @@ pub(crate) fn caller(ctx: &Context<'_>) -> Result<Caller, AppError> {
 }
 
 pub(crate) fn client_ip(ctx: &Context<'_>) -> Option<std::net::IpAddr> {
+    if shared::rendering_shared() {
+        return None;
+    }
     ctx.data_opt::<ClientInfo>().and_then(|c| c.ip)
 }
 

@@ -3,10 +3,13 @@
 //!
 //! A subscription's *shape* is its document, operation name and variables (hashed with this
 //! process's random keys at subscribe time). What an item renders to depends only on the item
-//! and the shape: no field of a chat item depends on who is reading it. So [`Shared`] looks up
-//! `(item, version, shape)` in the [`RenderCache`]; on a miss it resolves the selection as
-//! usual and stores the JSON. Either way it hands the JSON to the connection through the
-//! operation's [`Rendered`] slot, which writes it into the frame as is.
+//! and the shape: no field of a shared item depends on who is reading it. The types say so:
+//! only a [`SharedView`] goes through the cache, and while one renders, asking who is reading
+//! ([`crate::graphql::caller`], [`crate::graphql::client_ip`]) refuses the item instead of
+//! caching one reader's answer for everyone. So [`Shared`] looks up `(item, version, shape)`
+//! in the [`RenderCache`]; on a miss it resolves the selection as usual and stores the JSON.
+//! Either way it hands the JSON to the connection through the operation's [`Rendered`] slot,
+//! which writes it into the frame as is.
 //!
 //! A subscription with a single root field goes further: its resolver hands the item stream
 //! to the connection ([`Detach`]) instead of leaving it inside async-graphql's executor,
@@ -17,6 +20,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::pin::Pin;
@@ -24,14 +28,59 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Field, OperationType, Selection};
 use async_graphql::registry::Registry;
-use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
+use async_graphql::{Context, ContextSelectionSet, ErrorExtensions, OutputType, Positioned, ServerResult, Value};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use super::GqlResult;
+use crate::error::AppError;
 use crate::metrics as m;
 use crate::service::live::LiveStream;
+
+/// A subscription item type that renders the same for every reader: each of its fields, and
+/// each field of what it contains, depends only on the item and the selection, never on who
+/// is reading (no "did I react", no "is this mine", nothing per caller or per client). The
+/// render cache renders such an item once and hands the JSON to every subscriber of the
+/// same shape, so a field that broke the rule would show the first reader's answer to
+/// everyone. Implement it only for a type that keeps the rule, with a doc comment saying
+/// why; a field that needs the reader belongs in a query, or in a type of its own that is
+/// not shared. The rule is checked where it matters: a resolver that asks who is reading
+/// while a shared item renders makes the item fail, and nothing is cached.
+pub trait SharedView: OutputType {}
+
+tokio::task_local! {
+    /// Set while a shared item renders: whether a resolver asked who is reading.
+    static READER_ASKED: Cell<bool>;
+}
+
+/// Whether a shared item is rendering right now; it is then refused. Every accessor of the
+/// reader (`graphql::caller`, `graphql::client_ip`) asks this first.
+pub(crate) fn rendering_shared() -> bool {
+    READER_ASKED.try_with(|asked| asked.set(true)).is_ok()
+}
+
+/// Resolves the selection of a shared item, refusing it when a resolver asked who is reading.
+async fn render<T: SharedView>(
+    value: &T,
+    ctx: &ContextSelectionSet<'_>,
+    field: &Positioned<Field>,
+) -> ServerResult<Value> {
+    let (value, asked) = READER_ASKED
+        .scope(Cell::new(false), async {
+            let value = value.resolve(ctx, field).await;
+            (value, READER_ASKED.with(Cell::get))
+        })
+        .await;
+    if asked {
+        let e = AppError::Internal(anyhow::anyhow!(
+            "{} is a SharedView, rendered once for every reader, but a resolver asked who is reading",
+            T::type_name()
+        ));
+        return Err(e.extend().into_server_error(field.pos));
+    }
+    value
+}
 
 /// Items kept per generation: a few seconds of traffic on a busy node. Two generations are
 /// kept, so an entry lives at least this many insertions.
@@ -128,13 +177,13 @@ impl RenderCache {
 }
 
 /// A subscription item that renders through the [`RenderCache`] when the operation has a
-/// shape (a WebSocket subscription); otherwise exactly like `T`.
-pub struct Shared<T> {
+/// shape (a WebSocket subscription); otherwise like `T`, and never for one reader only.
+pub struct Shared<T: SharedView> {
     pub key: ItemKey,
     pub value: T,
 }
 
-impl<T> Shared<T> {
+impl<T: SharedView> Shared<T> {
     pub fn new(key: ItemKey, value: T) -> Self {
         Shared { key, value }
     }
@@ -150,7 +199,7 @@ impl ItemKey {
     }
 }
 
-impl<T: OutputType> OutputType for Shared<T> {
+impl<T: SharedView> OutputType for Shared<T> {
     fn type_name() -> Cow<'static, str> {
         T::type_name()
     }
@@ -170,7 +219,7 @@ impl<T: OutputType> OutputType for Shared<T> {
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         let item = self.key;
         let (Some(shape), Some(slot)) = (ctx.data_opt::<Shape>(), ctx.data_opt::<Rendered>()) else {
-            return self.value.resolve(ctx, field).await;
+            return render(&self.value, ctx, field).await;
         };
         let cache = RenderCache::global();
         let key = Key::new(item, *shape, field.node.response_key().node.as_str());
@@ -179,7 +228,7 @@ impl<T: OutputType> OutputType for Shared<T> {
             slot.put(json);
             return Ok(Value::Null);
         }
-        let value = self.value.resolve(ctx, field).await?;
+        let value = render(&self.value, ctx, field).await?;
         let json: Arc<str> = match serde_json::to_string(&value) {
             Ok(json) => json.into(),
             Err(_) => return Ok(value),
@@ -220,18 +269,33 @@ impl Inject {
     pub fn new(item: DetachedItem) -> Self {
         Inject(Mutex::new(Some(item.value)))
     }
+
+    /// `value` to render, as a resolver hands it over.
+    #[cfg(test)]
+    pub(crate) fn item<T: SharedView + Send + 'static>(key: ItemKey, value: T) -> Self {
+        let item: async_graphql::Result<Shared<T>> = Ok(Shared::new(key, value));
+        Inject(Mutex::new(Some(Box::new(item))))
+    }
 }
 
-/// The items of a shared subscription field, as its resolver returns them: the service's
-/// live stream with each item keyed by `key`, either handed to the connection (detached;
-/// the executor gets an empty stream) or left to the executor.
-pub fn subscription_items<T: Send + 'static>(
+/// What a shared subscription field's resolver returns.
+pub type SharedItems<T> = BoxStream<'static, async_graphql::Result<Shared<T>>>;
+
+/// The items of a shared subscription field, as its resolver returns them. On the run that
+/// renders one detached item, that item (see [`Inject`]), and `subscribe` is not run.
+/// Otherwise `subscribe`'s live stream (it authorizes and subscribes), each item keyed by
+/// `key`, either handed to the connection (detached; the executor gets an empty stream) or
+/// left to the executor.
+pub async fn subscription_items<T: SharedView + Send + 'static>(
     ctx: &Context<'_>,
-    live: LiveStream<T>,
     key: fn(&T) -> ItemKey,
-) -> BoxStream<'static, async_graphql::Result<Shared<T>>> {
-    let items = live.map(move |item| item.map(|value| Shared::new(key(&value), value)).gql());
-    match ctx.data_opt::<Detach>() {
+    subscribe: impl Future<Output = async_graphql::Result<LiveStream<T>>>,
+) -> async_graphql::Result<SharedItems<T>> {
+    if let Some(item) = injected(ctx) {
+        return Ok(item);
+    }
+    let items = subscribe.await?.map(move |item| item.map(|value| Shared::new(key(&value), value)).gql());
+    Ok(match ctx.data_opt::<Detach>() {
         Some(detach) => {
             let detached = items
                 .map(|item| DetachedItem { key: item.as_ref().ok().map(|shared| shared.key), value: Box::new(item) });
@@ -239,11 +303,11 @@ pub fn subscription_items<T: Send + 'static>(
             futures_util::stream::empty().boxed()
         }
         None => items.boxed(),
-    }
+    })
 }
 
 /// The item a resolver is asked to render (see [`Inject`]), as a one-item stream.
-pub fn injected<T: Send + 'static>(ctx: &Context<'_>) -> Option<BoxStream<'static, async_graphql::Result<Shared<T>>>> {
+fn injected<T: SharedView + Send + 'static>(ctx: &Context<'_>) -> Option<SharedItems<T>> {
     let value = ctx.data_opt::<Inject>()?.0.lock().unwrap_or_else(PoisonError::into_inner).take()?;
     let item = match value.downcast::<async_graphql::Result<Shared<T>>>() {
         Ok(item) => *item,
@@ -274,7 +338,11 @@ pub fn single_root_field(doc: &ExecutableDocument, operation_name: Option<&str>)
 
 #[cfg(test)]
 mod tests {
+    use async_graphql::{EmptyMutation, Object, Schema, Subscription};
+
     use super::*;
+    use crate::graphql::{AuthState, caller};
+    use crate::service::Caller;
 
     #[test]
     fn shapes_differ_by_every_part_and_repeat_for_the_same_parts() {
@@ -329,5 +397,88 @@ mod tests {
             cache.insert(key(n), "x".into());
         }
         assert_eq!(cache.get(&key(0)), None, "gone after two generations");
+    }
+
+    /// A shared item with a field that asks who is reading, as "did I react" would.
+    struct Probe;
+
+    #[Object]
+    impl Probe {
+        async fn text(&self) -> &str {
+            "the same for everyone"
+        }
+
+        async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+            Ok(caller(ctx).gql()?.username)
+        }
+    }
+
+    impl SharedView for Probe {}
+
+    struct ProbeQuery;
+
+    #[Object]
+    impl ProbeQuery {
+        async fn ok(&self) -> bool {
+            true
+        }
+    }
+
+    struct ProbeSubscription;
+
+    #[Subscription]
+    impl ProbeSubscription {
+        async fn probe(&self, ctx: &Context<'_>) -> async_graphql::Result<SharedItems<Probe>> {
+            let live: LiveStream<Probe> = Box::pin(futures_util::stream::iter([Ok(Probe)]));
+            subscription_items(ctx, |_| PROBE, async { Ok(live) }).await
+        }
+    }
+
+    const PROBE: ItemKey = ItemKey { id: Uuid::nil(), version: 1 };
+
+    fn reader(name: &str) -> Caller {
+        let id = Uuid::now_v7();
+        Caller { user_id: id, username: name.to_owned(), display_name: None, session_id: id, is_admin: false }
+    }
+
+    /// One render of `query` for `reader`: the response, and what went into the slot.
+    async fn render(query: &str, reader: Caller, shape: Option<Shape>) -> (async_graphql::Response, Option<Arc<str>>) {
+        let schema = Schema::new(ProbeQuery, EmptyMutation, ProbeSubscription);
+        let rendered = Rendered::default();
+        let mut request = async_graphql::Request::new(query).data(AuthState::Authenticated(reader));
+        if let Some(shape) = shape {
+            request = request.data(shape).data(rendered.clone());
+        }
+        let response = schema.execute_stream(request).next().await.expect("one response");
+        (response, rendered.take())
+    }
+
+    #[tokio::test]
+    async fn a_shared_item_renders_once_for_every_reader() {
+        let shape = RenderCache::global().shape(&[&Uuid::now_v7().to_string()]);
+        let (first, json) = render("subscription { probe { text } }", reader("ann"), Some(shape)).await;
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        assert_eq!(json.as_deref(), Some(r#"{"text":"the same for everyone"}"#));
+        let (second, cached) = render("subscription { probe { text } }", reader("bob"), Some(shape)).await;
+        assert!(second.errors.is_empty(), "{:?}", second.errors);
+        assert_eq!(cached, json, "the second reader gets the first one's JSON");
+    }
+
+    #[tokio::test]
+    async fn a_shared_item_that_asks_who_is_reading_is_refused_not_cached() {
+        let query = "subscription { probe { text viewer } }";
+        let shape = RenderCache::global().shape(&[&Uuid::now_v7().to_string()]);
+        for name in ["ann", "bob"] {
+            let (response, json) = render(query, reader(name), Some(shape)).await;
+            assert!(!response.errors.is_empty(), "{name}: a caller-dependent field went through the shared path");
+            assert_eq!(json, None, "{name}: nothing rendered for the connection");
+            let body = serde_json::to_string(&response).unwrap_or_default();
+            assert!(!body.contains("\"ann\"") && !body.contains("\"bob\""), "{name} sees a reader's answer: {body}");
+        }
+        assert_eq!(RenderCache::global().lookup(PROBE, shape, "probe"), None, "nothing cached");
+        // Without a shape (no cache) the rule holds all the same, so every path fails alike.
+        let (response, _) = render(query, reader("cy"), None).await;
+        assert!(!response.errors.is_empty(), "a shared item read its caller outside the cache");
+        assert!(!serde_json::to_string(&response).unwrap_or_default().contains("\"cy\""));
     }
 }

@@ -124,6 +124,8 @@ impl From<syncchat_realtime::AttachmentSnapshot> for AttachmentView {
     }
 }
 
+// Subscriptions render a message once for all their subscribers (a `SharedView`, see
+// `graphql/subscription/mod.rs`): no field of it may depend on who reads it.
 #[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
 #[graphql(name = "Message")]
 #[oai(rename_all = "camelCase")]
