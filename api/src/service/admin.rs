@@ -6,11 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{Set, TransactionTrait};
 use sha2::{Digest, Sha256};
 use syncchat_realtime::{EventKind, PresenceStore, Topic};
 use tracing::instrument;
@@ -67,11 +63,7 @@ impl Admin {
         let payload = self.auth.open_session(found, Some(super::auth::CONSOLE_DEVICE.into())).await?;
         // A console session lasts a working day, not a refresh token's month.
         let session_id = parse_refresh_token(&payload.refresh_token)?.0;
-        session::Entity::update_many()
-            .col_expr(session::Column::ExpiresAt, Expr::value(self.ctx.now() + Duration::hours(CONSOLE_SESSION_HOURS)))
-            .filter(session::Column::Id.eq(session_id))
-            .exec(&self.ctx.db)
-            .await?;
+        session::set_expiry(&self.ctx.db, session_id, self.ctx.now() + Duration::hours(CONSOLE_SESSION_HOURS)).await?;
         Ok(payload.refresh_token)
     }
 
@@ -81,12 +73,12 @@ impl Admin {
     pub async fn session(&self, token: &str) -> AppResult<Caller> {
         let invalid = || AppError::Unauthenticated("sign in to the console".into());
         let (session_id, hash) = parse_refresh_token(token).map_err(|_| invalid())?;
-        let sess = session::Entity::find_by_id(session_id).one(&self.ctx.db).await?.ok_or_else(invalid)?;
+        let sess = session::find(&self.ctx.db, session_id).await?.ok_or_else(invalid)?;
         let console = sess.device.as_deref() == Some(super::auth::CONSOLE_DEVICE);
         if !console || sess.token_hash != hash || sess.revoked_at.is_some() || sess.expires_at <= self.ctx.now() {
             return Err(invalid());
         }
-        let found = user::Entity::find_by_id(sess.user_id).one(&self.ctx.db).await?.ok_or_else(invalid)?;
+        let found = user::find(&self.ctx.db, sess.user_id).await?.ok_or_else(invalid)?;
         if found.disabled || found.role != user::ROLE_ADMIN {
             return Err(AppError::Forbidden("the console is for admins".into()));
         }
@@ -104,9 +96,9 @@ impl Admin {
         }
         let db = &self.ctx.db;
         Ok(AdminOverview {
-            users: user::Entity::find().count(db).await?,
-            conversations: conversation::Entity::find().count(db).await?,
-            messages: message::Entity::find().count(db).await?,
+            users: user::count_all(db).await?,
+            conversations: conversation::count_all(db).await?,
+            messages: message::count_all(db).await?,
             online_users: self.presence.online_count().await as u64,
             presence_scope: if self.presence.name() == "redis" { "cluster" } else { "this node" },
         })
@@ -147,29 +139,11 @@ impl Admin {
     pub async fn find_users(&self, caller: &Caller, query: &str, limit: u64) -> AppResult<Vec<ModeratedUser>> {
         Self::require_admin(caller)?;
         let query = SearchPrefix::parse_optional("q", Some(query))?;
-        let mut select = user::Entity::find();
-        if let Some(query) = query.as_ref().map(SearchPrefix::as_str) {
-            // LIKE wildcards in the search are taken literally.
-            select = select.filter(
-                sea_orm::Condition::any()
-                    .add(user::Column::Username.like(super::users::prefix_pattern(query)))
-                    .add(user::Column::Email.like(super::users::prefix_pattern(query))),
-            );
-            select = select.order_by_asc(user::Column::Username);
-        } else {
-            select = select.order_by_desc(user::Column::CreatedAt);
-        }
-        let users = select.limit(limit.clamp(1, 200)).all(&self.ctx.db).await?;
+        // LIKE wildcards in the search are taken literally.
+        let prefix = query.as_ref().map(SearchPrefix::as_str);
+        let users = user::moderation_search(&self.ctx.db, prefix, limit.clamp(1, 200)).await?;
         let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-        let counts: Vec<(Uuid, i64)> = participant::Entity::find()
-            .select_only()
-            .column(participant::Column::UserId)
-            .column_as(participant::Column::ConversationId.count(), "n")
-            .filter(participant::Column::UserId.is_in(ids.clone()))
-            .group_by(participant::Column::UserId)
-            .into_tuple()
-            .all(&self.ctx.db)
-            .await?;
+        let counts = participant::conversation_counts(&self.ctx.db, ids.clone()).await?;
         let online = self.presence.online(&ids).await;
         Ok(users
             .into_iter()
@@ -191,21 +165,14 @@ impl Admin {
             return Err(AppError::bad_input("user", "you cannot disable your own account"));
         }
         let txn = self.ctx.db.begin().await?;
-        let found = user::Entity::find_by_id(target).one(&txn).await?.ok_or_else(|| AppError::not_found("user"))?;
+        let found = user::find(&txn, target).await?.ok_or_else(|| AppError::not_found("user"))?;
         if found.disabled == disabled {
             return Ok(false);
         }
         let username = found.username.clone();
-        let mut active: user::ActiveModel = found.into();
-        active.disabled = Set(disabled);
-        active.update(&txn).await?;
+        user::set_disabled(&txn, found, disabled).await?;
         if disabled {
-            session::Entity::update_many()
-                .col_expr(session::Column::RevokedAt, Expr::value(self.ctx.now()))
-                .filter(session::Column::UserId.eq(target))
-                .filter(session::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await?;
+            session::revoke_all_of(&txn, target, self.ctx.now()).await?;
         }
         let action = if disabled { "user.disable" } else { "user.enable" };
         record(&txn, self.ctx.now(), caller, action, "user", target.to_string(), Some(username)).await?;
@@ -233,8 +200,7 @@ impl Admin {
             return Err(AppError::bad_input("reason", "the reason must be at most 500 characters"));
         }
         let txn = self.ctx.db.begin().await?;
-        let msg =
-            message::Entity::find_by_id(message_id).one(&txn).await?.ok_or_else(|| AppError::not_found("message"))?;
+        let msg = message::find(&txn, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
         if msg.deleted_at.is_some() {
             txn.commit().await?;
             return Ok((
@@ -247,7 +213,7 @@ impl Admin {
             msg.conversation_id,
             if reason.is_empty() { String::new() } else { format!(": {reason}") }
         );
-        let updated = super::messages::wipe(&txn, msg, self.ctx.now()).await?;
+        let updated = message::wipe(&txn, msg, self.ctx.now()).await?;
         record(&txn, self.ctx.now(), caller, "message.delete", "message", message_id.to_string(), Some(detail)).await?;
         txn.commit().await?;
         m::admin_action("message.delete");
@@ -257,12 +223,7 @@ impl Admin {
     /// The latest entries of the audit log, newest first.
     pub async fn audit_log(&self, caller: &Caller, limit: u64) -> AppResult<Vec<audit::Model>> {
         Self::require_admin(caller)?;
-        Ok(audit::Entity::find()
-            .order_by_desc(audit::Column::CreatedAt)
-            .order_by_desc(audit::Column::Id)
-            .limit(limit.clamp(1, 500))
-            .all(&self.ctx.db)
-            .await?)
+        Ok(audit::latest(&self.ctx.db, limit.clamp(1, 500)).await?)
     }
 
     /// Registrations, active users, messages and conversations per day for the last `days`
@@ -277,30 +238,18 @@ impl Admin {
         for back in (0..i64::from(days.clamp(1, 90))).rev() {
             let start = today - Duration::days(back);
             let end = start + Duration::days(1);
-            let registrations = user::Entity::find()
-                .filter(user::Column::CreatedAt.gte(start))
-                .filter(user::Column::CreatedAt.lt(end))
-                .count(db)
-                .await?;
-            let messages = message::Entity::find()
-                .filter(message::Column::CreatedAt.gte(start))
-                .filter(message::Column::CreatedAt.lt(end))
-                .count(db)
-                .await?;
-            let conversations = conversation::Entity::find()
-                .filter(conversation::Column::CreatedAt.gte(start))
-                .filter(conversation::Column::CreatedAt.lt(end))
-                .count(db)
-                .await?;
+            let registrations = user::count_registered(db, start, end, None).await?;
+            let messages = message::count_created(db, start, end).await?;
+            let conversations = conversation::count_created(db, start, end).await?;
             per_day.push((start, registrations, messages, conversations));
         }
         let (cohort_size, retention_7d) = self.users.seven_day_cohort(now).await?;
         Ok(BusinessFigures {
-            users: user::Entity::find().count(db).await?,
+            users: user::count_all(db).await?,
             daily_active: self.users.active_users(now - Duration::days(1)).await?,
             monthly_active: self.users.active_users(now - Duration::days(30)).await?,
-            messages: message::Entity::find().count(db).await?,
-            conversations: conversation::Entity::find().count(db).await?,
+            messages: message::count_all(db).await?,
+            conversations: conversation::count_all(db).await?,
             retention_7d,
             cohort_size,
             days: per_day,
@@ -317,7 +266,7 @@ async fn record<C: sea_orm::ConnectionTrait>(
     target_id: String,
     detail: Option<String>,
 ) -> AppResult<()> {
-    audit::ActiveModel {
+    let entry = audit::ActiveModel {
         id: Set(Uuid::now_v7()),
         actor_id: Set(caller.user_id),
         actor_username: Set(caller.username.clone()),
@@ -326,10 +275,8 @@ async fn record<C: sea_orm::ConnectionTrait>(
         target_id: Set(target_id),
         detail: Set(detail),
         created_at: Set(at),
-    }
-    .insert(db)
-    .await?;
-    Ok(())
+    };
+    Ok(audit::insert(db, entry).await?)
 }
 
 /// The CSRF token of a console session: derived from the session token, which only the

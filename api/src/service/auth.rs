@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::Set;
 use syncchat_realtime::{EventKind, Topic};
 use tracing::instrument;
 use uuid::Uuid;
@@ -134,8 +133,12 @@ impl Accounts {
     ) -> AppResult<user::Model> {
         self.check_ip(ip)?;
         let login = Login::parse(login)?;
-        let column = if login.is_email() { user::Column::Email } else { user::Column::Username };
-        let found = user::Entity::find().filter(column.eq(login.as_str())).one(&self.ctx.db).await?;
+        let db = &self.ctx.db;
+        let found = if login.is_email() {
+            user::by_email(db, login.as_str()).await?
+        } else {
+            user::by_username(db, login.as_str()).await?
+        };
         // One budget per account, whether it is named by username or email.
         self.check_account(found.as_ref().map(|u| u.id), login.as_str())?;
         let hash = found.as_ref().map_or(password::DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
@@ -161,7 +164,7 @@ impl Accounts {
         let (session_id, presented_hash) = parse_refresh_token(token)?;
         let invalid = || AppError::Unauthenticated("invalid refresh token".into());
         let db = &self.ctx.db;
-        let Some(sess) = session::Entity::find_by_id(session_id).one(db).await? else {
+        let Some(sess) = session::find(db, session_id).await? else {
             return Err(invalid());
         };
         // Console sessions live in a cookie and never mint API tokens.
@@ -174,32 +177,19 @@ impl Accounts {
         let (new_token, new_hash) = new_refresh_token(session_id);
         // Compare-and-swap on the stored hash: of two concurrent refreshes with the same token,
         // exactly one wins; the loser is treated as a reuse.
-        let swapped = session::Entity::update_many()
-            .col_expr(session::Column::TokenHash, Expr::value(new_hash))
-            .filter(session::Column::Id.eq(session_id))
-            .filter(session::Column::TokenHash.eq(presented_hash))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(db)
-            .await?;
-        if swapped.rows_affected != 1 {
+        if !session::swap_token(db, session_id, presented_hash, new_hash).await? {
             tracing::warn!(session.id = %session_id, user.id = %sess.user_id, "refresh token reused: revoking session");
             self.revoke_session(session_id).await?;
             return Err(AppError::Unauthenticated("refresh token was already used; session revoked".into()));
         }
-        let Some(found) = user::Entity::find_by_id(sess.user_id).one(db).await? else {
+        let Some(found) = user::find(db, sess.user_id).await? else {
             return Err(invalid());
         };
         if found.disabled {
             self.revoke_session(session_id).await?;
             return Err(AppError::Unauthenticated("this account is disabled".into()));
         }
-        let access_token = self.tokens.issue_access(found.id, session_id)?;
-        Ok(AuthPayload {
-            access_token,
-            expires_in: self.tokens.access_ttl_secs,
-            refresh_token: new_token,
-            user: UserView::from_model(found, true),
-        })
+        self.payload(found, session_id, new_token)
     }
 
     /// Ends the caller's session: its refresh token and access tokens stop working.
@@ -232,16 +222,7 @@ impl Accounts {
     /// The caller behind a live session of `user_id` (tokens other than access tokens, such
     /// as upload URLs, are checked against it too).
     pub(crate) async fn session_caller(&self, user_id: Uuid, session_id: Uuid) -> AppResult<Caller> {
-        // One round trip: the user, provided the session is theirs and still live.
-        let live_session = Query::select()
-            .expr(Expr::val(1))
-            .from(session::Entity)
-            .and_where(session::Column::Id.eq(session_id))
-            .and_where(session::Column::UserId.eq(user_id))
-            .and_where(session::Column::RevokedAt.is_null())
-            .to_owned();
-        let found = user::Entity::find_by_id(user_id).filter(Expr::exists(live_session)).one(&self.ctx.db).await?;
-        let Some(found) = found else {
+        let Some(found) = session::live_user(&self.ctx.db, user_id, session_id).await? else {
             return Err(AppError::Unauthenticated("session has ended".into()));
         };
         if found.disabled {
@@ -254,7 +235,7 @@ impl Accounts {
         let session_id = Uuid::now_v7();
         let (refresh_token, token_hash) = new_refresh_token(session_id);
         let created_at = self.ctx.now();
-        session::ActiveModel {
+        let new = session::ActiveModel {
             id: Set(session_id),
             user_id: Set(found.id),
             token_hash: Set(token_hash),
@@ -262,9 +243,13 @@ impl Accounts {
             created_at: Set(created_at),
             expires_at: Set(created_at + chrono::Duration::seconds(self.tokens.refresh_ttl_secs)),
             revoked_at: Set(None),
-        }
-        .insert(&self.ctx.db)
-        .await?;
+        };
+        session::insert(&self.ctx.db, new).await?;
+        self.payload(found, session_id, refresh_token)
+    }
+
+    /// What a login or a refresh answers: a fresh access token beside the refresh token.
+    fn payload(&self, found: user::Model, session_id: Uuid, refresh_token: String) -> AppResult<AuthPayload> {
         let access_token = self.tokens.issue_access(found.id, session_id)?;
         Ok(AuthPayload {
             access_token,
@@ -275,12 +260,7 @@ impl Accounts {
     }
 
     pub(crate) async fn revoke_session(&self, session_id: Uuid) -> AppResult<()> {
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(self.ctx.now()))
-            .filter(session::Column::Id.eq(session_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.ctx.db)
-            .await?;
+        session::revoke(&self.ctx.db, session_id, self.ctx.now()).await?;
         self.sessions.forget_session(session_id);
         self.ctx.publish(Topic::Control, EventKind::SessionRevoked { session_id }).await;
         Ok(())
@@ -289,12 +269,7 @@ impl Accounts {
     /// Records that the user is around now (presence, active-user counts).
     pub(crate) async fn touch_last_seen(&self, user_id: Uuid) -> DateTime<Utc> {
         let at = self.ctx.now();
-        let stored = user::Entity::update_many()
-            .col_expr(user::Column::LastSeenAt, Expr::value(at))
-            .filter(user::Column::Id.eq(user_id))
-            .exec(&self.ctx.db)
-            .await;
-        if let Err(e) = stored {
+        if let Err(e) = user::touch_last_seen(&self.ctx.db, user_id, at).await {
             tracing::warn!(user.id = %user_id, error = %e, "could not store last_seen_at");
         }
         at

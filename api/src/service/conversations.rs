@@ -7,11 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{Set, TransactionTrait};
 use syncchat_realtime::{EventKind, Topic};
 use tracing::instrument;
 use uuid::Uuid;
@@ -96,8 +92,7 @@ impl Conversations {
 
     async fn create_direct(&self, me: Uuid, other: Uuid) -> AppResult<Uuid> {
         let key = direct_key(me, other);
-        let existing =
-            || conversation::Entity::find().filter(conversation::Column::DirectKey.eq(key.clone())).one(&self.ctx.db);
+        let existing = || conversation::by_direct_key(&self.ctx.db, &key);
         if let Some(found) = existing().await? {
             return Ok(found.id);
         }
@@ -126,7 +121,7 @@ impl Conversations {
         let id = Uuid::now_v7();
         let at = self.ctx.now();
         let txn = self.ctx.db.begin().await?;
-        let inserted = conversation::ActiveModel {
+        let new = conversation::ActiveModel {
             id: Set(id),
             kind: Set(kind.to_owned()),
             title: Set(title),
@@ -135,10 +130,8 @@ impl Conversations {
             created_at: Set(at),
             updated_at: Set(at),
             last_seq: Set(0),
-        }
-        .insert(&txn)
-        .await;
-        match inserted {
+        };
+        match conversation::insert(&txn, new).await {
             Err(e) if is_unique_violation(&e) => {
                 return Err(AppError::Conflict("conversation exists".into()));
             }
@@ -155,7 +148,7 @@ impl Conversations {
                 last_read_seq: Set(0),
             },
         );
-        participant::Entity::insert_many(rows).exec(&txn).await?;
+        participant::insert_many(&txn, rows).await?;
         txn.commit().await?;
         m::conversation_created(kind);
         let mut participant_ids = vec![me];
@@ -180,39 +173,28 @@ impl Conversations {
             return Err(AppError::bad_input("userIds", format!("give 1 to {MAX_PARTICIPANTS_PER_CALL} people to add")));
         }
         self.users.ensure_exist(&wanted).await?;
-        let present: HashSet<Uuid> = participant::Entity::find()
-            .filter(participant::Column::ConversationId.eq(conversation_id))
-            .filter(participant::Column::UserId.is_in(wanted.clone()))
-            .all(&self.ctx.db)
-            .await?
-            .into_iter()
-            .map(|p| p.user_id)
-            .collect();
+        let present: HashSet<Uuid> =
+            participant::present_among(&self.ctx.db, conversation_id, wanted.clone()).await?.into_iter().collect();
         let new: Vec<Uuid> = wanted.into_iter().filter(|u| !present.contains(u)).collect();
         if !new.is_empty() {
-            let size = participant::Entity::find()
-                .filter(participant::Column::ConversationId.eq(conversation_id))
-                .count(&self.ctx.db)
-                .await?;
+            let size = participant::count_in(&self.ctx.db, conversation_id).await?;
             if size + new.len() as u64 > MAX_GROUP_SIZE {
                 return Err(AppError::bad_input("userIds", format!("a group holds at most {MAX_GROUP_SIZE} people")));
             }
             let at = self.ctx.now();
             let txn = self.ctx.db.begin().await?;
             // New members start with everything before their arrival marked read.
-            participant::Entity::insert_many(new.iter().map(|user_id| participant::ActiveModel {
+            let rows = new.iter().map(|user_id| participant::ActiveModel {
                 conversation_id: Set(conversation_id),
                 user_id: Set(*user_id),
                 role: Set(participant::ROLE_MEMBER.to_owned()),
                 joined_at: Set(at),
                 last_read_seq: Set(conv.last_seq),
-            }))
-            .exec(&txn)
-            .await
-            .map_err(|e| {
+            });
+            participant::insert_many(&txn, rows).await.map_err(|e| {
                 if is_unique_violation(&e) { AppError::Conflict("already a participant".into()) } else { e.into() }
             })?;
-            touch_conversation(&txn, conversation_id, self.ctx.now()).await?;
+            conversation::touch(&txn, conversation_id, self.ctx.now()).await?;
             txn.commit().await?;
             let members = self.member_ids(conversation_id).await?;
             self.publish_membership(conversation_id, members, new, Vec::new()).await;
@@ -227,12 +209,8 @@ impl Conversations {
             return Err(AppError::bad_input("conversationId", "a direct conversation cannot be left"));
         }
         let txn = self.ctx.db.begin().await?;
-        participant::Entity::delete_many()
-            .filter(participant::Column::ConversationId.eq(conversation_id))
-            .filter(participant::Column::UserId.eq(caller.user_id))
-            .exec(&txn)
-            .await?;
-        touch_conversation(&txn, conversation_id, self.ctx.now()).await?;
+        participant::remove(&txn, conversation_id, caller.user_id).await?;
+        conversation::touch(&txn, conversation_id, self.ctx.now()).await?;
         txn.commit().await?;
         let members = self.member_ids(conversation_id).await?;
         self.publish_membership(conversation_id, members, Vec::new(), vec![caller.user_id]).await;
@@ -248,24 +226,8 @@ impl Conversations {
         after: Option<String>,
     ) -> AppResult<Page<ConversationView>> {
         let limit = page_limit(first, 20, 100)?;
-        let mine = Query::select()
-            .column(participant::Column::ConversationId)
-            .from(participant::Entity)
-            .and_where(participant::Column::UserId.eq(caller.user_id))
-            .to_owned();
-        let mut query = conversation::Entity::find().filter(conversation::Column::Id.in_subquery(mine));
-        if let Some(cursor) = after {
-            let (at, id) = decode_activity_cursor(&cursor)?;
-            query = query.filter(Condition::any().add(conversation::Column::UpdatedAt.lt(at)).add(
-                Condition::all().add(conversation::Column::UpdatedAt.eq(at)).add(conversation::Column::Id.lt(id)),
-            ));
-        }
-        let mut rows = query
-            .order_by_desc(conversation::Column::UpdatedAt)
-            .order_by_desc(conversation::Column::Id)
-            .limit(limit + 1)
-            .all(&self.ctx.db)
-            .await?;
+        let after = after.as_deref().map(decode_activity_cursor).transpose()?;
+        let mut rows = conversation::page_of(&self.ctx.db, caller.user_id, after, limit + 1).await?;
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = if has_more { rows.last().map(|c| encode_activity_cursor(c.updated_at, c.id)) } else { None };
@@ -296,7 +258,7 @@ impl Conversations {
     /// Not found unless the caller is in the conversation: one primary-key read (a
     /// participant row implies its conversation).
     pub(crate) async fn require_member(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<()> {
-        match participant::Entity::find_by_id((conversation_id, caller.user_id)).one(&self.ctx.db).await? {
+        match participant::find(&self.ctx.db, conversation_id, caller.user_id).await? {
             Some(_) => Ok(()),
             None => Err(AppError::not_found("conversation")),
         }
@@ -308,9 +270,9 @@ impl Conversations {
         conversation_id: Uuid,
     ) -> AppResult<(conversation::Model, participant::Model)> {
         let db = &self.ctx.db;
-        let me = participant::Entity::find_by_id((conversation_id, caller.user_id)).one(db).await?;
+        let me = participant::find(db, conversation_id, caller.user_id).await?;
         let conv = match me {
-            Some(_) => conversation::Entity::find_by_id(conversation_id).one(db).await?,
+            Some(_) => conversation::find(db, conversation_id).await?,
             None => None,
         };
         match (conv, me) {
@@ -327,21 +289,9 @@ impl Conversations {
         }
         let db = &self.ctx.db;
         let ids: Vec<Uuid> = convs.iter().map(|c| c.id).collect();
-        let members = participant::Entity::find()
-            .filter(participant::Column::ConversationId.is_in(ids.clone()))
-            .order_by_asc(participant::Column::JoinedAt)
-            .all(db)
-            .await?;
-        let last_messages = message::Entity::find()
-            .filter(convs.iter().fold(Condition::any(), |cond, c| {
-                cond.add(
-                    Condition::all()
-                        .add(message::Column::ConversationId.eq(c.id))
-                        .add(message::Column::Seq.eq(c.last_seq)),
-                )
-            }))
-            .all(db)
-            .await?;
+        let members = participant::of_conversations(db, ids).await?;
+        let last: Vec<(Uuid, i64)> = convs.iter().map(|c| (c.id, c.last_seq)).collect();
+        let last_messages = message::at_seqs(db, &last).await?;
         let mut user_ids: Vec<Uuid> = members.iter().map(|p| p.user_id).collect();
         user_ids.extend(last_messages.iter().map(|msg| msg.sender_id));
         let users = self.users.refs(dedupe(user_ids)).await?;
@@ -402,13 +352,7 @@ impl Conversations {
         if last_read_seq >= last_seq {
             return Ok(0);
         }
-        let n = message::Entity::find()
-            .filter(message::Column::ConversationId.eq(conversation_id))
-            .filter(message::Column::Seq.gt(last_read_seq))
-            .filter(message::Column::SenderId.ne(user_id))
-            .filter(message::Column::DeletedAt.is_null())
-            .count(&self.ctx.db)
-            .await?;
+        let n = message::count_unread(&self.ctx.db, conversation_id, user_id, last_read_seq).await?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
@@ -432,23 +376,8 @@ impl Conversations {
     }
 
     pub(crate) async fn member_ids(&self, conversation_id: Uuid) -> AppResult<Vec<Uuid>> {
-        Ok(participant::Entity::find()
-            .filter(participant::Column::ConversationId.eq(conversation_id))
-            .all(&self.ctx.db)
-            .await?
-            .into_iter()
-            .map(|p| p.user_id)
-            .collect())
+        Ok(participant::user_ids(&self.ctx.db, conversation_id).await?)
     }
-}
-
-async fn touch_conversation<C: sea_orm::ConnectionTrait>(db: &C, id: Uuid, at: DateTime<Utc>) -> AppResult<()> {
-    conversation::Entity::update_many()
-        .col_expr(conversation::Column::UpdatedAt, Expr::value(at))
-        .filter(conversation::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 fn dedupe(ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {

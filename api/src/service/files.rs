@@ -7,10 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use object_store::buffered::BufWriter;
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{Set, TransactionTrait};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tracing::instrument;
@@ -223,7 +220,7 @@ impl FileService {
         // from here on; place the bytes (identical if they are there already).
         if let Err(e) = files.store.rename(&temp, &key).await {
             let _ = files.store.delete(&temp).await;
-            let _ = attachment::Entity::delete_by_id(row.id).exec(&self.ctx.db).await;
+            let _ = attachment::delete(&self.ctx.db, row.id).await;
             self.delete_unreferenced_blob(&key).await;
             return Err(storage_unavailable(e));
         }
@@ -235,7 +232,7 @@ impl FileService {
     }
 
     /// Writes the attachment row, and the blob row it refers to, in one transaction that
-    /// holds the blob's lock (see [`FileService::delete_unreferenced_blob`]).
+    /// holds the blob's lock (see [`FileService::delete_unreferenced_blob`] and [`blob::lock`]).
     #[allow(clippy::too_many_arguments)]
     async fn record_upload(
         &self,
@@ -248,8 +245,8 @@ impl FileService {
         dims: Option<(u32, u32)>,
     ) -> AppResult<attachment::Model> {
         let txn = self.ctx.db.begin().await?;
-        lock_blob(&txn, key, true, self.ctx.now()).await?;
-        let row = attachment::ActiveModel {
+        blob::lock(&txn, key, true, self.ctx.now()).await?;
+        let new = attachment::ActiveModel {
             id: Set(Uuid::now_v7()),
             owner_id: Set(owner),
             message_id: Set(None),
@@ -263,9 +260,8 @@ impl FileService {
             height: Set(dims.and_then(|(_, h)| i32::try_from(h).ok())),
             thumbnail_key: Set(None),
             thumbnail_type: Set(None),
-        }
-        .insert(&txn)
-        .await?;
+        };
+        let row = attachment::insert(&txn, new).await?;
         txn.commit().await?;
         Ok(row)
     }
@@ -302,14 +298,8 @@ impl FileService {
                 return;
             }
             let (w, h) = thumb.original;
-            let updated = attachment::Entity::update_many()
-                .col_expr(attachment::Column::ThumbnailKey, Expr::value(thumb_key))
-                .col_expr(attachment::Column::ThumbnailType, Expr::value(thumb.content_type))
-                .col_expr(attachment::Column::Width, Expr::value(i32::try_from(w).unwrap_or(i32::MAX)))
-                .col_expr(attachment::Column::Height, Expr::value(i32::try_from(h).unwrap_or(i32::MAX)))
-                .filter(attachment::Column::StorageKey.eq(&key))
-                .exec(&db)
-                .await;
+            let size = (i32::try_from(w).unwrap_or(i32::MAX), i32::try_from(h).unwrap_or(i32::MAX));
+            let updated = attachment::set_thumbnail(&db, &key, &thumb_key, thumb.content_type, size).await;
             if let Err(e) = updated {
                 tracing::warn!(error = %e, "could not record a thumbnail");
             }
@@ -350,7 +340,7 @@ impl FileService {
             expires_at: Set(expires_at),
             created_at: Set(self.ctx.now()),
         };
-        if let Err(e) = upload_claim::Entity::insert(claim).exec_without_returning(&self.ctx.db).await {
+        if let Err(e) = upload_claim::claim(&self.ctx.db, claim).await {
             return Err(if crate::storage::is_unique_violation(&e) {
                 AppError::Conflict("this upload URL was already used: ask for a new one".into())
             } else {
@@ -359,7 +349,7 @@ impl FileService {
         }
         let stored = self.upload(claims.sub, Some(&claims.name), body, "upload_url").await;
         if stored.is_err() {
-            let released = upload_claim::Entity::delete_by_id(claims.jti).exec(&self.ctx.db).await;
+            let released = upload_claim::release(&self.ctx.db, claims.jti).await;
             if let Err(e) = released {
                 tracing::warn!(error = %e, "could not release an upload URL after a refused upload");
             }
@@ -370,19 +360,13 @@ impl FileService {
     /// Whether `caller` may read attachment `id`: its uploader, or a participant of the
     /// conversation where it is attached. Anyone else gets `NOT_FOUND`.
     pub async fn readable(&self, caller: &Caller, id: Uuid, thumbnail: bool) -> AppResult<Readable> {
-        let row =
-            attachment::Entity::find_by_id(id).one(&self.ctx.db).await?.ok_or_else(|| AppError::not_found("file"))?;
+        let row = attachment::find(&self.ctx.db, id).await?.ok_or_else(|| AppError::not_found("file"))?;
         if row.owner_id != caller.user_id {
             let Some(message_id) = row.message_id else { return Err(AppError::not_found("file")) };
-            let msg = message::Entity::find_by_id(message_id).one(&self.ctx.db).await?;
+            let msg = message::find(&self.ctx.db, message_id).await?;
             let visible = match msg {
                 Some(msg) if msg.deleted_at.is_none() => {
-                    participant::Entity::find()
-                        .filter(participant::Column::ConversationId.eq(msg.conversation_id))
-                        .filter(participant::Column::UserId.eq(caller.user_id))
-                        .count(&self.ctx.db)
-                        .await?
-                        > 0
+                    participant::find(&self.ctx.db, msg.conversation_id, caller.user_id).await?.is_some()
                 }
                 _ => false,
             };
@@ -434,14 +418,7 @@ impl FileService {
         if ids.is_empty() {
             return Ok(());
         }
-        let attached = attachment::Entity::update_many()
-            .col_expr(attachment::Column::MessageId, Expr::value(message_id))
-            .filter(attachment::Column::Id.is_in(ids.to_vec()))
-            .filter(attachment::Column::OwnerId.eq(sender))
-            .filter(attachment::Column::MessageId.is_null())
-            .exec(txn)
-            .await?;
-        if attached.rows_affected != ids.len() as u64 {
+        if attachment::attach(txn, sender, message_id, ids).await? != ids.len() as u64 {
             return Err(AppError::bad_input(
                 "attachmentIds",
                 "attach only files you uploaded that are not attached to another message yet",
@@ -453,14 +430,7 @@ impl FileService {
     /// The attachments of each of `message_ids`, oldest first.
     pub(crate) async fn attachment_views(&self, message_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<AttachmentView>>> {
         let mut out: HashMap<Uuid, Vec<AttachmentView>> = HashMap::new();
-        if message_ids.is_empty() {
-            return Ok(out);
-        }
-        let rows = attachment::Entity::find()
-            .filter(attachment::Column::MessageId.is_in(message_ids.to_vec()))
-            .all(&self.ctx.db)
-            .await?;
-        let mut rows = rows;
+        let mut rows = attachment::of_messages(&self.ctx.db, message_ids).await?;
         rows.sort_by_key(|r| r.id);
         for row in rows {
             if let Some(mid) = row.message_id {
@@ -473,16 +443,12 @@ impl FileService {
     /// After a message was deleted: its attachments go, and their bytes too when nothing
     /// else refers to them.
     pub(crate) async fn drop_attachments_of(&self, message_id: Uuid) {
-        let rows =
-            attachment::Entity::find().filter(attachment::Column::MessageId.eq(message_id)).all(&self.ctx.db).await;
+        let rows = attachment::of_messages(&self.ctx.db, &[message_id]).await;
         let Ok(rows) = rows else { return };
         if rows.is_empty() {
             return;
         }
-        let deleted = attachment::Entity::delete_many()
-            .filter(attachment::Column::MessageId.eq(message_id))
-            .exec(&self.ctx.db)
-            .await;
+        let deleted = attachment::delete_of_message(&self.ctx.db, message_id).await;
         if deleted.is_ok() {
             m::files_collected("deleted_message", rows.len() as u64);
             for row in rows {
@@ -498,23 +464,13 @@ impl FileService {
         let cutoff = self.ctx.now() - grace;
         let mut collected = 0;
         loop {
-            let batch = attachment::Entity::find()
-                .filter(attachment::Column::MessageId.is_null())
-                .filter(attachment::Column::CreatedAt.lt(cutoff))
-                .limit(200)
-                .all(&self.ctx.db)
-                .await?;
+            let batch = attachment::orphans(&self.ctx.db, cutoff, 200).await?;
             if batch.is_empty() {
                 break;
             }
             for row in &batch {
                 // Only if it is still an orphan: a send may have attached it meanwhile.
-                let gone = attachment::Entity::delete_many()
-                    .filter(attachment::Column::Id.eq(row.id))
-                    .filter(attachment::Column::MessageId.is_null())
-                    .exec(&self.ctx.db)
-                    .await?;
-                if gone.rows_affected == 1 {
+                if attachment::delete_orphan(&self.ctx.db, row.id).await? {
                     collected += 1;
                     self.delete_unreferenced_blob(&row.storage_key).await;
                 }
@@ -525,10 +481,7 @@ impl FileService {
         }
         m::files_collected("orphan", collected);
         // Claims of upload URLs that have expired guard nothing any more.
-        upload_claim::Entity::delete_many()
-            .filter(upload_claim::Column::ExpiresAt.lt(chrono::Utc::now() - chrono::Duration::minutes(5)))
-            .exec(&self.ctx.db)
-            .await?;
+        upload_claim::delete_expired(&self.ctx.db, chrono::Utc::now() - chrono::Duration::minutes(5)).await?;
         // Uploads cut off mid-stream (a client that went away) leave temporary objects.
         let stale = chrono::Utc::now() - chrono::Duration::hours(1);
         match self.files().store.delete_older_than("uploads", stale).await {
@@ -551,11 +504,10 @@ impl FileService {
 
     async fn try_delete_unreferenced_blob(&self, key: &str) -> AppResult<()> {
         let txn = self.ctx.db.begin().await?;
-        if !lock_blob(&txn, key, false, self.ctx.now()).await? {
+        if !blob::lock(&txn, key, false, self.ctx.now()).await? {
             return Ok(());
         }
-        let refs = attachment::Entity::find().filter(attachment::Column::StorageKey.eq(key)).count(&txn).await?;
-        if refs > 0 {
+        if attachment::count_with_key(&txn, key).await? > 0 {
             return Ok(());
         }
         let store = &self.files().store;
@@ -565,41 +517,9 @@ impl FileService {
                 store.delete(&format!("thumbs/{sha}.{ext}")).await.map_err(storage_unavailable)?;
             }
         }
-        blob::Entity::delete_by_id(key.to_owned()).exec(&txn).await?;
+        blob::delete(&txn, key).await?;
         txn.commit().await?;
         Ok(())
-    }
-}
-
-/// Takes the write lock of a blob's row inside `txn` (a no-op UPDATE: a row lock on
-/// Postgres, the database's write lock on SQLite). With `create`, makes the row when it is
-/// missing. Returns whether the row exists.
-async fn lock_blob<C: sea_orm::ConnectionTrait>(
-    txn: &C,
-    key: &str,
-    create: bool,
-    at: chrono::DateTime<chrono::Utc>,
-) -> AppResult<bool> {
-    loop {
-        let locked = blob::Entity::update_many()
-            .col_expr(blob::Column::Key, Expr::col(blob::Column::Key))
-            .filter(blob::Column::Key.eq(key))
-            .exec(txn)
-            .await?;
-        if locked.rows_affected > 0 {
-            return Ok(true);
-        }
-        if !create {
-            return Ok(false);
-        }
-        let inserted = blob::Entity::insert(blob::ActiveModel { key: Set(key.to_owned()), created_at: Set(at) })
-            .on_conflict(sea_orm::sea_query::OnConflict::column(blob::Column::Key).do_nothing().to_owned())
-            .exec_without_returning(txn)
-            .await?;
-        if inserted > 0 {
-            return Ok(true);
-        }
-        // Someone else created it meanwhile: lock theirs.
     }
 }
 

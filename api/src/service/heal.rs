@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use syncchat_realtime::{Event, EventKind, History, Topic};
 use uuid::Uuid;
 
@@ -128,29 +127,13 @@ impl Live {
         let mut closed = 0;
         for chunk in live.chunks(CHUNK) {
             let sessions: Vec<Uuid> = chunk.iter().map(|(_, s)| *s).collect();
-            let ended: Vec<Uuid> = session::Entity::find()
-                .select_only()
-                .column(session::Column::Id)
-                .filter(session::Column::Id.is_in(sessions))
-                .filter(session::Column::RevokedAt.is_not_null())
-                .into_tuple()
-                .all(&self.ctx.db)
-                .await?;
-            for session_id in ended {
+            for session_id in session::revoked_among(&self.ctx.db, sessions).await? {
                 self.auth.sessions().forget_session(session_id);
                 closed += usize::from(self.connections.close_session(session_id) > 0);
             }
             let mut users: Vec<Uuid> = chunk.iter().map(|(u, _)| *u).collect();
             users.dedup();
-            let disabled: Vec<Uuid> = user::Entity::find()
-                .select_only()
-                .column(user::Column::Id)
-                .filter(user::Column::Id.is_in(users))
-                .filter(user::Column::Disabled.eq(true))
-                .into_tuple()
-                .all(&self.ctx.db)
-                .await?;
-            for user_id in disabled {
+            for user_id in user::disabled_among(&self.ctx.db, users).await? {
                 self.auth.sessions().forget_user(user_id);
                 closed += usize::from(self.connections.close_user(user_id) > 0);
             }

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use syncchat_realtime::{Event, EventKind, PresenceStore, SeqCursor, Subscription, Topic};
 use tokio_stream::StreamMap;
 use tracing::instrument;
@@ -176,9 +175,8 @@ impl Live {
         after: Vec<ResumePoint>,
     ) -> AppResult<LiveStream<LiveEvent>> {
         let me = caller.user_id;
-        let memberships =
-            participant::Entity::find().filter(participant::Column::UserId.eq(me)).all(&self.ctx.db).await?;
-        let mut filter = EventsFilter::new(me, memberships.iter().map(|p| p.conversation_id));
+        let memberships = participant::conversation_ids_of(&self.ctx.db, me).await?;
+        let mut filter = EventsFilter::new(me, memberships);
         let contacts = self.direct_contacts(me, filter.following().collect()).await?;
 
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
@@ -291,12 +289,7 @@ impl Live {
 
     /// The last committed seq of each conversation.
     pub(crate) async fn last_seqs(&self, ids: &[Uuid]) -> AppResult<Vec<(Uuid, i64)>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows =
-            conversation::Entity::find().filter(conversation::Column::Id.is_in(ids.to_vec())).all(&self.ctx.db).await?;
-        Ok(rows.into_iter().map(|c| (c.id, c.last_seq)).collect())
+        Ok(conversation::last_seqs(&self.ctx.db, ids).await?)
     }
 
     /// Online status now, then every change, for up to [`MAX_PRESENCE_USERS`] users (those the
@@ -341,27 +334,9 @@ impl Live {
     }
 
     async fn presence_of(&self, caller: &Caller, ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
-        use sea_orm::Condition;
-        use sea_orm::sea_query::Query;
-
-        let mut visible = user::Entity::find().filter(user::Column::Id.is_in(ids.clone()));
-        if self.presence_visibility == PresenceVisibility::Shared {
-            let mine = Query::select()
-                .column(participant::Column::ConversationId)
-                .from(participant::Entity)
-                .and_where(participant::Column::UserId.eq(caller.user_id))
-                .to_owned();
-            let sharing = Query::select()
-                .column(participant::Column::UserId)
-                .from(participant::Entity)
-                .and_where(participant::Column::ConversationId.in_subquery(mine))
-                .to_owned();
-            visible = visible.filter(
-                Condition::any().add(user::Column::Id.eq(caller.user_id)).add(user::Column::Id.in_subquery(sharing)),
-            );
-        }
-        let seen: HashMap<Uuid, Option<DateTime<Utc>>> =
-            visible.all(&self.ctx.db).await?.into_iter().map(|u| (u.id, u.last_seen_at)).collect();
+        let shared_only = self.presence_visibility == PresenceVisibility::Shared;
+        let visible = user::presence_visible(&self.ctx.db, ids.clone(), caller.user_id, shared_only).await?;
+        let seen: HashMap<Uuid, Option<DateTime<Utc>>> = visible.into_iter().map(|u| (u.id, u.last_seen_at)).collect();
         let ids: Vec<Uuid> = ids.into_iter().filter(|id| seen.contains_key(id)).collect();
         let online = self.presence.online(&ids).await;
         Ok(ids
@@ -465,23 +440,11 @@ impl Live {
         if mine.is_empty() {
             return Ok(Vec::new());
         }
-        let direct: Vec<Uuid> = conversation::Entity::find()
-            .filter(conversation::Column::Id.is_in(mine))
-            .filter(conversation::Column::Kind.eq(conversation::KIND_DIRECT))
-            .all(&self.ctx.db)
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let direct = conversation::direct_among(&self.ctx.db, mine).await?;
         if direct.is_empty() {
             return Ok(Vec::new());
         }
-        let others = participant::Entity::find()
-            .filter(participant::Column::ConversationId.is_in(direct))
-            .filter(participant::Column::UserId.ne(me))
-            .all(&self.ctx.db)
-            .await?;
-        Ok(others.into_iter().map(|p| p.user_id).collect::<HashSet<_>>().into_iter().collect())
+        Ok(participant::others_in(&self.ctx.db, direct, me).await?)
     }
 }
 

@@ -3,16 +3,12 @@
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{DbBackend, TransactionTrait};
 use syncchat_realtime::{EventKind, History, HistoryError, MessageSnapshot, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::batch::SendBatcher;
+use super::batch::{SendBatcher, store_one};
 use super::limits::{LimitSettings, RateLimit};
 use super::users::page_limit;
 use super::views::{MessageView, Page, ReadState, UserRef};
@@ -20,7 +16,8 @@ use super::{Caller, Context, Conversations, FileService, Users};
 use crate::domain::MessageBody;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
-use crate::storage::{attachment, conversation, is_unique_violation, message, participant, user};
+use crate::storage::message::{self, NewMessage};
+use crate::storage::participant;
 
 pub const MAX_CLIENT_MESSAGE_ID: usize = 64;
 
@@ -119,17 +116,17 @@ impl Messages {
         }
         self.send_limit.check(&caller.user_id)?;
 
+        let send = NewMessage {
+            id: Uuid::now_v7(),
+            conversation_id: input.conversation_id,
+            sender_id: caller.user_id,
+            body: body.into_inner(),
+            client_message_id: client_message_id.clone(),
+        };
         let stored = if one_statement {
-            let send = super::batch::Pending {
-                conversation_id: input.conversation_id,
-                sender: caller.user_id,
-                body: body.into_inner(),
-                client_message_id: client_message_id.clone(),
-            };
             self.sends.store(&self.ctx, send).await
         } else {
-            self.store_message(caller.user_id, input.conversation_id, body, client_message_id.clone(), &attachment_ids)
-                .await
+            self.store_with_files(send, &attachment_ids).await
         };
         let stored = match stored {
             Err(AppError::Conflict(_)) if client_message_id.is_some() => {
@@ -152,63 +149,18 @@ impl Messages {
         Ok(view)
     }
 
-    /// Stores a message in one transaction: take the next `seq` from the conversation row
-    /// (the UPDATE locks it, so concurrent sends queue per conversation), insert the message,
-    /// and move the sender's own read marker past it.
-    async fn store_message(
-        &self,
-        sender: Uuid,
-        conversation_id: Uuid,
-        body: MessageBody,
-        client_message_id: Option<String>,
-        attachment_ids: &[Uuid],
-    ) -> AppResult<message::Model> {
-        let at = self.ctx.now();
+    /// Stores a message and attaches its files in one transaction (the send rule, then the
+    /// files: a file that may not be attached undoes the send).
+    async fn store_with_files(&self, send: NewMessage, attachment_ids: &[Uuid]) -> AppResult<message::Model> {
         let txn = self.ctx.db.begin().await?;
-        let updated = conversation::Entity::update_many()
-            .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(1))
-            .col_expr(conversation::Column::UpdatedAt, Expr::value(at))
-            .filter(conversation::Column::Id.eq(conversation_id))
-            .exec_with_returning(&txn)
-            .await?;
-        let seq = updated.first().map(|c| c.last_seq).ok_or_else(|| AppError::not_found("conversation"))?;
-        let inserted = message::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            conversation_id: Set(conversation_id),
-            seq: Set(seq),
-            sender_id: Set(sender),
-            body: Set(body.into_inner()),
-            client_message_id: Set(client_message_id),
-            created_at: Set(at),
-            edited_at: Set(None),
-            deleted_at: Set(None),
-        }
-        .insert(&txn)
-        .await;
-        let stored = match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(AppError::Conflict("duplicate message".into()));
-            }
-            other => other?,
-        };
-        FileService::attach(&txn, sender, stored.id, attachment_ids).await?;
-        crate::storage::participant::Entity::update_many()
-            .col_expr(crate::storage::participant::Column::LastReadSeq, Expr::value(seq))
-            .filter(crate::storage::participant::Column::ConversationId.eq(conversation_id))
-            .filter(crate::storage::participant::Column::UserId.eq(sender))
-            .filter(crate::storage::participant::Column::LastReadSeq.lt(seq))
-            .exec(&txn)
-            .await?;
+        let stored = store_one(&txn, &send, self.ctx.now()).await?;
+        FileService::attach(&txn, send.sender_id, stored.id, attachment_ids).await?;
         txn.commit().await?;
         Ok(stored)
     }
 
     async fn find_by_client_id(&self, sender: Uuid, cmid: &str) -> AppResult<Option<message::Model>> {
-        Ok(message::Entity::find()
-            .filter(message::Column::SenderId.eq(sender))
-            .filter(message::Column::ClientMessageId.eq(cmid))
-            .one(&self.ctx.db)
-            .await?)
+        Ok(message::by_client_id(&self.ctx.db, sender, cmid).await?)
     }
 
     async fn retried(&self, existing: message::Model, conversation_id: Uuid) -> AppResult<MessageView> {
@@ -225,10 +177,7 @@ impl Messages {
         if msg.deleted_at.is_some() {
             return Err(AppError::Conflict("a deleted message cannot be edited".into()));
         }
-        let mut active: message::ActiveModel = msg.into();
-        active.body = Set(body.into_inner());
-        active.edited_at = Set(Some(self.ctx.now()));
-        let updated = active.update(&self.ctx.db).await?;
+        let updated = message::edit(&self.ctx.db, msg, body.into_inner(), self.ctx.now()).await?;
         m::message("edited");
         let view = self.view(updated).await?;
         let topic = Topic::Conversation(view.conversation_id);
@@ -244,7 +193,7 @@ impl Messages {
         if msg.deleted_at.is_some() {
             return self.view(msg).await;
         }
-        let updated = wipe(&self.ctx.db, msg, self.ctx.now()).await?;
+        let updated = message::wipe(&self.ctx.db, msg, self.ctx.now()).await?;
         self.deleted(updated).await
     }
 
@@ -260,7 +209,7 @@ impl Messages {
 
     /// A message the caller sent, in a conversation they are still in.
     async fn own_message(&self, caller: &Caller, message_id: Uuid) -> AppResult<message::Model> {
-        let msg = message::Entity::find_by_id(message_id).one(&self.ctx.db).await?;
+        let msg = message::find(&self.ctx.db, message_id).await?;
         let msg = msg.ok_or_else(|| AppError::not_found("message"))?;
         // Existence is only revealed to participants.
         self.conversations
@@ -284,54 +233,9 @@ impl Messages {
         // One query in the common case: the page with each sender's name and whether it has
         // files, provided the caller is a participant. Membership is read on its own only to
         // tell an empty page from a conversation the caller is not in.
-        let live_member = Query::select()
-            .expr(Expr::val(1))
-            .from(participant::Entity)
-            .and_where(Expr::col((participant::Entity, participant::Column::ConversationId)).eq(conversation_id))
-            .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id))
-            .to_owned();
         let forward = q.after.is_some();
-        let order = if forward { Order::Asc } else { Order::Desc };
-        // The page is cut in a subquery, so the plan is an index range scan of at most
-        // `limit + 1` rows whatever the statistics say (a conversation far longer than the
-        // average, or a table not analysed yet, would otherwise be read whole and sorted).
-        let mut page = Query::select()
-            .column(Asterisk)
-            .from(message::Entity)
-            .and_where(Expr::col(message::Column::ConversationId).eq(conversation_id))
-            .and_where(Expr::exists(live_member))
-            .order_by(message::Column::Seq, order.clone())
-            .limit(limit + 1)
-            .to_owned();
-        if let Some(before) = q.before {
-            page.and_where(Expr::col(message::Column::Seq).lt(before));
-        }
-        if let Some(after) = q.after {
-            page.and_where(Expr::col(message::Column::Seq).gt(after));
-        }
-        let m = Alias::new("m");
-        let has_files = Query::select()
-            .expr(Expr::val(1))
-            .from(attachment::Entity)
-            .and_where(
-                Expr::col((attachment::Entity, attachment::Column::MessageId)).equals((m.clone(), message::Column::Id)),
-            )
-            .to_owned();
-        let query = Query::select()
-            .column((m.clone(), Asterisk))
-            .expr_as(Expr::col((user::Entity, user::Column::Username)), Alias::new("sender_username"))
-            .expr_as(Expr::col((user::Entity, user::Column::DisplayName)), Alias::new("sender_display_name"))
-            .expr_as(Expr::exists(has_files), Alias::new("has_files"))
-            .from_subquery(page, m.clone())
-            .join(
-                JoinType::LeftJoin,
-                user::Entity,
-                Expr::col((user::Entity, user::Column::Id)).equals((m.clone(), message::Column::SenderId)),
-            )
-            .order_by((m, message::Column::Seq), order)
-            .to_owned();
-        let statement = self.ctx.db.get_database_backend().build(&query);
-        let mut rows = PageRow::find_by_statement(statement).all(&self.ctx.db).await?;
+        let mut rows =
+            message::history_page(&self.ctx.db, conversation_id, caller.user_id, q.before, q.after, limit + 1).await?;
         if rows.is_empty() {
             self.conversations.require_member(caller, conversation_id).await?;
         }
@@ -341,16 +245,24 @@ impl Messages {
             rows.reverse();
         }
         // Forward pages continue after their last seq, backward pages before their first.
-        let next_cursor =
-            has_more.then(|| if forward { rows.last() } else { rows.first() }).flatten().map(|row| row.seq.to_string());
+        let next_cursor = has_more
+            .then(|| if forward { rows.last() } else { rows.first() })
+            .flatten()
+            .map(|row| row.message.seq.to_string());
         let with_files: Vec<Uuid> =
-            rows.iter().filter(|r| r.has_files && r.deleted_at.is_none()).map(|r| r.id).collect();
+            rows.iter().filter(|r| r.has_files && r.message.deleted_at.is_none()).map(|r| r.message.id).collect();
         let mut attachments = self.files.attachment_views(&with_files).await?;
         let items = rows
             .into_iter()
             .map(|row| {
-                let files = attachments.remove(&row.id).unwrap_or_default();
-                let mut view = row.into_view();
+                let files = attachments.remove(&row.message.id).unwrap_or_default();
+                let sender = match row.sender_username {
+                    Some(username) => {
+                        UserRef { id: row.message.sender_id, username, display_name: row.sender_display_name }
+                    }
+                    None => UserRef::unknown(row.message.sender_id),
+                };
+                let mut view = MessageView::from_model(row.message, sender);
                 view.attachments = files;
                 view
             })
@@ -373,14 +285,7 @@ impl Messages {
         }
         let mut last_read_seq = me.last_read_seq;
         if seq > me.last_read_seq {
-            use crate::storage::participant;
-            participant::Entity::update_many()
-                .col_expr(participant::Column::LastReadSeq, Expr::value(seq))
-                .filter(participant::Column::ConversationId.eq(conversation_id))
-                .filter(participant::Column::UserId.eq(caller.user_id))
-                .filter(participant::Column::LastReadSeq.lt(seq))
-                .exec(&self.ctx.db)
-                .await?;
+            participant::mark_read(&self.ctx.db, conversation_id, caller.user_id, seq).await?;
             last_read_seq = seq;
             let kind = EventKind::Read { conversation_id, user_id: caller.user_id, last_read_seq: seq };
             self.ctx.publish(Topic::Conversation(conversation_id), kind).await;
@@ -424,66 +329,9 @@ impl History for Messages {
         before: Option<i64>,
         limit: u64,
     ) -> Result<Vec<MessageSnapshot>, HistoryError> {
-        let mut query = message::Entity::find()
-            .filter(message::Column::ConversationId.eq(conversation_id))
-            .filter(message::Column::Seq.gt(after));
-        if let Some(before) = before {
-            query = query.filter(message::Column::Seq.lt(before));
-        }
         let rows =
-            query.order_by_asc(message::Column::Seq).limit(limit).all(&self.ctx.db).await.map_err(HistoryError::new)?;
+            message::between(&self.ctx.db, conversation_id, after, before, limit).await.map_err(HistoryError::new)?;
         let views = self.views(rows).await.map_err(HistoryError::new)?;
         Ok(views.iter().map(MessageSnapshot::from).collect())
-    }
-}
-
-/// Deletes a message's content: the body is wiped, the row and its `seq` stay, so history
-/// has no holes.
-pub(crate) async fn wipe<C: sea_orm::ConnectionTrait>(
-    db: &C,
-    msg: message::Model,
-    at: chrono::DateTime<chrono::Utc>,
-) -> AppResult<message::Model> {
-    let mut active: message::ActiveModel = msg.into();
-    active.body = Set(String::new());
-    active.deleted_at = Set(Some(at));
-    Ok(active.update(db).await?)
-}
-
-/// A history row: the message, its sender's names and whether it has files.
-#[derive(Debug, sea_orm::FromQueryResult)]
-struct PageRow {
-    id: Uuid,
-    conversation_id: Uuid,
-    seq: i64,
-    sender_id: Uuid,
-    body: String,
-    client_message_id: Option<String>,
-    created_at: chrono::DateTime<chrono::Utc>,
-    edited_at: Option<chrono::DateTime<chrono::Utc>>,
-    deleted_at: Option<chrono::DateTime<chrono::Utc>>,
-    sender_username: Option<String>,
-    sender_display_name: Option<String>,
-    has_files: bool,
-}
-
-impl PageRow {
-    fn into_view(self) -> MessageView {
-        let sender = match self.sender_username {
-            Some(username) => UserRef { id: self.sender_id, username, display_name: self.sender_display_name },
-            None => UserRef::unknown(self.sender_id),
-        };
-        let model = message::Model {
-            id: self.id,
-            conversation_id: self.conversation_id,
-            seq: self.seq,
-            sender_id: self.sender_id,
-            body: self.body,
-            client_message_id: self.client_message_id,
-            created_at: self.created_at,
-            edited_at: self.edited_at,
-            deleted_at: self.deleted_at,
-        };
-        MessageView::from_model(model, sender)
     }
 }

@@ -1,4 +1,7 @@
+//! The admin audit log.
+
 use sea_orm::entity::prelude::*;
+use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
 
 /// One admin action, as the console's audit log shows it.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -22,3 +25,14 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Appends an entry (in the transaction of the change it records).
+pub async fn insert<C: ConnectionTrait>(db: &C, entry: ActiveModel) -> Result<(), DbErr> {
+    entry.insert(db).await?;
+    Ok(())
+}
+
+/// The latest `limit` entries, newest first.
+pub async fn latest<C: ConnectionTrait>(db: &C, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Entity::find().order_by_desc(Column::CreatedAt).order_by_desc(Column::Id).limit(limit).all(db).await
+}

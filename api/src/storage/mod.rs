@@ -1,4 +1,7 @@
-//! Storage: sea-orm entities (one module per table) and the database connection.
+//! Storage: one module per table with its sea-orm entity and the queries on it (each a
+//! function with one doc comment saying what it guarantees, generic over `ConnectionTrait`
+//! so it runs inside a transaction too), and the database connection. The services decide;
+//! this layer only reads and writes.
 
 pub mod attachment;
 pub mod audit;
@@ -13,3 +16,30 @@ pub mod user;
 mod connect;
 
 pub use connect::{connect, is_unique_violation};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::IntoCondition;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+/// One id `column` of the rows of `E` that match `condition`.
+async fn ids_where<E: EntityTrait, C: ConnectionTrait>(
+    db: &C,
+    column: E::Column,
+    condition: impl IntoCondition,
+) -> Result<Vec<Uuid>, DbErr> {
+    E::find().select_only().column(column).filter(condition).into_tuple().all(db).await
+}
+
+/// How many rows of `E` have `column` in `[from, to)`.
+async fn count_between<E: EntityTrait, C: ConnectionTrait>(
+    db: &C,
+    column: E::Column,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<u64, DbErr>
+where
+    E::Model: Sync,
+{
+    E::find().filter(column.gte(from)).filter(column.lt(to)).count(db).await
+}
