@@ -3,6 +3,7 @@
 //! Prometheus recorder installed versus with no recorder (metrics compiled in but inert).
 //!
 //! `cargo bench -p syncchat-api --bench metrics_overhead`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed setup step stops it with its reason
 
 use std::time::Duration;
 

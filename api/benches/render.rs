@@ -3,10 +3,11 @@
 //! serialized for each) versus through the render cache (resolved and serialized once, then
 //! the JSON is reused). Each iteration drains one subscription stream of 100 items, the same
 //! per-item work as 100 subscribers each receiving the message. A detached subscription
-//! (`graphql/ws.rs`) skips the executor for items already rendered: one render, then 99
+//! (`graphql/ws/`) skips the executor for items already rendered: one render, then 99
 //! cache lookups straight into frames.
 //!
 //! `cargo bench -p syncchat-api --bench render`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed setup step stops it with its reason
 
 use async_graphql::{EmptyMutation, Object, Request, Schema, Subscription};
 use chrono::Utc;

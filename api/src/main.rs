@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     syncchat_api::telemetry::init(&cli.config.log, cli.config.log_format);
-    match syncchat_api::cli::run(cli).await {
+    match Box::pin(syncchat_api::cli::run(cli)).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -91,7 +91,7 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &FanoutArgs, run_id: 
         let mut socket = socket?;
         let (received, mut stop) = (received.clone(), stop_rx.clone());
         readers.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut h = crate::report::latency_histogram();
             loop {
                 let msg = tokio::select! {
                     _ = stop.changed() => break,
@@ -130,7 +130,7 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &FanoutArgs, run_id: 
         // Stagger the rooms over one interval so sends are spread evenly.
         let offset = interval.mul_f64(i as f64 / rooms.len() as f64);
         senders.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut h = crate::report::latency_histogram();
             for k in 0..count {
                 tokio::time::sleep_until((started + offset + interval * k as u32).into()).await;
                 let t0 = Instant::now();

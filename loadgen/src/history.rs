@@ -62,7 +62,7 @@ pub async fn run(url: &str, args: &HistoryArgs, run_id: u64) -> anyhow::Result<R
     for c in 0..readers {
         let (api, token, conv, url) = (api.clone(), token.clone(), conv.clone(), url.to_owned());
         tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut h = crate::report::latency_histogram();
             let mut k: u64 = c as u64 * 7919;
             let mut due = interval.map(|i| started + i.mul_f64(c as f64 / readers as f64));
             while Instant::now() < until {

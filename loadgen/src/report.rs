@@ -60,3 +60,9 @@ pub fn latency_line(h: &Histogram<u64>) -> String {
 pub fn latency_json(h: &Histogram<u64>) -> Value {
     json!({"p50": ms(h.value_at_quantile(0.5)), "p99": ms(h.value_at_quantile(0.99)), "max": ms(h.max())})
 }
+
+/// A latency histogram in µs, 1 µs to 60 s, 3 significant digits.
+#[allow(clippy::expect_used, reason = "constant bounds, valid by hdrhistogram's rules (low ≥ 1, high ≥ 2·low)")]
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}

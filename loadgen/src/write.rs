@@ -48,7 +48,7 @@ pub async fn run(url: &str, server_pid: Option<u32>, args: &WriteArgs, run_id: u
     for (token, conv) in senders {
         let (api, url, body) = (api.clone(), url.to_owned(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut h = crate::report::latency_histogram();
             while Instant::now() < until {
                 let t0 = Instant::now();
                 api.send(&url, &token, &conv, body.clone()).await?;

@@ -130,40 +130,40 @@ fn spawn_watcher(pool: PgPool, health: Arc<DbHealth>) {
         .connect_lazy_with(real.clone());
     tokio::spawn(async move {
         let mut close = pool.close_event();
-        close
-            .do_until(async {
-                loop {
-                    match PgListener::connect_with(&probe).await {
-                        Ok(mut listener) => {
-                            listener.eager_reconnect(false);
-                            if health.set_up(true) {
-                                pool.set_connect_options(real.clone());
-                                tracing::warn!("the database is reachable again");
-                            }
-                            // Nothing is ever notified: this returns when the connection ends.
-                            while let Ok(Some(_)) = listener.try_recv().await {}
-                            drop(listener);
-                            health.mark_lost();
-                            // Down until a new connection proves otherwise (the next loop
-                            // turn tries at once, so a lone dropped connection costs little).
-                            if health.set_up(false) {
-                                pool.set_connect_options(closed_door.clone());
-                                tracing::error!(
-                                    "lost the connection to the database; answering UNAVAILABLE until it is back"
-                                );
-                            }
+        // Boxed: the listener's connect future is ~13 KiB (clippy::large_futures).
+        Box::pin(close.do_until(async {
+            loop {
+                match PgListener::connect_with(&probe).await {
+                    Ok(mut listener) => {
+                        listener.eager_reconnect(false);
+                        if health.set_up(true) {
+                            pool.set_connect_options(real.clone());
+                            tracing::warn!("the database is reachable again");
                         }
-                        // A refused connection was already retried with backoff for a second;
-                        // other errors come at once and must not spin.
-                        Err(e) => {
-                            tracing::debug!(error = %e, "the database is still unreachable");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        // Nothing is ever notified: this returns when the connection ends.
+                        while let Ok(Some(_)) = listener.try_recv().await {}
+                        drop(listener);
+                        health.mark_lost();
+                        // Down until a new connection proves otherwise (the next loop
+                        // turn tries at once, so a lone dropped connection costs little).
+                        if health.set_up(false) {
+                            pool.set_connect_options(closed_door.clone());
+                            tracing::error!(
+                                "lost the connection to the database; answering UNAVAILABLE until it is back"
+                            );
                         }
                     }
+                    // A refused connection was already retried with backoff for a second;
+                    // other errors come at once and must not spin.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the database is still unreachable");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
-            })
-            .await
-            .ok();
+            }
+        }))
+        .await
+        .ok();
     });
 }
 

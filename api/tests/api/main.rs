@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::large_futures)] // test code: a failed step stops the test with its reason
 //! Integration tests of the SyncChat server: a real server on port 0 per test, a fresh
 //! database per test. Every scenario runs on SQLite; on Postgres too when
 //! `SYNCCHAT_TEST_DATABASE_URL` is set (CI sets it, and `SYNCCHAT_TEST_REQUIRE_ALL=1` makes
