@@ -421,12 +421,8 @@ async fn disabling_a_user_closes_their_sockets_revokes_sessions_and_is_audited(a
     let (_, page) = browser.get(&app, "/admin/moderation").await;
     assert!(page.contains("data-audit=\"user.enable\""));
     let metrics = app.metrics().await;
-    let disables = metrics
-        .lines()
-        .find(|l| l.starts_with("syncchat_admin_actions_total{") && l.contains("action=\"user.disable\""))
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.parse::<f64>().ok())
-        .unwrap_or_default();
+    let disables =
+        syncchat_test_support::metric_sum(&metrics, "syncchat_admin_actions_total", &["action=\"user.disable\""]);
     assert!(disables >= 1.0, "counted in /metrics");
 
     // An admin cannot lock themselves out.

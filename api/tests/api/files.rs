@@ -6,6 +6,7 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use syncchat_test_support::metric_sum;
 
 use crate::helpers::{Backend, TestApp, TestUser, spawn_app_with};
 
@@ -15,14 +16,7 @@ const SEND: &str = "mutation($input: SendMessageInput!) { sendMessage(input: $in
 /// The server flags for an S3 store in a fresh bucket on the test S3 endpoint; `None` when
 /// it is not configured (a failure under `SYNCCHAT_TEST_REQUIRE_ALL=1`).
 pub async fn s3_args() -> Option<Vec<String>> {
-    let Ok(endpoint) = std::env::var("SYNCCHAT_TEST_S3_ENDPOINT") else {
-        assert!(
-            std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(),
-            "SYNCCHAT_TEST_REQUIRE_ALL is set but SYNCCHAT_TEST_S3_ENDPOINT is not"
-        );
-        eprintln!("skipping the S3 run: SYNCCHAT_TEST_S3_ENDPOINT is not set");
-        return None;
-    };
+    let endpoint = syncchat_test_support::env_or_skip(syncchat_test_support::S3_ENDPOINT, "the S3 runs")?;
     assert!(
         std::env::var("AWS_ACCESS_KEY_ID").is_ok() && std::env::var("AWS_SECRET_ACCESS_KEY").is_ok(),
         "the S3 run needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any value for moto)"
@@ -248,14 +242,8 @@ async fn refused_uploads_keep_nothing(store: Store) {
 
     assert_eq!(stored(&app).await, 0, "nothing refused was kept");
     let metrics = app.metrics().await;
-    let rejected = |reason: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with("syncchat_file_rejections_total{") && l.contains(&format!("reason=\"{reason}\"")))
-            .and_then(|l| l.rsplit_once(' '))
-            .and_then(|(_, v)| v.parse::<f64>().ok())
-            .unwrap_or_default()
-    };
+    let rejected =
+        |reason: &str| metric_sum(&metrics, "syncchat_file_rejections_total", &[&format!("reason=\"{reason}\"")]);
     assert!(rejected("too_large") >= 1.0 && rejected("type_not_allowed") >= 1.0);
 
     // Just under the limit is fine.

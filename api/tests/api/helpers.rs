@@ -7,6 +7,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use syncchat_api::App;
 use syncchat_api::config::{Cli, Config};
+use syncchat_test_support::{DATABASE_URL, REDIS_URL, skip_or_fail};
 use tokio::sync::{OnceCell, oneshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,11 +80,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> Option<TestApp>
         Backend::Postgres => match fresh_postgres_database().await {
             Some(url) => url,
             None => {
-                assert!(
-                    std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(),
-                    "SYNCCHAT_TEST_REQUIRE_ALL is set but SYNCCHAT_TEST_DATABASE_URL is not"
-                );
-                eprintln!("skipping the Postgres run: SYNCCHAT_TEST_DATABASE_URL is not set");
+                skip_or_fail("the Postgres runs", &format!("{DATABASE_URL} is not set"));
                 return None;
             }
         },
@@ -94,7 +91,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> Option<TestApp>
 /// `n` nodes sharing one fresh Postgres database and the Redis of `SYNCCHAT_TEST_REDIS_URL`;
 /// `None` when either is not configured (a failure under `SYNCCHAT_TEST_REQUIRE_ALL=1`).
 pub async fn spawn_cluster(n: usize, extra: &[&str]) -> Option<Vec<TestApp>> {
-    spawn_cluster_with(std::env::var("SYNCCHAT_TEST_REDIS_URL").ok(), n, extra).await
+    spawn_cluster_with(std::env::var(REDIS_URL).ok(), n, extra).await
 }
 
 /// Like [`spawn_cluster`], on the Redis at `redis_url` (one the test runs itself).
@@ -108,11 +105,7 @@ async fn spawn_cluster_with(redis: Option<String>, n: usize, extra: &[&str]) -> 
         None => None,
     };
     let (Some(redis), Some(database_url)) = (redis, database) else {
-        assert!(
-            std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(),
-            "SYNCCHAT_TEST_REQUIRE_ALL is set but SYNCCHAT_TEST_DATABASE_URL or SYNCCHAT_TEST_REDIS_URL is not"
-        );
-        eprintln!("skipping the cluster run: SYNCCHAT_TEST_DATABASE_URL and SYNCCHAT_TEST_REDIS_URL are needed");
+        skip_or_fail("the cluster runs", &format!("{DATABASE_URL} or {REDIS_URL} is not set"));
         return None;
     };
     let mut nodes = Vec::new();

@@ -2,6 +2,7 @@
 //! validation, authorization and persistence across restarts.
 
 use serde_json::{Value, json};
+use syncchat_test_support::metric_sum;
 
 use crate::helpers::{TestApp, gql_code, on_both_backends};
 
@@ -161,19 +162,8 @@ async fn concurrent_sends_are_grouped_without_mixing_answers(app: TestApp) {
     }
     if app.backend == crate::helpers::Backend::Postgres {
         let metrics = app.metrics().await;
-        let series = |name: &str| -> f64 {
-            metrics
-                .lines()
-                .filter(|l| l.starts_with(name))
-                .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-                .sum()
-        };
-        let statements = series("syncchat_send_batch_size_count");
-        let single: f64 = metrics
-            .lines()
-            .filter(|l| l.starts_with("syncchat_send_batch_size_bucket") && l.contains("le=\"1\""))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum();
+        let statements = metric_sum(&metrics, "syncchat_send_batch_size_count", &[]);
+        let single = metric_sum(&metrics, "syncchat_send_batch_size_bucket", &["le=\"1\""]);
         assert!(
             statements > 0.0 && single < statements,
             "no send was grouped: {statements} statements, {single} alone"

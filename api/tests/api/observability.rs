@@ -1,16 +1,9 @@
 //! What an operator sees: health endpoints, request ids, and `/metrics` moving with use.
 
 use serde_json::json;
+use syncchat_test_support::metric_sum;
 
 use crate::helpers::{Backend, spawn_app};
-
-fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|lab| l.contains(lab)))
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum()
-}
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
@@ -43,7 +36,7 @@ async fn metrics_count_what_users_do() {
     }
     app.gql_ok(Some(&ben.token), "{ me { id } }", json!({})).await;
     let after = app.metrics().await;
-    let delta = |name: &str, labels: &[&str]| counter(&after, name, labels) - counter(&before, name, labels);
+    let delta = |name: &str, labels: &[&str]| metric_sum(&after, name, labels) - metric_sum(&before, name, labels);
     // Tests share one process-wide recorder, so other tests may add to these: at least ours.
     assert!(delta("syncchat_messages_total", &["kind=\"sent\""]) >= 3.0);
     assert!(delta("syncchat_registrations_total", &[]) >= 2.0);

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use syncchat_test_support::{DATABASE_URL, env_or_skip, metric_sum, skip_or_fail};
+
 use crate::helpers::{TestApp, TestUser, gql_code, spawn_app_on};
 use crate::ws_client::{Received, WsClient};
 
@@ -28,19 +30,14 @@ impl PrivatePostgres {
     /// `None` (a skip, or a failure under `SYNCCHAT_TEST_REQUIRE_ALL=1`) without Postgres
     /// binaries or without `SYNCCHAT_TEST_DATABASE_URL`, like the other Postgres tests.
     fn start() -> Option<PrivatePostgres> {
-        let require = std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_ok();
-        let bin = postgres_bin();
-        if std::env::var("SYNCCHAT_TEST_DATABASE_URL").is_err() || bin.is_none() {
-            assert!(
-                !require,
-                "SYNCCHAT_TEST_REQUIRE_ALL is set but Postgres binaries or SYNCCHAT_TEST_DATABASE_URL are missing"
-            );
-            eprintln!(
-                "skipping the outage test: needs SYNCCHAT_TEST_DATABASE_URL and Postgres binaries (initdb, pg_ctl)"
+        env_or_skip(DATABASE_URL, "the outage tests")?;
+        let Some(bin) = postgres_bin() else {
+            skip_or_fail(
+                "the outage tests",
+                "Postgres binaries (initdb, pg_ctl) are missing (set SYNCCHAT_TEST_PG_BIN)",
             );
             return None;
-        }
-        let bin = bin?;
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
         let pg = PrivatePostgres { bin, dir, port };
@@ -163,14 +160,6 @@ async fn readyz(app: &TestApp) -> (u16, Duration) {
     (resp.status().as_u16(), started.elapsed())
 }
 
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
-}
-
 #[tokio::test]
 async fn a_stopped_database_is_unavailable_at_once_and_heals_by_itself() {
     let Some(pg) = PrivatePostgres::start() else { return };
@@ -209,7 +198,7 @@ async fn a_stopped_database_is_unavailable_at_once_and_heals_by_itself() {
     eprintln!("database stopped: send answered {} in {:?}, /readyz {status} in {took:?}", answer.status, answer.took);
     assert_eq!(status, 503, "/readyz while the database is down");
     assert!(took < HANG, "/readyz hung for {took:?}");
-    assert!(counter(&app.metrics().await, "syncchat_requests_unavailable_total") >= 2.0);
+    assert!(metric_sum(&app.metrics().await, "syncchat_requests_unavailable_total", &[]) >= 2.0);
 
     pg.start_again();
     let back = Instant::now();

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use syncchat_test_support::metric_sum;
 
 use crate::auth::set_disabled;
 use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app_with};
@@ -191,12 +192,7 @@ async fn items_are_rendered_once_per_selection(app: TestApp) {
         ... on MessageAddedEvent { message { body } } ... on MessageEditedEvent { message { body } } } }";
     edits.subscribe("e", events, json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let hits = |m: &str| -> f64 {
-        m.lines()
-            .filter(|l| l.starts_with("syncchat_render_cache_total") && l.contains("result=\"hit\""))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
-    };
+    let hits = |m: &str| metric_sum(m, "syncchat_render_cache_total", &["result=\"hit\""]);
     let before = hits(&app.metrics().await);
 
     let sent = app.send(&ann, &conv, "hello").await;
@@ -233,12 +229,8 @@ async fn items_are_rendered_once_per_selection(app: TestApp) {
 async fn a_subscription_stops_when_completed_and_ends_when_its_user_leaves(app: TestApp) {
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
     let conv = app.conversation(&ann, &[&ben], Some("lifecycle")).await;
-    let subscriptions = |m: &str| -> f64 {
-        m.lines()
-            .filter(|l| l.starts_with("syncchat_graphql_operations_total{"))
-            .filter(|l| l.contains("type=\"subscription\"") && l.contains("name=\"messageAdded\""))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
+    let subscriptions = |m: &str| {
+        metric_sum(m, "syncchat_graphql_operations_total", &["type=\"subscription\"", "name=\"messageAdded\""])
     };
     let before = subscriptions(&app.metrics().await);
     let mut ws = WsClient::signed_in(&app, &ben.token).await;
@@ -489,12 +481,7 @@ async fn a_slow_consumer_is_dropped_without_delaying_others_and_resumes() {
         assert_eq!(data["messageAdded"]["seq"], want, "the reader keeps up regardless");
     }
     let _ = sender.await;
-    let dropped = |m: &str| -> f64 {
-        m.lines()
-            .filter(|l| l.starts_with("syncchat_dropped_events_total") && l.contains("slow_consumer"))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
-    };
+    let dropped = |m: &str| metric_sum(m, "syncchat_dropped_events_total", &["slow_consumer"]);
     // The slow client reads nothing until the server gives up on it (its queue stayed full
     // for the 2 s grace). Reading earlier would let it catch up, as a burst is allowed to.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

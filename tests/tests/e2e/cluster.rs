@@ -24,8 +24,7 @@ pub struct Cluster {
 }
 
 fn skip_or_fail(what: &str) -> Option<Cluster> {
-    assert!(std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(), "SYNCCHAT_TEST_REQUIRE_ALL is set but {what}");
-    eprintln!("skipping: {what}");
+    syncchat_test_support::skip_or_fail("the cluster tests", what);
     None
 }
 
@@ -35,12 +34,9 @@ fn js_dir() -> PathBuf {
 
 impl Cluster {
     pub fn new() -> Option<Cluster> {
-        let Ok(admin) = std::env::var("SYNCCHAT_TEST_DATABASE_URL") else {
-            return skip_or_fail("SYNCCHAT_TEST_DATABASE_URL is not set");
-        };
-        let Ok(redis_url) = std::env::var("SYNCCHAT_TEST_REDIS_URL") else {
-            return skip_or_fail("SYNCCHAT_TEST_REDIS_URL is not set");
-        };
+        let what = "the cluster tests";
+        let admin = syncchat_test_support::env_or_skip(syncchat_test_support::DATABASE_URL, what)?;
+        let redis_url = syncchat_test_support::env_or_skip(syncchat_test_support::REDIS_URL, what)?;
         if !js_dir().join("node_modules/graphql-ws").exists() {
             return skip_or_fail("tests/js has no node_modules: run `npm ci --prefix tests/js`");
         }
@@ -207,7 +203,7 @@ pub fn ws_url(server: &Server) -> String {
 async fn the_graphql_ws_client_receives_through_nginx_what_either_node_stores() {
     let Some(cluster) = Cluster::new() else { return };
     let Some(nginx) = which("nginx") else {
-        assert!(std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(), "nginx is not installed");
+        syncchat_test_support::skip_or_fail("the nginx test", "nginx is not installed");
         return;
     };
     let (a, b) = (cluster.node("a", &[]).await, cluster.node("b", &[]).await);

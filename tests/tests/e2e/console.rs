@@ -109,18 +109,17 @@ async fn screenshot(c: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_uses_the_console_in_chromium() {
+    let what = "the console test";
     let (Some(chromium), Some(chromedriver)) = (find_tool("chromium"), find_tool("chromedriver")) else {
-        assert!(
-            std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(),
-            "SYNCCHAT_TEST_REQUIRE_ALL is set but chromium or chromedriver is missing"
+        syncchat_test_support::skip_or_fail(
+            what,
+            "chromium or chromedriver is missing (apt install chromium chromium-driver)",
         );
-        eprintln!("skipping: chromium and chromedriver are needed (apt install chromium chromium-driver)");
         return;
     };
     let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js/node_modules/graphql-ws");
     if !js.exists() {
-        assert!(std::env::var("SYNCCHAT_TEST_REQUIRE_ALL").is_err(), "tests/js has no node_modules");
-        eprintln!("skipping: run `npm ci --prefix tests/js`");
+        syncchat_test_support::skip_or_fail(what, "tests/js has no node_modules: run `npm ci --prefix tests/js`");
         return;
     }
 

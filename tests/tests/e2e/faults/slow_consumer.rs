@@ -25,10 +25,7 @@ const COPIES: usize = 8;
 async fn slow_closes(client: &reqwest::Client, base: &str) -> f64 {
     let Ok(resp) = client.get(format!("{base}/metrics")).send().await else { return 0.0 };
     let text = resp.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("syncchat_websocket_closed_total{") && l.contains("reason=\"slow_consumer\""))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
+    syncchat_test_support::metric_sum(&text, "syncchat_websocket_closed_total", &["reason=\"slow_consumer\""])
 }
 
 /// How long after being dropped the slow client of the second test starts reading again:
