@@ -1,5 +1,5 @@
-//! `spawn_app()`: a real SyncChat server on 127.0.0.1:0 with its own fresh database, and a
-//! small client for both façades.
+//! `spawn_app()`: a real SyncChat server on 127.0.0.1:0 with its own fresh database (on
+//! Postgres a clone of a migrated template), and a small client for both façades.
 
 use std::path::Path;
 
@@ -24,6 +24,8 @@ pub struct TestApp {
     /// The server's service layer, for what only the server can see (stored files, the
     /// collector).
     pub services: syncchat_api::service::Services,
+    /// The flags it was started with beyond the base ones; a restart keeps them.
+    extra: Vec<String>,
     _data: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -130,6 +132,7 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
             }
         }
     }
+    let extra = extra.iter().map(|a| (*a).to_owned()).collect();
     let config: Config = Cli::parse_from(args).config;
     syncchat_api::telemetry::init(&config.log, config.log_format);
     let app = App::build(config).await.expect("app builds");
@@ -149,6 +152,7 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
         backend,
         database_url,
         services,
+        extra,
         _data: data,
         shutdown: Some(tx),
         server: Some(server),
@@ -156,7 +160,8 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
 }
 
 impl TestApp {
-    /// Stops the server and starts a new one on the same database and data folder.
+    /// Stops the server and starts a new one on the same database and data folder, with the
+    /// same flags.
     pub async fn restart(mut self) -> TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -165,7 +170,8 @@ impl TestApp {
             let _ = server.await;
         }
         let data = std::mem::replace(&mut self._data, tempfile::tempdir().expect("tempdir"));
-        start(self.backend, self.database_url.clone(), data, &[]).await
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        start(self.backend, self.database_url.clone(), data, &extra).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -254,35 +260,117 @@ pub fn gql_code(body: &Value) -> String {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<none>").to_owned()
 }
 
-static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
+/// Test databases are named `syncchat_t_<pid>_<uuid>`: a later run drops those whose process
+/// has ended, and leaves the databases of runs still going (other checkouts, other binaries).
+const TEST_DATABASE_PREFIX: &str = "syncchat_t_";
+/// The session advisory lock under which one process at a time builds a template.
+const TEMPLATE_LOCK: i64 = 0x5359_4e43_5445_4d50;
 
-/// A new, empty Postgres database on the server of `SYNCCHAT_TEST_DATABASE_URL`.
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// A new Postgres database on the server of `SYNCCHAT_TEST_DATABASE_URL`, migrated: a clone of
+/// the template database of the current migrations (migrating takes longer than copying).
 async fn fresh_postgres_database() -> Option<String> {
-    use sea_orm::{ConnectionTrait, Database};
-    let admin_url = std::env::var("SYNCCHAT_TEST_DATABASE_URL").ok()?;
-    let admin = Database::connect(admin_url.as_str()).await.expect("connect to SYNCCHAT_TEST_DATABASE_URL");
-    // Databases of earlier runs go first; the test binaries run one after another.
-    PG_CLEANUP
-        .get_or_init(|| async {
-            let old = admin
-                .query_all_raw(sea_orm::Statement::from_string(
-                    sea_orm::DbBackend::Postgres,
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'syncchat_t_%'",
-                ))
-                .await
-                .unwrap_or_default();
-            for row in old {
-                if let Ok(name) = row.try_get::<String>("", "datname") {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-                }
-            }
-        })
-        .await;
-    let name = format!("syncchat_t_{}", uuid::Uuid::now_v7().simple());
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+    use sea_orm::ConnectionTrait;
+    let admin_url = std::env::var(DATABASE_URL).ok()?;
+    let admin = connect_once(&admin_url).await;
+    let template = TEMPLATE.get_or_init(|| prepare_template(&admin, &admin_url)).await;
+    let name = format!("{TEST_DATABASE_PREFIX}{}_{}", std::process::id(), uuid::Uuid::now_v7().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+        .await
+        .expect("clone the template database");
     let _ = admin.close().await;
+    Some(database_url(&admin_url, &name))
+}
+
+/// Once per process: drops the databases of ended runs, and builds the template of the current
+/// migrations unless it exists (under an advisory lock, so concurrent runs build it once; under
+/// another name first, so a run that dies half-way leaves no half-migrated template). Returns
+/// the template's name.
+async fn prepare_template(admin: &sea_orm::DatabaseConnection, admin_url: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    use syncchat_migrations::{Migrator, MigratorTrait};
+    drop_databases_of_ended_runs(admin).await;
+    let template = format!("syncchat_template_{}", migrations_hash());
+    admin.execute_unprepared(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})")).await.expect("template lock");
+    let exists = admin
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 1 AS found FROM pg_database WHERE datname = $1",
+            [template.clone().into()],
+        ))
+        .await
+        .expect("look for the template database")
+        .is_some();
+    if !exists {
+        let building = format!("{template}_new");
+        for sql in
+            [format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"), format!("CREATE DATABASE \"{building}\"")]
+        {
+            admin.execute_unprepared(&sql).await.expect("create the template database");
+        }
+        let db = connect_once(&database_url(admin_url, &building)).await;
+        Migrator::up(&db, None).await.expect("migrate the template database");
+        let _ = db.close().await;
+        admin
+            .execute_unprepared(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""))
+            .await
+            .expect("name the template database");
+    }
+    admin.execute_unprepared(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})")).await.expect("template unlock");
+    template
+}
+
+/// Drops the test databases whose run has ended (every one where `/proc` cannot tell).
+async fn drop_databases_of_ended_runs(admin: &sea_orm::DatabaseConnection) {
+    use sea_orm::ConnectionTrait;
+    let rows = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT datname FROM pg_database WHERE datname LIKE '{}%'",
+                TEST_DATABASE_PREFIX.replace('_', "\\_")
+            ),
+        ))
+        .await
+        .unwrap_or_default();
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "datname") else { continue };
+        let pid = name.strip_prefix(TEST_DATABASE_PREFIX).and_then(|rest| rest.split_once('_')).map(|(pid, _)| pid);
+        let running = pid.is_some_and(|pid| pid.parse::<u32>().is_ok() && Path::new("/proc").join(pid).exists());
+        if !running {
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+        }
+    }
+}
+
+/// What identifies the migrations: a hash of their source files.
+fn migrations_hash() -> String {
+    use sha2::{Digest, Sha256};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/src");
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).expect("the migrations' sources").filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    for file in files {
+        hash.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+        hash.update(std::fs::read(&file).expect("a migration's source"));
+    }
+    hex::encode(&hash.finalize()[..8])
+}
+
+/// One connection, so session state (the advisory lock) stays with it.
+async fn connect_once(url: &str) -> sea_orm::DatabaseConnection {
+    let mut options = sea_orm::ConnectOptions::new(url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    sea_orm::Database::connect(options).await.expect("connect to SYNCCHAT_TEST_DATABASE_URL")
+}
+
+/// The URL of database `name` on the server of `admin_url`.
+fn database_url(admin_url: &str, name: &str) -> String {
     let (prefix, _) = admin_url.rsplit_once('/').expect("database url has a path");
-    Some(format!("{prefix}/{name}"))
+    format!("{prefix}/{name}")
 }
 
 /// Declares each scenario once per backend: `mod sqlite { fn x() }` and `mod postgres { fn x() }`.
