@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -16,6 +16,7 @@ use syncchat_realtime::{
     SnapshotStore,
 };
 
+use crate::background::{Background, SHUTDOWN_GRACE, next_tick};
 use crate::config::Config;
 use crate::files::FileStore;
 use crate::graphql::ws::WsSettings;
@@ -30,16 +31,22 @@ pub struct App {
     endpoint: poem::endpoint::BoxEndpoint<'static>,
     node_id: String,
     metrics_server: Option<(TcpAcceptor, poem::endpoint::BoxEndpoint<'static>, Option<SocketAddr>)>,
+    background: Background,
+    /// Stops the background work of an app that is dropped without being run.
+    stop_on_drop: tokio_util::sync::DropGuard,
 }
 
 impl App {
-    /// Connects to storage, applies migrations and binds the listener.
+    /// Connects to storage, applies migrations, binds the listener and starts the background
+    /// work (every loop is started here, in [`Background`], and stopped by [`App::run_until`]).
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let node_id = config.node_id();
         let prometheus = metrics::install(&node_id)?;
-        let db = storage::connect(&config.database_url, config.db_max_connections).await?;
+        let background = Background::new();
+        let stop_on_drop = background.stop_on_drop();
+        let db = storage::connect_watched(&config.database_url, config.db_max_connections, &background).await?;
         Migrator::up(&db, None).await.context("applying database migrations")?;
-        let (bus, presence) = live_layer(&config, &node_id).await?;
+        let (bus, presence) = live_layer(&config, &node_id, &background).await?;
         let snapshots: Arc<dyn SnapshotStore> = match &config.redis_url {
             Some(url) => Arc::new(
                 RedisSnapshots::connect(url, &config.cluster_name)
@@ -59,6 +66,7 @@ impl App {
             },
             limit_settings(&config),
             file_layer(&config)?,
+            &background,
         );
         let limits =
             SchemaLimits { max_depth: config.graphql_max_depth, max_complexity: config.graphql_max_complexity };
@@ -124,8 +132,8 @@ impl App {
                 .boxed();
             (acceptor, endpoint, addr)
         });
-        services.live.spawn_control_listener();
-        services.live.spawn_healer(Duration::from_secs(config.bus_heal_interval_secs.max(1)));
+        services.live.spawn_control_listener(&background);
+        services.live.spawn_healer(&background, Duration::from_secs(config.bus_heal_interval_secs.max(1)));
         stats::Sampler {
             node: node_id.clone(),
             prometheus: prometheus.clone(),
@@ -133,12 +141,12 @@ impl App {
             store: snapshots,
             interval: stats_interval,
         }
-        .spawn();
-        spawn_file_collector(services.clone(), Duration::from_secs(config.files_gc_interval_secs.max(1)));
-        spawn_housekeeping(services.clone(), prometheus);
-        spawn_business_gauges(services.clone());
-        spawn_presence_sweeper(services.clone(), Duration::from_secs(config.presence_ttl_secs.max(3)));
-        Ok(App { acceptor, addr, services, endpoint: routes, node_id, metrics_server })
+        .spawn(&background);
+        spawn_file_collector(&background, services.clone(), Duration::from_secs(config.files_gc_interval_secs.max(1)));
+        spawn_housekeeping(&background, services.clone(), prometheus);
+        spawn_business_gauges(&background, services.clone());
+        spawn_presence_sweeper(&background, services.clone(), Duration::from_secs(config.presence_ttl_secs.max(3)));
+        Ok(App { acceptor, addr, services, endpoint: routes, node_id, metrics_server, background, stop_on_drop })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -162,36 +170,57 @@ impl App {
         &self.node_id
     }
 
+    /// The app's background tasks (what runs, and what the last shutdown could not stop).
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
     /// Serves until SIGINT/SIGTERM, then drains for up to 10 s.
     pub async fn run(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
 
+    /// Serves until `shutdown` completes, drains for up to 10 s, then stops the background
+    /// work (waiting [`SHUTDOWN_GRACE`] for it; what did not stop is logged and aborted).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        if let Some((acceptor, endpoint, _)) = self.metrics_server {
-            tokio::spawn(async move {
-                if let Err(e) = Server::new_with_acceptor(acceptor).run(endpoint).await {
+        let App { acceptor, endpoint, metrics_server, background, stop_on_drop, .. } = self;
+        if let Some((acceptor, endpoint, _)) = metrics_server {
+            let stop = background.token();
+            background.spawn("metrics_listener", async move {
+                let server = Server::new_with_acceptor(acceptor);
+                let stopped =
+                    server.run_with_graceful_shutdown(endpoint, stop.cancelled_owned(), Some(Duration::from_secs(1)));
+                if let Err(e) = stopped.await {
                     tracing::error!(error = %e, "metrics listener stopped");
                 }
             });
         }
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(10)))
-            .await
+        let served = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(endpoint, shutdown, Some(Duration::from_secs(10)))
+            .await;
+        background.shutdown(SHUTDOWN_GRACE).await;
+        drop(stop_on_drop);
+        served
     }
 }
 
 /// The event bus and presence store: in-process, or shared through Redis when configured.
-async fn live_layer(config: &Config, node_id: &str) -> anyhow::Result<(EventBus, Arc<dyn PresenceStore>)> {
+async fn live_layer(
+    config: &Config,
+    node_id: &str,
+    background: &Background,
+) -> anyhow::Result<(EventBus, Arc<dyn PresenceStore>)> {
     let Some(url) = &config.redis_url else {
         return Ok((EventBus::in_process(), Arc::new(InProcessPresence::default())));
     };
     let fanout = RedisFanout::connect(url, &config.cluster_name).await.context("connecting to Redis (REDIS_URL)")?;
     let bus = EventBus::new(fanout.clone(), syncchat_realtime::BUS_CAPACITY);
-    fanout.start(bus.clone());
+    for (name, task) in fanout.loops(bus.clone(), background.token()) {
+        background.spawn(name, task);
+    }
     let ttl = Duration::from_secs(config.presence_ttl_secs.max(3));
     let presence = RedisPresence::connect(url, &config.cluster_name, node_id.to_owned(), ttl)
         .await
@@ -219,12 +248,12 @@ pub(crate) fn file_layer(config: &Config) -> anyhow::Result<Files> {
 }
 
 /// Deletes uploads that were never attached, every `interval`.
-fn spawn_file_collector(services: Services, interval: Duration) {
-    tokio::spawn(async move {
+fn spawn_file_collector(background: &Background, services: Services, interval: Duration) {
+    let stop = background.token();
+    background.spawn("file_collector", async move {
         let mut tick = tokio::time::interval(interval);
         tick.tick().await;
-        loop {
-            tick.tick().await;
+        while next_tick(&mut tick, &stop).await {
             match services.files.collect_orphans().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(files.collected = n, "deleted files never attached to a message"),
@@ -247,13 +276,13 @@ fn limit_settings(config: &Config) -> LimitSettings {
 }
 
 /// Background upkeep: pool gauges, histogram upkeep, rate-limiter memory.
-fn spawn_housekeeping(services: Services, prometheus: PrometheusHandle) {
+fn spawn_housekeeping(background: &Background, services: Services, prometheus: PrometheusHandle) {
     let collector = metrics_process::Collector::new("syncchat_");
     collector.describe();
-    tokio::spawn(async move {
+    let stop = background.token();
+    background.spawn("housekeeping", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
+        while next_tick(&mut tick, &stop).await {
             collector.collect();
             record_pool(&services.ctx.db);
             prometheus.run_upkeep();
@@ -263,11 +292,11 @@ fn spawn_housekeeping(services: Services, prometheus: PrometheusHandle) {
 }
 
 /// Heartbeats this node and turns connections of crashed nodes into "offline".
-fn spawn_presence_sweeper(services: Services, ttl: Duration) {
-    tokio::spawn(async move {
+fn spawn_presence_sweeper(background: &Background, services: Services, ttl: Duration) {
+    let stop = background.token();
+    background.spawn("presence_sweeper", async move {
         let mut tick = tokio::time::interval(ttl / 3);
-        loop {
-            tick.tick().await;
+        while next_tick(&mut tick, &stop).await {
             for user in services.live.presence_store().sweep().await {
                 services.live.user_went_offline(user).await;
             }
@@ -276,11 +305,11 @@ fn spawn_presence_sweeper(services: Services, ttl: Duration) {
 }
 
 /// Daily and monthly active users, from the database so every node reports the cluster's.
-fn spawn_business_gauges(services: Services) {
-    tokio::spawn(async move {
+fn spawn_business_gauges(background: &Background, services: Services) {
+    let stop = background.token();
+    background.spawn("business_gauges", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
+        while next_tick(&mut tick, &stop).await {
             let now = chrono::Utc::now();
             for (window, span) in [("day", chrono::Duration::days(1)), ("month", chrono::Duration::days(30))] {
                 match services.users.active_users(now - span).await {

@@ -243,13 +243,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn spawn(self) {
-        tokio::spawn(async move {
+    pub fn spawn(self, background: &crate::background::Background) {
+        let stop = background.token();
+        background.spawn("stats_sampler", async move {
             let mut previous = (Instant::now(), parse_totals(&self.prometheus.render()));
             let mut ticker = tokio::time::interval(self.interval);
             ticker.tick().await;
-            loop {
-                ticker.tick().await;
+            while crate::background::next_tick(&mut ticker, &stop).await {
                 let now = (Instant::now(), parse_totals(&self.prometheus.render()));
                 let ping_started = Instant::now();
                 let db_ok = self.db.ping().await.is_ok();

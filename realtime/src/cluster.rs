@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{Event, EventBus, Fanout, PresenceStore, Topic};
@@ -93,16 +95,33 @@ impl RedisFanout {
         }))
     }
 
-    /// Starts the two halves: the publisher (queued events to Redis, in order, pipelined)
-    /// and the receiver (subscribes to the bus's topics as they come and go, hands every
-    /// message of another node to `bus.dispatch`, and after a lost connection reconnects,
-    /// resubscribes and asks the bus to heal).
-    pub fn start(self: &Arc<Self>, bus: EventBus) {
+    /// The two halves, named, for the caller to run (and own): the publisher (queued events
+    /// to Redis, in order, pipelined) and the receiver (subscribes to the bus's topics as they
+    /// come and go, hands every message of another node to `bus.dispatch`, and after a lost
+    /// connection reconnects, resubscribes and asks the bus to heal). Both end when `stop` is
+    /// cancelled, the publisher once it has sent what was already queued. Each half is handed
+    /// out once.
+    pub fn loops(
+        self: &Arc<Self>,
+        bus: EventBus,
+        stop: CancellationToken,
+    ) -> Vec<(&'static str, BoxFuture<'static, ()>)> {
+        let mut loops = Vec::new();
         if let Some(rx) = self.outgoing_rx.lock().ok().and_then(|mut rx| rx.take()) {
-            tokio::spawn(publish_loop(self.clone(), rx));
+            loops.push(("redis_publisher", publish_loop(self.clone(), rx, stop.clone()).boxed()));
         }
-        let Some(interest) = self.interest_rx.lock().ok().and_then(|mut rx| rx.take()) else { return };
-        tokio::spawn(receive_loop(self.clone(), bus, interest));
+        if let Some(interest) = self.interest_rx.lock().ok().and_then(|mut rx| rx.take()) {
+            let receive = receive_loop(self.clone(), bus, interest);
+            // The receiver only reads: it may stop at any of its waits.
+            let receive = async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = receive => {}
+                }
+            };
+            loops.push(("redis_receiver", receive.boxed()));
+        }
+        loops
     }
 
     /// The event as published: its JSON with this process's origin as the first field (other
@@ -123,11 +142,17 @@ impl RedisFanout {
     }
 }
 
-async fn publish_loop(fanout: Arc<RedisFanout>, mut rx: mpsc::Receiver<Arc<Event>>) {
+async fn publish_loop(fanout: Arc<RedisFanout>, mut rx: mpsc::Receiver<Arc<Event>>, stop: CancellationToken) {
     let mut conn = fanout.publisher.clone();
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     loop {
-        if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+        // Queued events first: what was published before the stop still goes out.
+        let received = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, PUBLISH_BATCH) => n,
+            () = stop.cancelled() => 0,
+        };
+        if received == 0 {
             return;
         }
         metrics::gauge!(BUS_QUEUE).set(rx.len() as f64);
@@ -157,7 +182,10 @@ async fn publish_loop(fanout: Arc<RedisFanout>, mut rx: mpsc::Receiver<Arc<Event
                 );
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
         }
     }
 }

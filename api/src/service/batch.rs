@@ -14,8 +14,10 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::{Clock, Context};
+use crate::background::Background;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::is_unique_violation;
@@ -31,20 +33,26 @@ struct Queued {
     reply: oneshot::Sender<AppResult<message::Model>>,
 }
 
-/// The committer's queue; its task starts with the first send and ends with the services.
-#[derive(Default)]
+/// The committer's queue; its task starts with the first send and ends when the app stops
+/// (or the services are dropped).
 pub(crate) struct SendBatcher {
     queue: OnceLock<mpsc::Sender<Queued>>,
+    background: Background,
 }
 
 impl SendBatcher {
+    pub(crate) fn new(background: Background) -> SendBatcher {
+        SendBatcher { queue: OnceLock::new(), background }
+    }
+
     /// Stores `send` under the send rule ([`message::insert_next`]); no row when the sender
     /// is not a participant (or there is no such conversation): `NOT_FOUND`.
     pub(crate) async fn store(&self, ctx: &Context, send: NewMessage) -> AppResult<message::Model> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            // The task holds the pool, not the services: it ends when they are dropped.
-            tokio::spawn(run(ctx.db.clone(), ctx.clock, rx));
+            // The task holds the pool, not the services. Once the app is stopping it does not
+            // start: the queue is closed, and sends are answered `UNAVAILABLE`.
+            self.background.spawn("send_batcher", run(ctx.db.clone(), ctx.clock, rx, self.background.token()));
             tx
         });
         let (reply, answer) = oneshot::channel();
@@ -54,9 +62,14 @@ impl SendBatcher {
     }
 }
 
-async fn run(db: DatabaseConnection, clock: Clock, mut queue: mpsc::Receiver<Queued>) {
+async fn run(db: DatabaseConnection, clock: Clock, mut queue: mpsc::Receiver<Queued>, stop: CancellationToken) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.recv().await {
+    // Sends already queued are stored before it stops: their senders wait for the answer.
+    while let Some(first) = tokio::select! {
+        biased;
+        first = queue.recv() => first,
+        () = stop.cancelled() => None,
+    } {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {

@@ -34,13 +34,14 @@ const WHILE_DOWN: Duration = Duration::from_secs(1);
 const AFTER_OUTAGE: Duration = Duration::from_secs(15);
 
 impl Live {
-    /// Starts the healer (only useful with a bus between nodes).
-    pub fn spawn_healer(self: &Arc<Self>, interval: Duration) {
+    /// Starts the healer (only useful with a bus between nodes) under `background`.
+    pub fn spawn_healer(self: &Arc<Self>, background: &crate::background::Background, interval: Duration) {
         if !self.ctx.bus.is_distributed() {
             return;
         }
         let service = Arc::clone(self);
-        tokio::spawn(async move {
+        let stop = background.token();
+        background.spawn("healer", async move {
             // Polls fast while the bus is down and for a while after it is back: the other
             // nodes' publishers may still be reconnecting, and what they publish meanwhile is lost.
             let mut fast_until = tokio::time::Instant::now();
@@ -50,6 +51,7 @@ impl Live {
                 }
                 let wait = if tokio::time::Instant::now() < fast_until { WHILE_DOWN } else { interval };
                 let trigger = tokio::select! {
+                    () = stop.cancelled() => return,
                     () = service.ctx.bus.heal_requested() => "",
                     () = tokio::time::sleep(wait) => "periodic",
                 };

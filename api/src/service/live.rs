@@ -615,13 +615,16 @@ impl Connections {
 impl Live {
     /// Follows the cluster's control topic: closes this node's connections of accounts an
     /// admin disabled (on any node, close 4403) and of ended sessions (4401), and forgets
-    /// them in the session cache. Runs for the life of the
-    /// process.
-    pub fn spawn_control_listener(self: &Arc<Self>) {
+    /// them in the session cache. Runs under `background` until the app stops.
+    pub fn spawn_control_listener(self: &Arc<Self>, background: &crate::background::Background) {
         let service = Arc::clone(self);
         let mut control = self.ctx.bus.subscribe(Topic::Control);
-        tokio::spawn(async move {
-            while let Some(event) = control.recv().await {
+        let stop = background.token();
+        background.spawn("control_listener", async move {
+            while let Some(event) = tokio::select! {
+                () = stop.cancelled() => None,
+                event = control.recv() => event,
+            } {
                 let Ok(event) = event else { continue };
                 match event.kind {
                     EventKind::AccountDisabled { user_id } => {

@@ -62,9 +62,11 @@ impl Messages {
         conversations: Arc<Conversations>,
         files: Arc<FileService>,
         limits: &LimitSettings,
+        background: &crate::background::Background,
     ) -> Messages {
         let send_limit = RateLimit::per_second("send_message", limits.send_per_sec, limits.send_burst);
-        Messages { ctx, users, conversations, files, send_limit, sends: SendBatcher::default() }
+        let sends = SendBatcher::new(background.clone());
+        Messages { ctx, users, conversations, files, send_limit, sends }
     }
 
     pub(crate) fn shrink_limits(&self) {

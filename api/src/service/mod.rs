@@ -142,13 +142,20 @@ impl Services {
         tokens: TokenSettings,
         limits: LimitSettings,
         files: Files,
+        background: &crate::background::Background,
     ) -> Self {
         let users = Arc::new(Users::new(ctx.clone()));
         let auth = Arc::new(Accounts::new(ctx.clone(), users.clone(), tokens, &limits));
         let conversations = Arc::new(Conversations::new(ctx.clone(), users.clone(), &limits));
         let files = Arc::new(FileService::new(ctx.clone(), auth.clone(), files));
-        let messages =
-            Arc::new(Messages::new(ctx.clone(), users.clone(), conversations.clone(), files.clone(), &limits));
+        let messages = Arc::new(Messages::new(
+            ctx.clone(),
+            users.clone(),
+            conversations.clone(),
+            files.clone(),
+            &limits,
+            background,
+        ));
         let live = Arc::new(Live::new(
             ctx.clone(),
             presence.clone(),

@@ -17,6 +17,7 @@ use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOption
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr, SqlErr};
 
+use crate::background::Background;
 use crate::metrics as m;
 
 /// How long a request waits for a pooled Postgres connection (a connection attempt included;
@@ -31,7 +32,32 @@ const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one attempt of the watcher to reach a down database may take.
 const WATCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Opens the pool for a one-shot command (`syncchat migrate`, `admin create-user`): no watcher.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    Ok(open(url, max_connections).await?.0)
+}
+
+/// Opens the pool for the server: on Postgres its watcher runs under `background`.
+pub async fn connect_watched(
+    url: &str,
+    max_connections: u32,
+    background: &Background,
+) -> anyhow::Result<DatabaseConnection> {
+    let (db, health) = open(url, max_connections).await?;
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let stop = background.token();
+        let watcher = watch(db.get_postgres_connection_pool().clone(), health);
+        background.spawn("db_watcher", async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = watcher => {}
+            }
+        });
+    }
+    Ok(db)
+}
+
+async fn open(url: &str, max_connections: u32) -> anyhow::Result<(DatabaseConnection, Arc<DbHealth>)> {
     let mut opts = ConnectOptions::new(url.to_owned());
     let health = Arc::new(DbHealth::new());
     let acquire_timeout = if url.starts_with("sqlite:") { SQLITE_ACQUIRE_TIMEOUT } else { PG_ACQUIRE_TIMEOUT };
@@ -68,10 +94,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
         m::record_db_query(statement_operation(&info.statement.sql), info.elapsed, info.failed);
     });
     m::db_up(true);
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        spawn_watcher(db.get_postgres_connection_pool().clone(), health);
-    }
-    Ok(db)
+    Ok((db, health))
 }
 
 /// What the watcher knows about the database, shared with the pool's `before_acquire`.
@@ -118,8 +141,9 @@ impl DbHealth {
 /// offers no hook to stop it, so while the server is known down the pool is pointed at a Unix
 /// socket path that does not exist. The attempt then fails immediately (an I/O error, which
 /// `From<DbErr>` reports as `UNAVAILABLE`), and in-flight attempts give up at their next
-/// retry. The real options come back as soon as the watcher connects again.
-fn spawn_watcher(pool: PgPool, health: Arc<DbHealth>) {
+/// retry. The real options come back as soon as the watcher connects again. Ends when the
+/// pool closes; it only waits and reads, so it may also be stopped at any of its waits.
+async fn watch(pool: PgPool, health: Arc<DbHealth>) {
     let real: PgConnectOptions = (*pool.connect_options()).clone();
     let closed_door = real.clone().socket("/nonexistent/syncchat-database-is-down");
     // The watcher's own single connection, outside the pool it watches.
@@ -128,43 +152,39 @@ fn spawn_watcher(pool: PgPool, health: Arc<DbHealth>) {
         .min_connections(0)
         .acquire_timeout(WATCH_CONNECT_TIMEOUT)
         .connect_lazy_with(real.clone());
-    tokio::spawn(async move {
-        let mut close = pool.close_event();
-        // Boxed: the listener's connect future is ~13 KiB (clippy::large_futures).
-        Box::pin(close.do_until(async {
-            loop {
-                match PgListener::connect_with(&probe).await {
-                    Ok(mut listener) => {
-                        listener.eager_reconnect(false);
-                        if health.set_up(true) {
-                            pool.set_connect_options(real.clone());
-                            tracing::warn!("the database is reachable again");
-                        }
-                        // Nothing is ever notified: this returns when the connection ends.
-                        while let Ok(Some(_)) = listener.try_recv().await {}
-                        drop(listener);
-                        health.mark_lost();
-                        // Down until a new connection proves otherwise (the next loop
-                        // turn tries at once, so a lone dropped connection costs little).
-                        if health.set_up(false) {
-                            pool.set_connect_options(closed_door.clone());
-                            tracing::error!(
-                                "lost the connection to the database; answering UNAVAILABLE until it is back"
-                            );
-                        }
+    let mut close = pool.close_event();
+    // Boxed: the listener's connect future is ~13 KiB (clippy::large_futures).
+    Box::pin(close.do_until(async {
+        loop {
+            match PgListener::connect_with(&probe).await {
+                Ok(mut listener) => {
+                    listener.eager_reconnect(false);
+                    if health.set_up(true) {
+                        pool.set_connect_options(real.clone());
+                        tracing::warn!("the database is reachable again");
                     }
-                    // A refused connection was already retried with backoff for a second;
-                    // other errors come at once and must not spin.
-                    Err(e) => {
-                        tracing::debug!(error = %e, "the database is still unreachable");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    // Nothing is ever notified: this returns when the connection ends.
+                    while let Ok(Some(_)) = listener.try_recv().await {}
+                    drop(listener);
+                    health.mark_lost();
+                    // Down until a new connection proves otherwise (the next loop
+                    // turn tries at once, so a lone dropped connection costs little).
+                    if health.set_up(false) {
+                        pool.set_connect_options(closed_door.clone());
+                        tracing::error!("lost the connection to the database; answering UNAVAILABLE until it is back");
                     }
                 }
+                // A refused connection was already retried with backoff for a second;
+                // other errors come at once and must not spin.
+                Err(e) => {
+                    tracing::debug!(error = %e, "the database is still unreachable");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
-        }))
-        .await
-        .ok();
-    });
+        }
+    }))
+    .await
+    .ok();
 }
 
 /// A bounded label for a SQL statement: its leading keyword.

@@ -15,7 +15,7 @@ pub mod user;
 
 mod connect;
 
-pub use connect::{connect, is_unique_violation};
+pub use connect::{connect, connect_watched, is_unique_violation};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::IntoCondition;

@@ -24,6 +24,8 @@ pub struct TestApp {
     /// The server's service layer, for what only the server can see (stored files, the
     /// collector).
     pub services: syncchat_api::service::Services,
+    /// The server's background tasks (they stop with it).
+    pub background: syncchat_api::background::Background,
     /// The flags it was started with beyond the base ones; a restart keeps them.
     extra: Vec<String>,
     _data: tempfile::TempDir,
@@ -138,6 +140,7 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
     let app = App::build(config).await.expect("app builds");
     let base = format!("http://{}", app.addr());
     let services = app.services().clone();
+    let background = app.background().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = app
@@ -152,6 +155,7 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
         backend,
         database_url,
         services,
+        background,
         extra,
         _data: data,
         shutdown: Some(tx),
@@ -160,8 +164,8 @@ async fn start(backend: Backend, database_url: String, data: tempfile::TempDir, 
 }
 
 impl TestApp {
-    /// Stops the server and starts a new one on the same database and data folder, with the
-    /// same flags.
+    /// Stops the server (and its background work) and starts a new one on the same database
+    /// and data folder, with the same flags.
     pub async fn restart(mut self) -> TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

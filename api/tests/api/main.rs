@@ -8,6 +8,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod background;
 mod bad_input;
 mod cluster;
 mod config_docs;
