@@ -121,10 +121,22 @@ impl Context {
     }
 }
 
-/// Every area service of a running server, each behind an `Arc`: cheap to clone, shared by
-/// every request.
+/// Every area service of a running server, shared by every request and connection. One
+/// `Arc` (a pointer to clone and hold, as before the areas), derefs to the [`ServiceSet`]:
+/// `services.messages.send(..)`.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<ServiceSet>);
+
+impl std::ops::Deref for Services {
+    type Target = ServiceSet;
+
+    fn deref(&self) -> &ServiceSet {
+        &self.0
+    }
+}
+
+/// The area services of a running server.
+pub struct ServiceSet {
     pub ctx: Context,
     pub users: Arc<Users>,
     pub auth: Arc<Accounts>,
@@ -165,7 +177,7 @@ impl Services {
             &limits,
         ));
         let admin = Arc::new(Admin::new(ctx.clone(), presence, auth.clone(), users.clone(), messages.clone()));
-        Services { ctx, users, auth, conversations, files, messages, live, admin }
+        Services(Arc::new(ServiceSet { ctx, users, auth, conversations, files, messages, live, admin }))
     }
 
     /// Drops rate-limiter state for keys that are idle again.
