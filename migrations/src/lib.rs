@@ -6,6 +6,7 @@ mod m20261125_000001_create_core_tables;
 mod m20261126_000001_admin_audit;
 mod m20261126_000002_files;
 mod m20261201_000001_create_upload_claims;
+mod m20261202_000001_integrations;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_admin_audit::Migration),
             Box::new(m20261126_000002_files::Migration),
             Box::new(m20261201_000001_create_upload_claims::Migration),
+            Box::new(m20261202_000001_integrations::Migration),
         ]
     }
 }

@@ -280,11 +280,23 @@ impl MigrationTrait for Migration {
     }
 }
 
-async fn unique<T: IntoIden + Copy>(m: &SchemaManager<'_>, name: &str, table: T, cols: &[T]) -> Result<(), DbErr> {
+/// A unique index `name` on `cols` (also used by later migrations).
+pub(crate) async fn unique<T: IntoIden + Copy>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: &[T],
+) -> Result<(), DbErr> {
     create_index(m, name, table, cols, true).await
 }
 
-async fn index<T: IntoIden + Copy>(m: &SchemaManager<'_>, name: &str, table: T, cols: &[T]) -> Result<(), DbErr> {
+/// An index `name` on `cols` (also used by later migrations).
+pub(crate) async fn index<T: IntoIden + Copy>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: &[T],
+) -> Result<(), DbErr> {
     create_index(m, name, table, cols, false).await
 }
 

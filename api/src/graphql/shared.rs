@@ -438,7 +438,14 @@ mod tests {
 
     fn reader(name: &str) -> Caller {
         let id = Uuid::now_v7();
-        Caller { user_id: id, username: name.to_owned(), display_name: None, session_id: id, is_admin: false }
+        Caller {
+            user_id: id,
+            username: name.to_owned(),
+            display_name: None,
+            session_id: id,
+            is_admin: false,
+            app: None,
+        }
     }
 
     /// One render of `query` for `reader`: the response, and what went into the slot.

@@ -34,6 +34,7 @@ mod limits;
 pub mod live;
 pub(crate) mod messages;
 mod password;
+pub mod scopes;
 mod tokens;
 mod users;
 pub mod views;
@@ -63,8 +64,21 @@ pub struct Caller {
     pub user_id: Uuid,
     pub username: String,
     pub display_name: Option<String>,
+    /// The session, or for an app the API key, that authenticated the call: revoking it ends
+    /// the caller's access (and open connections) on every node.
     pub session_id: Uuid,
     pub is_admin: bool,
+    /// Set when an app's API key made the call: the caller is the app's bot user, limited to
+    /// the app's scopes.
+    pub app: Option<AppGrant>,
+}
+
+/// The app behind a call made with an API key.
+#[derive(Clone, Debug)]
+pub struct AppGrant {
+    pub app_id: Uuid,
+    pub key_id: Uuid,
+    pub scopes: scopes::Scopes,
 }
 
 impl Caller {
@@ -75,6 +89,16 @@ impl Caller {
             username: found.username,
             display_name: found.display_name,
             session_id,
+            app: None,
+        }
+    }
+
+    /// `FORBIDDEN` naming `scope` unless the caller may use it: a user's session may use every
+    /// scope, an app's key only its app's.
+    pub fn require(&self, scope: scopes::Scope) -> crate::error::AppResult<()> {
+        match &self.app {
+            Some(grant) if !grant.scopes.contains(scope) => Err(scopes::missing(scope)),
+            _ => Ok(()),
         }
     }
 

@@ -3,6 +3,8 @@
 //! so it runs inside a transaction too), and the database connection. The services decide;
 //! this layer only reads and writes.
 
+pub mod api_key;
+pub mod app;
 pub mod attachment;
 pub mod audit;
 pub mod blob;

@@ -29,6 +29,8 @@ impl ActiveModelBehavior for ActiveModel {}
 
 pub const ROLE_ADMIN: &str = "admin";
 pub const ROLE_USER: &str = "user";
+/// An app's user: it cannot log in with a password; its app's keys act as it.
+pub const ROLE_BOT: &str = "bot";
 
 /// The user with this id.
 pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Model>, DbErr> {

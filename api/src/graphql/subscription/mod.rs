@@ -185,8 +185,14 @@ mod tests {
 
     fn reader(name: &str, ip: [u8; 4]) -> (Caller, ClientInfo) {
         let id = Uuid::now_v7();
-        let caller =
-            Caller { user_id: id, username: name.into(), display_name: None, session_id: id, is_admin: name == "ann" };
+        let caller = Caller {
+            user_id: id,
+            username: name.into(),
+            display_name: None,
+            session_id: id,
+            is_admin: name == "ann",
+            app: None,
+        };
         (caller, ClientInfo { ip: Some(std::net::IpAddr::from(ip)) })
     }
 
