@@ -15,7 +15,7 @@ use crate::{App, rest, storage};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
+        Command::Serve => Box::pin(serve(config)).await,
         Command::Migrate => {
             let db = storage::connect(&config.database_url, 1).await?;
             Migrator::up(&db, None).await.context("applying migrations")?;

@@ -232,6 +232,37 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_PRESENCE_VISIBILITY", value_enum, default_value = "shared", global = true)]
     pub presence_visibility: PresenceVisibility,
 
+    /// Hosts webhooks may reach even though they are (or resolve to) loopback, private or
+    /// link-local addresses, comma-separated (for example `127.0.0.1` in tests).
+    #[arg(long, env = "SYNCCHAT_WEBHOOK_ALLOWED_HOSTS", value_delimiter = ',', global = true)]
+    pub webhook_allowed_hosts: Vec<String>,
+
+    /// Seconds one webhook attempt may take, connect to answer.
+    #[arg(long, env = "SYNCCHAT_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub webhook_timeout_secs: u64,
+
+    /// Seconds a webhook endpoint may keep failing (retried with backoff) before it is
+    /// disabled; 3 days by default.
+    #[arg(long, env = "SYNCCHAT_WEBHOOK_RETRY_WINDOW_SECS", default_value_t = 259_200, global = true)]
+    pub webhook_retry_window_secs: u64,
+
+    /// Attempts failing in a row that disable a webhook endpoint; 0 leaves it to the window.
+    #[arg(long, env = "SYNCCHAT_WEBHOOK_MAX_FAILURES", default_value_t = 0, global = true)]
+    pub webhook_max_failures: u32,
+
+    /// Seconds a webhook's previous secret keeps signing after a rotation.
+    #[arg(long, env = "SYNCCHAT_WEBHOOK_SECRET_GRACE_SECS", default_value_t = 86_400, global = true)]
+    pub webhook_secret_grace_secs: u64,
+
+    /// The longest wait between two attempts of a webhook delivery, in seconds (waits double
+    /// from 1 s up to this, each drawn at random below its ceiling).
+    #[arg(long, env = "SYNCCHAT_WEBHOOK_BACKOFF_MAX_SECS", default_value_t = 3600, global = true)]
+    pub webhook_backoff_max_secs: u64,
+
+    /// Milliseconds between an idle webhook worker's looks for new events.
+    #[arg(long, env = "SYNCCHAT_WEBHOOK_POLL_MS", default_value_t = 200, global = true)]
+    pub webhook_poll_ms: u64,
+
     /// The admin console's planning file: per-node capacity and monthly unit prices (TOML).
     /// A missing file means the built-in defaults, which are the same as the shipped file.
     #[arg(long, env = "SYNCCHAT_CONSOLE_CONFIG", default_value = "config/console.toml", global = true)]

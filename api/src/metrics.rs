@@ -49,6 +49,12 @@ pub const BUS_HEAL_DURATION: &str = "syncchat_bus_heal_duration_seconds";
 pub const WS_ADMISSIONS: &str = "syncchat_websocket_admissions_total";
 pub const DB_UP: &str = "syncchat_db_up";
 pub const REQUESTS_UNAVAILABLE: &str = "syncchat_requests_unavailable_total";
+pub const WEBHOOK_EVENTS: &str = "syncchat_webhook_events_total";
+pub const WEBHOOK_DELIVERIES: &str = "syncchat_webhook_deliveries_total";
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "syncchat_webhook_attempt_duration_seconds";
+pub const WEBHOOK_DELIVERY_LATENCY: &str = "syncchat_webhook_delivery_latency_seconds";
+pub const WEBHOOK_OUTBOX_LAG: &str = "syncchat_webhook_outbox_lag_seconds";
+pub const WEBHOOK_ENDPOINTS: &str = "syncchat_webhook_endpoints";
 
 /// Request-scale latencies: 1 ms .. 10 s, with 50/100/200 ms as edges.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -136,7 +142,19 @@ fn zero_series() {
     for surface in ["rest", "graphql"] {
         counter!(REQUESTS_UNAVAILABLE, "surface" => surface).absolute(0);
     }
+    counter!(WEBHOOK_EVENTS).absolute(0);
+    for outcome in WEBHOOK_OUTCOMES {
+        counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
+    }
+    gauge!(WEBHOOK_OUTBOX_LAG).set(0.0);
+    for state in ["enabled", "disabled"] {
+        gauge!(WEBHOOK_ENDPOINTS, "state" => state).set(0.0);
+    }
 }
+
+/// The outcomes of a webhook attempt: `delivered` (2xx), `failed` (another answer, a timeout,
+/// no connection: retried), `gone` (410: the endpoint is disabled).
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "gone"];
 
 fn describe() {
     describe_counter!(HTTP_REQUESTS, Unit::Count, "HTTP requests by route template, method and status class.");
@@ -234,6 +252,28 @@ fn describe() {
         Unit::Count,
         "Requests answered UNAVAILABLE (503, retry later), by surface (rest, graphql)."
     );
+    describe_counter!(
+        WEBHOOK_EVENTS,
+        Unit::Count,
+        "Webhook events turned into deliveries on this node (one per endpoint that wants the event)."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        Unit::Count,
+        "Webhook attempts by outcome: delivered (2xx), failed (retried), gone (410, endpoint disabled)."
+    );
+    describe_histogram!(WEBHOOK_ATTEMPT_DURATION, Unit::Seconds, "One webhook attempt, request sent to answer read.");
+    describe_histogram!(
+        WEBHOOK_DELIVERY_LATENCY,
+        Unit::Seconds,
+        "Commit of a change to its webhook's acknowledgement (2xx), retries included."
+    );
+    describe_gauge!(
+        WEBHOOK_OUTBOX_LAG,
+        Unit::Seconds,
+        "Age of the oldest undelivered webhook delivery of an enabled endpoint (0 when none waits)."
+    );
+    describe_gauge!(WEBHOOK_ENDPOINTS, Unit::Count, "Webhook endpoints by state (enabled, disabled).");
 }
 
 pub fn record_http(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -398,4 +438,24 @@ pub fn db_up(up: bool) {
 
 pub fn request_unavailable(surface: &'static str) {
     counter!(REQUESTS_UNAVAILABLE, "surface" => surface).increment(1);
+}
+
+pub fn webhook_events(n: usize) {
+    counter!(WEBHOOK_EVENTS).increment(n as u64);
+}
+
+pub fn webhook_attempt(outcome: &'static str, took: Duration) {
+    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+    histogram!(WEBHOOK_ATTEMPT_DURATION).record(took.as_secs_f64());
+}
+
+pub fn webhook_delivered(committed_at: chrono::DateTime<chrono::Utc>) {
+    let age = (chrono::Utc::now() - committed_at).to_std().unwrap_or_default();
+    histogram!(WEBHOOK_DELIVERY_LATENCY).record(age.as_secs_f64());
+}
+
+pub fn webhook_backlog(lag: Duration, enabled: usize, disabled: usize) {
+    gauge!(WEBHOOK_OUTBOX_LAG).set(lag.as_secs_f64());
+    gauge!(WEBHOOK_ENDPOINTS, "state" => "enabled").set(enabled as f64);
+    gauge!(WEBHOOK_ENDPOINTS, "state" => "disabled").set(disabled as f64);
 }

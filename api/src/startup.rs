@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::files::FileStore;
 use crate::graphql::ws::WsSettings;
 use crate::graphql::{self, SchemaLimits};
-use crate::service::{self, FileSettings, Files, LimitSettings, Services, TokenSettings};
+use crate::service::{self, FileSettings, Files, LimitSettings, Services, TokenSettings, WebhookSettings};
 use crate::{admin, health, metrics, rest, stats, storage, web};
 
 pub struct App {
@@ -66,6 +66,7 @@ impl App {
             },
             limit_settings(&config),
             file_layer(&config)?,
+            webhook_settings(&config),
             &background,
         );
         let limits =
@@ -261,6 +262,18 @@ fn spawn_file_collector(background: &Background, services: Services, interval: D
             }
         }
     });
+}
+
+fn webhook_settings(config: &Config) -> WebhookSettings {
+    WebhookSettings {
+        allowed_hosts: config.webhook_allowed_hosts.clone(),
+        timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),
+        retry_window: Duration::from_secs(config.webhook_retry_window_secs),
+        max_failures: config.webhook_max_failures,
+        secret_grace: Duration::from_secs(config.webhook_secret_grace_secs),
+        poll: Duration::from_millis(config.webhook_poll_ms.max(10)),
+        backoff_max: Duration::from_secs(config.webhook_backoff_max_secs.max(1)),
+    }
 }
 
 fn limit_settings(config: &Config) -> LimitSettings {

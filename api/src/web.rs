@@ -229,6 +229,12 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "files", "uploads", _] => "/api/v1/files/uploads/{token}",
         ["api", "v1", "files", _] => "/api/v1/files/{id}",
         ["api", "v1", "files", _, "thumbnail"] => "/api/v1/files/{id}/thumbnail",
+        ["api", "v1", "webhooks"] => "/api/v1/webhooks",
+        ["api", "v1", "webhooks", _] => "/api/v1/webhooks/{id}",
+        ["api", "v1", "webhooks", _, "rotate-secret"] => "/api/v1/webhooks/{id}/rotate-secret",
+        ["api", "v1", "webhooks", _, "deliveries"] => "/api/v1/webhooks/{id}/deliveries",
+        ["api", "v1", "webhooks", _, "replay"] => "/api/v1/webhooks/{id}/replay",
+        ["api", "v1", "events"] => "/api/v1/events",
         [""] => "/",
         _ => "other",
     }

@@ -63,6 +63,8 @@ enum WebhookEndpoints {
     DisabledReason,
     /// Attempts that failed in a row; reset by any success.
     ConsecutiveFailures,
+    /// When the current run of failures began (the retry window counts from it).
+    FailingSince,
     /// The position of the last app event turned into a delivery for this endpoint.
     DispatchedPos,
     CreatedAt,
@@ -177,6 +179,7 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone_null(WebhookEndpoints::DisabledAt))
                 .col(string_null(WebhookEndpoints::DisabledReason))
                 .col(integer(WebhookEndpoints::ConsecutiveFailures).default(0))
+                .col(timestamp_with_time_zone_null(WebhookEndpoints::FailingSince))
                 .col(big_integer(WebhookEndpoints::DispatchedPos).default(0))
                 .col(timestamp_with_time_zone(WebhookEndpoints::CreatedAt))
                 .col(timestamp_with_time_zone(WebhookEndpoints::UpdatedAt))

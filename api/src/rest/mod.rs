@@ -11,6 +11,7 @@ mod messages;
 mod presence;
 mod problem;
 mod users;
+mod webhooks;
 
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
@@ -30,6 +31,8 @@ enum ApiTags {
     Messages,
     /// Upload files and images; download them (ranges, ETags, thumbnails).
     Files,
+    /// Webhooks and the event feed, for apps: endpoints, delivery log, replay.
+    Webhooks,
 }
 
 /// `Authorization: Bearer <accessToken>` from register, login or refresh.
@@ -50,6 +53,7 @@ pub type Api = (
     messages::MessageApi,
     presence::PresenceApi,
     files::FileApi,
+    webhooks::WebhookApi,
 );
 
 pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
@@ -60,7 +64,8 @@ pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
         conversations::ConversationApi { services: services.clone() },
         messages::MessageApi { services: services.clone() },
         presence::PresenceApi { services: services.clone() },
-        files::FileApi { services },
+        files::FileApi { services: services.clone() },
+        webhooks::WebhookApi { services },
     );
     OpenApiService::new(api, "SyncChat REST API", env!("CARGO_PKG_VERSION"))
         .description(

@@ -12,6 +12,8 @@ use syncchat_realtime::{EventKind, PresenceStore, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::webhooks::payload::MESSAGE_DELETED;
+
 use super::tokens::parse_refresh_token;
 use super::views::MessageView;
 use super::{Accounts, Caller, Context, Messages, Users};
@@ -214,6 +216,7 @@ impl Admin {
             if reason.is_empty() { String::new() } else { format!(": {reason}") }
         );
         let updated = message::wipe(&txn, msg, self.ctx.now()).await?;
+        super::messages::record_message_change(&txn, caller, MESSAGE_DELETED, &updated, self.ctx.now()).await?;
         record(&txn, self.ctx.now(), caller, "message.delete", "message", message_id.to_string(), Some(detail)).await?;
         txn.commit().await?;
         m::admin_action("message.delete");

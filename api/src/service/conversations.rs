@@ -17,10 +17,12 @@ use super::users::page_limit;
 use super::views::{
     ConversationKind, ConversationView, MessageView, Page, ParticipantRole, ParticipantView, UserRef, conversation_kind,
 };
+use super::webhooks::payload;
 use super::{Caller, Context, Users};
 use crate::domain::Title;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
+use crate::storage::webhook_event::{self, Change};
 use crate::storage::{conversation, is_unique_violation, message, participant};
 
 /// Most people one call may add.
@@ -84,14 +86,14 @@ impl Conversations {
         self.create_limit.check(&caller.user_id)?;
 
         let conversation_id = match kind {
-            ConversationKind::Direct => self.create_direct(caller.user_id, others[0]).await?,
-            ConversationKind::Group => self.create_group(caller.user_id, &others, title.map(Title::into_inner)).await?,
+            ConversationKind::Direct => self.create_direct(caller, others[0]).await?,
+            ConversationKind::Group => self.create_group(caller, &others, title.map(Title::into_inner)).await?,
         };
         self.view(caller, conversation_id).await
     }
 
-    async fn create_direct(&self, me: Uuid, other: Uuid) -> AppResult<Uuid> {
-        let key = direct_key(me, other);
+    async fn create_direct(&self, me: &Caller, other: Uuid) -> AppResult<Uuid> {
+        let key = direct_key(me.user_id, other);
         let existing = || conversation::by_direct_key(&self.ctx.db, &key);
         if let Some(found) = existing().await? {
             return Ok(found.id);
@@ -106,18 +108,20 @@ impl Conversations {
         }
     }
 
-    async fn create_group(&self, me: Uuid, others: &[Uuid], title: Option<String>) -> AppResult<Uuid> {
+    async fn create_group(&self, me: &Caller, others: &[Uuid], title: Option<String>) -> AppResult<Uuid> {
         self.insert_conversation(me, others, conversation::KIND_GROUP, title, None).await
     }
 
     async fn insert_conversation(
         &self,
-        me: Uuid,
+        caller: &Caller,
         others: &[Uuid],
         kind: &'static str,
         title: Option<String>,
         direct_key: Option<String>,
     ) -> AppResult<Uuid> {
+        let me = caller.user_id;
+        let title_for_event = title.clone();
         let id = Uuid::now_v7();
         let at = self.ctx.now();
         let txn = self.ctx.db.begin().await?;
@@ -149,10 +153,20 @@ impl Conversations {
             },
         );
         participant::insert_many(&txn, rows).await?;
-        txn.commit().await?;
-        m::conversation_created(kind);
         let mut participant_ids = vec![me];
         participant_ids.extend_from_slice(others);
+        let change = Change {
+            id,
+            kind: payload::CONVERSATION_CREATED,
+            conversation_id: id,
+            seq: None,
+            data: payload::conversation_created(caller, kind, title_for_event.as_deref(), &participant_ids),
+            at,
+        };
+        webhook_event::record(&txn, &change).await?;
+        record_apps_added(&txn, caller, id, &participant_ids, at).await?;
+        txn.commit().await?;
+        m::conversation_created(kind);
         self.publish_membership(id, participant_ids.clone(), participant_ids, Vec::new()).await;
         Ok(id)
     }
@@ -194,7 +208,17 @@ impl Conversations {
             participant::insert_many(&txn, rows).await.map_err(|e| {
                 if is_unique_violation(&e) { AppError::Conflict("already a participant".into()) } else { e.into() }
             })?;
-            conversation::touch(&txn, conversation_id, self.ctx.now()).await?;
+            conversation::touch(&txn, conversation_id, at).await?;
+            let change = Change {
+                id: Uuid::now_v7(),
+                kind: payload::PARTICIPANT_ADDED,
+                conversation_id,
+                seq: None,
+                data: payload::participants_added(caller, &new),
+                at,
+            };
+            webhook_event::record(&txn, &change).await?;
+            record_apps_added(&txn, caller, conversation_id, &new, at).await?;
             txn.commit().await?;
             let members = self.member_ids(conversation_id).await?;
             self.publish_membership(conversation_id, members, new, Vec::new()).await;
@@ -208,9 +232,21 @@ impl Conversations {
         if conv.kind == conversation::KIND_DIRECT {
             return Err(AppError::bad_input("conversationId", "a direct conversation cannot be left"));
         }
+        let at = self.ctx.now();
         let txn = self.ctx.db.begin().await?;
+        // The conversation's row first (as a send takes it), the event while the one who
+        // leaves is still there (a leaving bot's app hears of it), then the removal.
+        conversation::touch(&txn, conversation_id, at).await?;
+        let change = Change {
+            id: Uuid::now_v7(),
+            kind: payload::PARTICIPANT_REMOVED,
+            conversation_id,
+            seq: None,
+            data: payload::participant_left(caller),
+            at,
+        };
+        webhook_event::record(&txn, &change).await?;
         participant::remove(&txn, conversation_id, caller.user_id).await?;
-        conversation::touch(&txn, conversation_id, self.ctx.now()).await?;
         txn.commit().await?;
         let members = self.member_ids(conversation_id).await?;
         self.publish_membership(conversation_id, members, Vec::new(), vec![caller.user_id]).await;
@@ -410,6 +446,26 @@ fn decode_activity_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
     }
     let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(invalid)?;
     Ok((at, Uuid::try_parse(id).map_err(|_| invalid())?))
+}
+
+/// Records `app.added_to_conversation` for the apps whose bot is among `added` (in the
+/// transaction that added them).
+async fn record_apps_added<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    caller: &Caller,
+    conversation_id: Uuid,
+    added: &[Uuid],
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    let change = Change {
+        id: Uuid::now_v7(),
+        kind: payload::APP_ADDED,
+        conversation_id,
+        seq: None,
+        data: payload::app_added(caller),
+        at,
+    };
+    Ok(webhook_event::record_for_bots(txn, &change, added).await?)
 }
 
 #[cfg(test)]

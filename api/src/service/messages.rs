@@ -12,12 +12,13 @@ use super::batch::{SendBatcher, store_one};
 use super::limits::{LimitSettings, RateLimit};
 use super::users::page_limit;
 use super::views::{MessageView, Page, ReadState, UserRef};
+use super::webhooks::{self, payload};
 use super::{Caller, Context, Conversations, FileService, Users};
 use crate::domain::MessageBody;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::message::{self, NewMessage};
-use crate::storage::participant;
+use crate::storage::{conversation, participant, webhook_event};
 
 pub const MAX_CLIENT_MESSAGE_ID: usize = 64;
 
@@ -118,12 +119,17 @@ impl Messages {
         }
         self.send_limit.check(&caller.user_id)?;
 
+        let id = Uuid::now_v7();
+        let body = body.into_inner();
+        let event_data =
+            webhooks::payload::new_message(caller, id, &body, client_message_id.as_deref(), &attachment_ids);
         let send = NewMessage {
-            id: Uuid::now_v7(),
+            id,
             conversation_id: input.conversation_id,
             sender_id: caller.user_id,
-            body: body.into_inner(),
+            body,
             client_message_id: client_message_id.clone(),
+            event_data,
         };
         let stored = if one_statement {
             self.sends.store(&self.ctx, send).await
@@ -179,7 +185,11 @@ impl Messages {
         if msg.deleted_at.is_some() {
             return Err(AppError::Conflict("a deleted message cannot be edited".into()));
         }
-        let updated = message::edit(&self.ctx.db, msg, body.into_inner(), self.ctx.now()).await?;
+        let at = self.ctx.now();
+        let txn = self.ctx.db.begin().await?;
+        let updated = message::edit(&txn, msg, body.into_inner(), at).await?;
+        record_message_change(&txn, caller, payload::MESSAGE_EDITED, &updated, at).await?;
+        txn.commit().await?;
         m::message("edited");
         let view = self.view(updated).await?;
         let topic = Topic::Conversation(view.conversation_id);
@@ -195,7 +205,11 @@ impl Messages {
         if msg.deleted_at.is_some() {
             return self.view(msg).await;
         }
-        let updated = message::wipe(&self.ctx.db, msg, self.ctx.now()).await?;
+        let at = self.ctx.now();
+        let txn = self.ctx.db.begin().await?;
+        let updated = message::wipe(&txn, msg, at).await?;
+        record_message_change(&txn, caller, payload::MESSAGE_DELETED, &updated, at).await?;
+        txn.commit().await?;
         self.deleted(updated).await
     }
 
@@ -287,7 +301,20 @@ impl Messages {
         }
         let mut last_read_seq = me.last_read_seq;
         if seq > me.last_read_seq {
-            participant::mark_read(&self.ctx.db, conversation_id, caller.user_id, seq).await?;
+            let at = self.ctx.now();
+            let txn = self.ctx.db.begin().await?;
+            conversation::lock(&txn, conversation_id).await?;
+            participant::mark_read(&txn, conversation_id, caller.user_id, seq).await?;
+            let change = webhook_event::Change {
+                id: Uuid::now_v7(),
+                kind: payload::READ_UPDATED,
+                conversation_id,
+                seq: Some(seq),
+                data: payload::read(caller),
+                at,
+            };
+            webhook_event::record(&txn, &change).await?;
+            txn.commit().await?;
             last_read_seq = seq;
             let kind = EventKind::Read { conversation_id, user_id: caller.user_id, last_read_seq: seq };
             self.ctx.publish(Topic::Conversation(conversation_id), kind).await;
@@ -336,4 +363,23 @@ impl History for Messages {
         let views = self.views(rows).await.map_err(HistoryError::new)?;
         Ok(views.iter().map(MessageSnapshot::from).collect())
     }
+}
+
+/// Records a change to a stored message in the webhook outbox (in the change's transaction).
+pub(crate) async fn record_message_change<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    caller: &Caller,
+    kind: &'static str,
+    msg: &message::Model,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    let change = webhook_event::Change {
+        id: Uuid::now_v7(),
+        kind,
+        conversation_id: msg.conversation_id,
+        seq: Some(msg.seq),
+        data: payload::changed_message(caller, msg),
+        at,
+    };
+    Ok(webhook_event::record(txn, &change).await?)
 }

@@ -19,6 +19,7 @@
 //! | [`Messages`] (`messages.rs`, `batch.rs`) | `messages` | send (batcher, send limit), edit, delete, history, read markers | users, conversations, files |
 //! | [`Live`] (`live.rs`, `heal.rs`) | `live` | subscriptions, presence, typing, the connection registry, the healer | auth, conversations, messages |
 //! | [`Admin`] (`admin.rs`) | `admin` | console sign-in, moderation, console figures | auth, users, messages |
+//! | [`Webhooks`] (`webhooks/`) | `webhooks` | endpoints, the outbox's dispatch and delivery worker, delivery log, replay, the event feed | context |
 //!
 //! Next to come, each as an area of its own beside these: apps (bot users and keys, on
 //! `auth`), webhooks (on the events `messages` and `conversations` publish) and search (on
@@ -38,6 +39,7 @@ pub mod scopes;
 mod tokens;
 mod users;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -55,6 +57,7 @@ pub use live::Live;
 pub use messages::{HistoryQuery, Messages, SendMessageInput};
 pub use tokens::TokenSettings;
 pub use users::Users;
+pub use webhooks::{WebhookSettings, Webhooks};
 
 use crate::metrics as m;
 
@@ -169,6 +172,7 @@ pub struct ServiceSet {
     pub messages: Arc<Messages>,
     pub live: Arc<Live>,
     pub admin: Arc<Admin>,
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl Services {
@@ -178,6 +182,7 @@ impl Services {
         tokens: TokenSettings,
         limits: LimitSettings,
         files: Files,
+        webhooks: WebhookSettings,
         background: &crate::background::Background,
     ) -> Self {
         let users = Arc::new(Users::new(ctx.clone()));
@@ -201,7 +206,8 @@ impl Services {
             &limits,
         ));
         let admin = Arc::new(Admin::new(ctx.clone(), presence, auth.clone(), users.clone(), messages.clone()));
-        Services(Arc::new(ServiceSet { ctx, users, auth, conversations, files, messages, live, admin }))
+        let webhooks = Webhooks::new(ctx.clone(), webhooks, Some(background));
+        Services(Arc::new(ServiceSet { ctx, users, auth, conversations, files, messages, live, admin, webhooks }))
     }
 
     /// Drops rate-limiter state for keys that are idle again.

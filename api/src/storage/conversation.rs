@@ -55,6 +55,17 @@ pub async fn touch<C: ConnectionTrait>(db: &C, id: Uuid, at: DateTime<Utc>) -> R
 }
 
 /// The last committed seq of each of `ids` that exists.
+/// Locks the conversation's row until the transaction ends (Postgres; SQLite has one
+/// writer). Writers that record webhook events take it before any other row a send also
+/// writes, so a send (which locks its conversation first) and they cannot deadlock.
+pub async fn lock<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(), DbErr> {
+    use sea_orm::QuerySelect;
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        Entity::find_by_id(id).select_only().column(Column::Id).lock_exclusive().into_tuple::<Uuid>().one(db).await?;
+    }
+    Ok(())
+}
+
 pub async fn last_seqs<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());

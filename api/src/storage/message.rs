@@ -8,7 +8,10 @@ use sea_orm::{
     TransactionSession, TransactionTrait,
 };
 
-use super::{attachment, conversation, participant, user};
+use super::{attachment, conversation, participant, user, webhook_event};
+
+/// The event type of a stored message (`webhook_event::Model::kind`).
+pub const MESSAGE_CREATED: &str = "message.created";
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
@@ -40,13 +43,17 @@ pub struct NewMessage {
     pub sender_id: Uuid,
     pub body: String,
     pub client_message_id: Option<String>,
+    /// The `message.created` event's data for apps whose bot is in the conversation (the
+    /// outbox: [`webhook_event::record`]).
+    pub event_data: String,
 }
 
 /// The send rule, written once for every path (a lone send, a batch, a send with files):
 /// each of `sends` is stored only if its sender is a participant of its conversation (no row
 /// otherwise), with the conversation's next `seq` (in the order given, per conversation),
-/// and moves its sender's read marker past it; the conversation's `updated_at` becomes `at`.
-/// All or nothing: on Postgres one statement, which locks the conversations in id order (so
+/// and moves its sender's read marker past it; the conversation's `updated_at` becomes `at`;
+/// and each stored message's `message.created` event is recorded for the apps whose bot is in
+/// its conversation (the webhook outbox, same transaction). All or nothing: on Postgres one statement, which locks the conversations in id order (so
 /// concurrent batches from several nodes cannot deadlock) until the caller's transaction, if
 /// any, ends; on SQLite, which cannot write in a `WITH`, the same steps under a savepoint. A
 /// reused `(sender, client_message_id)` fails the whole call with a unique violation.
@@ -92,6 +99,15 @@ pub async fn insert_next<C: ConnectionTrait + TransactionTrait>(
         .insert(&txn)
         .await?;
         participant::mark_read(&txn, send.conversation_id, send.sender_id, seq).await?;
+        let change = webhook_event::Change {
+            id: send.id,
+            kind: MESSAGE_CREATED,
+            conversation_id: send.conversation_id,
+            seq: Some(seq),
+            data: send.event_data.clone(),
+            at,
+        };
+        webhook_event::record(&txn, &change).await?;
         stored.push(row);
     }
     txn.commit().await?;
@@ -105,12 +121,13 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
     for (ord, send) in sends.iter().enumerate() {
         let p = values.len() + 1;
         rows.push(format!(
-            "(${}::uuid, ${}::uuid, ${}::uuid, ${}::text, ${}::text, {ord})",
+            "(${}::uuid, ${}::uuid, ${}::uuid, ${}::text, ${}::text, ${}::text, {ord})",
             p,
             p + 1,
             p + 2,
             p + 3,
-            p + 4
+            p + 4,
+            p + 5
         ));
         values.extend([
             send.id.into(),
@@ -118,10 +135,11 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
             send.sender_id.into(),
             send.body.clone().into(),
             send.client_message_id.clone().into(),
+            send.event_data.clone().into(),
         ]);
     }
     let sql = format!(
-        "WITH input (id, conversation_id, sender_id, body, client_message_id, ord) AS (VALUES {}), \
+        "WITH input (id, conversation_id, sender_id, body, client_message_id, event_data, ord) AS (VALUES {}), \
          allowed AS (SELECT i.* FROM input i WHERE EXISTS ( \
             SELECT 1 FROM participants p WHERE p.conversation_id = i.conversation_id AND p.user_id = i.sender_id)), \
          counts AS (SELECT conversation_id, count(*) AS n FROM allowed GROUP BY conversation_id), \
@@ -138,7 +156,15 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
             RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at), \
          marker AS (UPDATE participants p SET last_read_seq = m.top \
             FROM (SELECT conversation_id, sender_id, max(seq) AS top FROM msg GROUP BY conversation_id, sender_id) m \
-            WHERE p.conversation_id = m.conversation_id AND p.user_id = m.sender_id AND p.last_read_seq < m.top) \
+            WHERE p.conversation_id = m.conversation_id AND p.user_id = m.sender_id AND p.last_read_seq < m.top), \
+         bots AS (SELECT a.id AS app_id, pa.conversation_id FROM apps a \
+            JOIN participants pa ON pa.user_id = a.bot_user_id \
+            WHERE pa.conversation_id IN (SELECT id FROM conv) AND a.deleted_at IS NULL \
+            ORDER BY a.id FOR UPDATE OF a), \
+         outbox AS (INSERT INTO webhook_events (id, app_id, kind, conversation_id, seq, payload, created_at) \
+            SELECT m.id, b.app_id, '{MESSAGE_CREATED}', m.conversation_id, m.seq, a.event_data, $1 \
+            FROM msg m JOIN allowed a ON a.id = m.id JOIN bots b ON b.conversation_id = m.conversation_id \
+            ORDER BY b.app_id, m.conversation_id, m.seq) \
          SELECT * FROM msg",
         rows.join(", ")
     );

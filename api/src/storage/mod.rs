@@ -14,6 +14,10 @@ pub mod participant;
 pub mod session;
 pub mod upload_claim;
 pub mod user;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;
 
 mod connect;
 

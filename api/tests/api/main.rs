@@ -24,4 +24,5 @@ mod outage;
 mod realtime;
 mod users;
 mod visibility;
+mod webhooks;
 mod ws_client;
