@@ -492,3 +492,36 @@ on_both_backends!(with (super::FLAGS);
     rotation_signs_with_both_secrets_and_replay_and_the_feed_give_the_same_events,
     the_outbox_follows_the_transaction_and_bad_input_changes_nothing,
 );
+
+/// Three nodes on one Postgres (and Redis) each run the worker: every event is delivered
+/// once, in order per conversation, whichever node took the send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_deliver_each_event_once_in_order() {
+    let Some(nodes) = crate::helpers::spawn_cluster(3, &FLAGS).await else { return };
+    if !receiver_available() {
+        return;
+    }
+    let bot = integration(&nodes[0], "sync", &Scope::ALL).await;
+    let (ann, ben) = (nodes[0].register("ann").await, nodes[1].register("ben").await);
+    let mut receiver = Receiver::start("whsec_placeholder");
+    let (_, secret) = endpoint(&nodes[0], &bot, &receiver.url()).await;
+    receiver.restart(&secret);
+    let rooms = [
+        nodes[0].conversation(&ann, &[&ben, &bot.bot], Some("a")).await,
+        nodes[1].conversation(&ben, &[&ann, &bot.bot], Some("b")).await,
+    ];
+    for i in 0..30 {
+        let node = &nodes[i % 3];
+        let who = if i % 2 == 0 { &ann } else { &ben };
+        node.send(who, &rooms[i % 2], &format!("m{i}")).await;
+    }
+    let got = receiver.wait_accepted(34, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = receiver.received();
+    assert_eq!(all.len(), 34, "each event once: {} requests", all.len());
+    let ids: std::collections::HashSet<_> = all.iter().map(|r| r["webhookId"].to_string()).collect();
+    assert_eq!(ids.len(), 34);
+    for room in &rooms {
+        assert_eq!(created_seqs(&got, room), (1..=15).collect::<Vec<_>>());
+    }
+}
