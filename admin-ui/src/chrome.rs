@@ -18,11 +18,18 @@ pub enum Section {
     Cost,
     Moderation,
     Business,
+    Integrations,
 }
 
 impl Section {
-    pub const ALL: [Section; 5] =
-        [Section::Overview, Section::Capacity, Section::Cost, Section::Moderation, Section::Business];
+    pub const ALL: [Section; 6] = [
+        Section::Overview,
+        Section::Capacity,
+        Section::Cost,
+        Section::Moderation,
+        Section::Business,
+        Section::Integrations,
+    ];
 
     pub fn path(self) -> &'static str {
         match self {
@@ -31,6 +38,7 @@ impl Section {
             Section::Cost => "/admin/cost",
             Section::Moderation => "/admin/moderation",
             Section::Business => "/admin/business",
+            Section::Integrations => "/admin/integrations",
         }
     }
 
@@ -41,6 +49,7 @@ impl Section {
             Section::Cost => "Cost",
             Section::Moderation => "Moderation",
             Section::Business => "Business",
+            Section::Integrations => "Integrations",
         }
     }
 }

@@ -1,4 +1,5 @@
 pub mod business;
+pub mod integrations;
 pub mod login;
 pub mod moderation;
 pub mod overview;

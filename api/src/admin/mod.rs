@@ -60,6 +60,7 @@ pub fn routes() -> Route {
         .at("/moderation/users/:id/:action", post(pages::set_disabled))
         .at("/moderation/messages/delete", post(pages::delete_message))
         .at("/business", get(pages::business))
+        .at("/integrations", get(pages::integrations))
         .at("/assets/console.css", get(asset_css))
         .at("/assets/console.js", get(asset_js))
 }

@@ -365,3 +365,59 @@ pub async fn business(req: &Request, services: Data<&Services>, console: Data<&C
         Err(e) => error_page(&e),
     }
 }
+
+#[handler]
+pub async fn integrations(req: &Request, services: Data<&Services>, console: Data<&Console>) -> Response {
+    let admin = match page_admin(req, &services, &console).await {
+        Ok(admin) => admin,
+        Err(login) => return login,
+    };
+    let when = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let (apps, endpoints) =
+        match (services.admin.apps(&admin.caller).await, services.webhooks.overview(&admin.caller).await) {
+            (Ok(apps), Ok(endpoints)) => (apps, endpoints),
+            (Err(e), _) | (_, Err(e)) => return error_page(&e),
+        };
+    let now = chrono::Utc::now();
+    let page = ui::Integrations {
+        apps: apps
+            .into_iter()
+            .map(|(app, bot, keys)| ui::AppRow {
+                id: app.id.to_string(),
+                name: app.name,
+                bot,
+                scopes: app.scopes.split_whitespace().map(str::to_owned).collect(),
+                keys: keys
+                    .into_iter()
+                    .map(|k| ui::KeyRow {
+                        prefix: k.prefix,
+                        created_at: when(k.created_at),
+                        last_used: k.last_used_at.map(when),
+                        revoked: k.revoked_at.is_some(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        endpoints: endpoints
+            .into_iter()
+            .map(|e| ui::EndpointRow {
+                id: e.endpoint.id.to_string(),
+                app: e.app_name,
+                url: e.endpoint.url,
+                events: e.endpoint.events.len(),
+                enabled: e.endpoint.enabled,
+                disabled_reason: e.endpoint.disabled_reason,
+                success_24h: (e.attempts_24h > 0).then(|| e.succeeded_24h as f64 / e.attempts_24h as f64),
+                attempts_24h: e.attempts_24h,
+                pending: e.pending,
+                lag_secs: e.oldest_pending.map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0),
+                recent_failures: e
+                    .recent_failures
+                    .into_iter()
+                    .map(|(at, why)| format!("{}: {why}", when(at)))
+                    .collect(),
+            })
+            .collect(),
+    };
+    html(StatusCode::OK).body(ui::render_integrations_page(&admin.chrome, &page))
+}

@@ -20,7 +20,7 @@ use super::{Accounts, Caller, Context, Messages, Users};
 use crate::domain::SearchPrefix;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
-use crate::storage::{audit, conversation, message, participant, session, user};
+use crate::storage::{api_key, app, audit, conversation, message, participant, session, user};
 
 /// How long a console sign-in lasts (also the cookie's Max-Age).
 pub const CONSOLE_SESSION_HOURS: i64 = 12;
@@ -221,6 +221,29 @@ impl Admin {
         txn.commit().await?;
         m::admin_action("message.delete");
         Ok((self.messages.deleted(updated).await?, true))
+    }
+
+    /// Every app that is not deleted, with its bot's username and its keys, oldest first.
+    pub async fn apps(&self, caller: &Caller) -> AppResult<Vec<(app::Model, String, Vec<api_key::Model>)>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        Self::require_admin(caller)?;
+        let db = &self.ctx.db;
+        let apps = app::Entity::find()
+            .filter(app::Column::DeletedAt.is_null())
+            .order_by_asc(app::Column::CreatedAt)
+            .all(db)
+            .await?;
+        let mut out = Vec::with_capacity(apps.len());
+        for found in apps {
+            let bot = user::find(db, found.bot_user_id).await?.map(|u| u.username).unwrap_or_default();
+            let keys = api_key::Entity::find()
+                .filter(api_key::Column::AppId.eq(found.id))
+                .order_by_asc(api_key::Column::CreatedAt)
+                .all(db)
+                .await?;
+            out.push((found, bot, keys));
+        }
+        Ok(out)
     }
 
     /// The latest entries of the audit log, newest first.

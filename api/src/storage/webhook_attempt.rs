@@ -30,11 +30,23 @@ pub async fn insert<C: ConnectionTrait>(db: &C, attempt: ActiveModel) -> Result<
     Ok(())
 }
 
-/// The attempts of these deliveries, oldest first, at most `per` each (the newest).
+/// The attempts of these deliveries, oldest first, at most `limit` in all.
 pub async fn of_deliveries<C: ConnectionTrait>(db: &C, ids: &[Uuid], limit: u64) -> Result<Vec<Model>, DbErr> {
     Entity::find()
         .filter(Column::DeliveryId.is_in(ids.iter().copied()))
         .order_by_asc(Column::AttemptedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// The endpoint's latest `limit` attempts that did not get a 2xx, newest first.
+pub async fn recent_failures<C: ConnectionTrait>(db: &C, endpoint_id: Uuid, limit: u64) -> Result<Vec<Model>, DbErr> {
+    use sea_orm::Condition;
+    Entity::find()
+        .filter(Column::EndpointId.eq(endpoint_id))
+        .filter(Condition::any().add(Column::Status.is_null()).add(Column::Status.lt(200)).add(Column::Status.gte(300)))
+        .order_by_desc(Column::AttemptedAt)
         .limit(limit)
         .all(db)
         .await

@@ -549,3 +549,38 @@ async fn disabling_on_one_node_closes_sockets_on_every_node_and_the_overview_see
     assert!(panel.contains("data-scope=\"cluster\""));
     assert!(text_at(&panel, "data-value=\"redis\"").starts_with("up"), "Redis health: {panel}");
 }
+
+/// The Integrations page: an admin sees each app with its bot and keys, and each webhook
+/// endpoint with its success rate, backlog and why it was disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integrations_page_shows_apps_and_a_failing_endpoint() {
+    use crate::webhooks::{FLAGS, Receiver, endpoint, integration, receiver_available};
+    let app = spawn_app_with(Backend::Sqlite, &FLAGS).await.expect("app");
+    if !receiver_available() {
+        return;
+    }
+    let (_, mut browser) = signed_in_admin(&app).await;
+    let bot = integration(&app, "pager", &syncchat_api::service::scopes::Scope::ALL).await;
+    let ann = app.register("ann").await;
+    let receiver = Receiver::start("whsec_placeholder");
+    receiver.answer("gone");
+    let (id, _) = endpoint(&app, &bot, &receiver.url()).await;
+    let room = app.conversation(&ann, &[&bot.bot], None).await;
+    app.send(&ann, &room, "hello").await;
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = browser.get(&app, "/admin/integrations").await.1;
+        if page.contains("data-endpoint-state=\"disabled\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(page.contains("data-app=\"pager\"") && page.contains("pager-bot"), "{page}");
+    assert!(page.contains(&format!("data-endpoint=\"{id}\"")), "{page}");
+    assert!(page.contains("data-endpoint-state=\"disabled\"") && page.contains("410 Gone"), "{page}");
+    assert!(page.contains("answered 410"), "recent failures are listed: {page}");
+    assert_eq!(figure(&page, "endpoints_disabled"), "1");
+    assert!(text_at(&page, &format!("data-success=\"{id}\"")).starts_with("0"), "{page}");
+    let anon = reqwest::get(app.url("/admin/integrations")).await.expect("get").text().await.unwrap_or_default();
+    assert!(anon.contains("action=\"/admin/login\"") && !anon.contains("data-endpoint"), "anonymous: login page only");
+}

@@ -610,9 +610,14 @@ impl Webhooks {
         m::webhook_backlog(lag, enabled, endpoints.len() - enabled);
     }
 
-    /// Every endpoint with its app and recent figures, for the admin console.
-    pub async fn overview(&self) -> AppResult<Vec<EndpointFigures>> {
+    /// Every endpoint with its app and recent figures, for the admin console (admins only).
+    pub async fn overview(&self, caller: &Caller) -> AppResult<Vec<EndpointFigures>> {
+        if !caller.is_admin {
+            return Err(AppError::Forbidden("only admins see every app's webhooks".into()));
+        }
         let db = &self.ctx.db;
+        let names: HashMap<Uuid, String> =
+            crate::storage::app::Entity::find().all(db).await?.into_iter().map(|a| (a.id, a.name)).collect();
         let since = self.ctx.now() - chrono::Duration::hours(24);
         let mut out = Vec::new();
         for endpoint in webhook_endpoint::all_live(db).await? {
@@ -626,7 +631,21 @@ impl Webhooks {
                 .all(db)
                 .await?;
             let oldest = pending.iter().min().copied();
+            let recent_failures = webhook_attempt::recent_failures(db, endpoint.id, 5)
+                .await?
+                .into_iter()
+                .map(|a| {
+                    let why = match (a.status, a.error) {
+                        (Some(status), _) => format!("answered {status}"),
+                        (None, Some(error)) => error,
+                        (None, None) => "failed".into(),
+                    };
+                    (a.attempted_at, why)
+                })
+                .collect();
             out.push(EndpointFigures {
+                app_name: names.get(&endpoint.app_id).cloned().unwrap_or_default(),
+                recent_failures,
                 app_id: endpoint.app_id,
                 pending: pending.len() as u64,
                 oldest_pending: oldest,
@@ -643,6 +662,9 @@ impl Webhooks {
 #[derive(Clone, Debug)]
 pub struct EndpointFigures {
     pub app_id: Uuid,
+    pub app_name: String,
+    /// The latest failed attempts, newest first: when, and why.
+    pub recent_failures: Vec<(DateTime<Utc>, String)>,
     pub endpoint: EndpointView,
     pub pending: u64,
     pub oldest_pending: Option<DateTime<Utc>>,
