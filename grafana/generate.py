@@ -76,6 +76,16 @@ BUSINESS = [
     ("Moderation actions per hour", "timeseries", "sum by (action) (increase(syncchat_admin_actions_total[1h]))", "short", [], "{{action}}"),
 ]
 
+INTEGRATIONS = [
+    ("Webhook outbox lag (oldest undelivered event)", "stat", "max(syncchat_webhook_outbox_lag_seconds)", "s", [(60, "orange"), (600, "red")], ""),
+    ("Webhook endpoints disabled", "stat", 'max(syncchat_webhook_endpoints{state="disabled"})', "short", [(1, "orange")], ""),
+    ("Webhook endpoints enabled", "stat", 'max(syncchat_webhook_endpoints{state="enabled"})', "short", [], ""),
+    ("Webhook attempts/s by outcome", "timeseries", "sum by (outcome) (rate(syncchat_webhook_deliveries_total[5m]))", "short", [], "{{outcome}}"),
+    ("Webhook success share", "timeseries", '(sum(rate(syncchat_webhook_deliveries_total{outcome="delivered"}[5m])) or vector(0)) / clamp_min(sum(rate(syncchat_webhook_deliveries_total[5m])), 1e-9)', "percentunit", [], "delivered"),
+    ("Webhook events dispatched/s by node", "timeseries", "sum by (node) (rate(syncchat_webhook_events_total[5m]))", "short", [], "{{node}}"),
+    ("Webhook outbox lag by node's view", "timeseries", "max by (node) (syncchat_webhook_outbox_lag_seconds)", "s", [], "{{node}}"),
+]
+
 def panel(i, title, kind, expr, unit, thresholds, legend):
     width = 4 if kind == "stat" else 12
     per_row = 24 // width
@@ -109,6 +119,7 @@ DASHBOARDS = {
     "realtime": ("syncchat-realtime", "SyncChat / Real-time", REALTIME, "Connections, subscriptions, deliveries, delivery latency, dropped events."),
     "storage": ("syncchat-storage", "SyncChat / Storage", STORAGE, "Database and Redis latency, pool, process resources."),
     "business": ("syncchat-business", "SyncChat / Business", BUSINESS, "Active users, messages, conversations, registrations, retention."),
+    "integrations": ("syncchat-integrations", "SyncChat / Integrations", INTEGRATIONS, "Webhooks: outbox lag, attempts by outcome, disabled endpoints."),
 }
 
 if __name__ == "__main__":
