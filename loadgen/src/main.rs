@@ -14,6 +14,7 @@ mod history;
 mod procfs;
 mod report;
 mod uploads;
+mod webhooks;
 mod write;
 mod ws;
 
@@ -51,6 +52,9 @@ enum Scenario {
     History(history::HistoryArgs),
     /// C clients uploading large files at once: MiB/s and server memory.
     Uploads(uploads::UploadArgs),
+    /// C senders in conversations with an app's bot, its webhook endpoint a sink here:
+    /// messages/s with the outbox, webhook deliveries/s, commit-to-sink latency.
+    Webhooks(webhooks::WebhookArgs),
 }
 
 #[tokio::main]
@@ -68,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Write(a) => write::run(&url, cli.server_pid, a, run_id).await?,
         Scenario::History(a) => history::run(&url, a, run_id).await?,
         Scenario::Uploads(a) => uploads::run(&url, cli.server_pid, a, run_id).await?,
+        Scenario::Webhooks(a) => webhooks::run(&url, cli.server_pid, a, run_id).await?,
     };
     report.print();
     if let Some(path) = &cli.json_out {
