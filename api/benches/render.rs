@@ -47,7 +47,12 @@ fn message() -> MessageView {
         id: Uuid::now_v7(),
         conversation_id: Uuid::now_v7(),
         seq: 4242,
-        sender: UserRef { id: Uuid::now_v7(), username: "ann".into(), display_name: Some("Ann Example".into()) },
+        sender: UserRef {
+            id: Uuid::now_v7(),
+            username: "ann".into(),
+            display_name: Some("Ann Example".into()),
+            is_bot: false,
+        },
         body: Some("1764112345678901 the quick brown fox jumps over the lazy dog, twice over".into()),
         client_message_id: None,
         created_at: Utc::now(),

@@ -140,6 +140,10 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_RATE_AUTH_PER_ACCOUNT_PER_MIN", default_value_t = 10, global = true)]
     pub rate_auth_per_account_per_min: u32,
 
+    /// Calls per minute an app's API keys may make, all its keys together.
+    #[arg(long, env = "SYNCCHAT_RATE_APP_PER_MIN", default_value_t = 6000, global = true)]
+    pub rate_app_per_min: u32,
+
     /// `setTyping` calls a user may make per second (bursts of three times that).
     #[arg(long, env = "SYNCCHAT_RATE_TYPING_PER_SEC", default_value_t = 2, global = true)]
     pub rate_typing_per_sec: u32,

@@ -49,6 +49,7 @@ pub const BUS_HEAL_DURATION: &str = "syncchat_bus_heal_duration_seconds";
 pub const WS_ADMISSIONS: &str = "syncchat_websocket_admissions_total";
 pub const DB_UP: &str = "syncchat_db_up";
 pub const REQUESTS_UNAVAILABLE: &str = "syncchat_requests_unavailable_total";
+pub const APP_REQUESTS: &str = "syncchat_app_requests_total";
 pub const WEBHOOK_EVENTS: &str = "syncchat_webhook_events_total";
 pub const WEBHOOK_DELIVERIES: &str = "syncchat_webhook_deliveries_total";
 pub const WEBHOOK_ATTEMPT_DURATION: &str = "syncchat_webhook_attempt_duration_seconds";
@@ -251,6 +252,11 @@ fn describe() {
         REQUESTS_UNAVAILABLE,
         Unit::Count,
         "Requests answered UNAVAILABLE (503, retry later), by surface (rest, graphql)."
+    );
+    describe_counter!(
+        APP_REQUESTS,
+        Unit::Count,
+        "Calls made with an app's API key, by app (its name; at most 50 apps, then other)."
     );
     describe_counter!(
         WEBHOOK_EVENTS,
@@ -458,4 +464,28 @@ pub fn webhook_backlog(lag: Duration, enabled: usize, disabled: usize) {
     gauge!(WEBHOOK_OUTBOX_LAG).set(lag.as_secs_f64());
     gauge!(WEBHOOK_ENDPOINTS, "state" => "enabled").set(enabled as f64);
     gauge!(WEBHOOK_ENDPOINTS, "state" => "disabled").set(disabled as f64);
+}
+
+/// Most distinct `app` label values; later apps count as `other`.
+const MAX_APP_LABELS: usize = 50;
+static APP_LABELS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The `app` label for an app named `name`: its name in `[a-z0-9_]` (at most 40 characters),
+/// for the first 50 names seen; `other` beyond, so the label stays bounded.
+pub fn app_label(name: &str) -> String {
+    let clean: String =
+        name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(40).collect();
+    let mut seen = APP_LABELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.contains(&clean) {
+        return clean;
+    }
+    if seen.len() < MAX_APP_LABELS {
+        seen.push(clean.clone());
+        return clean;
+    }
+    "other".into()
+}
+
+pub fn app_request(label: &str) {
+    counter!(APP_REQUESTS, "app" => label.to_owned()).increment(1);
 }

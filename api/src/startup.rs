@@ -281,6 +281,7 @@ fn limit_settings(config: &Config) -> LimitSettings {
         send_per_sec: config.rate_send_per_sec,
         send_burst: config.rate_send_burst,
         conversations_per_min: config.rate_conversations_per_min,
+        app_per_min: config.rate_app_per_min,
         auth_per_ip_per_min: config.rate_auth_per_ip_per_min,
         auth_per_account_per_min: config.rate_auth_per_account_per_min,
         typing_per_sec: config.rate_typing_per_sec,

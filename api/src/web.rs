@@ -41,7 +41,14 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: BodyLimit
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let route = route_template(&path);
-    let span = tracing::info_span!("http", request.id = %request_id, http.method = %method, http.route = route);
+    let span = tracing::info_span!(
+        "http",
+        request.id = %request_id,
+        http.method = %method,
+        http.route = route,
+        app.id = tracing::field::Empty,
+        key.id = tracing::field::Empty,
+    );
 
     // Uploads stream to storage and enforce their own, larger limit while streaming.
     let is_upload =
@@ -235,6 +242,10 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "webhooks", _, "deliveries"] => "/api/v1/webhooks/{id}/deliveries",
         ["api", "v1", "webhooks", _, "replay"] => "/api/v1/webhooks/{id}/replay",
         ["api", "v1", "events"] => "/api/v1/events",
+        ["api", "v1", "apps"] => "/api/v1/apps",
+        ["api", "v1", "apps", _] => "/api/v1/apps/{id}",
+        ["api", "v1", "apps", _, "keys"] => "/api/v1/apps/{id}/keys",
+        ["api", "v1", "apps", _, "keys", _] => "/api/v1/apps/{id}/keys/{keyId}",
         [""] => "/",
         _ => "other",
     }

@@ -53,6 +53,9 @@ pub struct MessageSnapshot {
     pub sender_id: Uuid,
     pub sender_username: String,
     pub sender_display_name: Option<String>,
+    /// The sender is an app's bot user.
+    #[serde(default)]
+    pub sender_is_bot: bool,
     /// `None` once deleted.
     pub body: Option<String>,
     pub client_message_id: Option<String>,

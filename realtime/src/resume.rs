@@ -138,6 +138,7 @@ pub(crate) mod tests {
             sender_id: Uuid::nil(),
             sender_username: "u".into(),
             sender_display_name: None,
+            sender_is_bot: false,
             body: Some(format!("m{seq}")),
             client_message_id: None,
             created_at: chrono::Utc::now(),

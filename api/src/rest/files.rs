@@ -247,7 +247,7 @@ impl FileApi {
             }
             let name = field.file_name().map(str::to_owned);
             let mut reader = Box::pin(field.into_async_read());
-            let view = services.files.upload(caller.user_id, name.as_deref(), &mut reader, "multipart").await?;
+            let view = services.files.upload(&caller, name.as_deref(), &mut reader, "multipart").await?;
             return Ok(Json(view));
         }
     }

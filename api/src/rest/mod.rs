@@ -4,6 +4,7 @@
 // every error status; the error path is cold, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod apps;
 mod auth;
 mod conversations;
 mod files;
@@ -31,13 +32,16 @@ enum ApiTags {
     Messages,
     /// Upload files and images; download them (ranges, ETags, thumbnails).
     Files,
+    /// Apps (integrations) and their API keys, for admins.
+    Apps,
     /// Webhooks and the event feed, for apps: endpoints, delivery log, replay.
     Webhooks,
 }
 
-/// `Authorization: Bearer <accessToken>` from register, login or refresh.
+/// `Authorization: Bearer <accessToken>` from register, login or refresh, or an app's API key
+/// (`sck_<prefix>_<secret>`), which acts as the app's bot user with the app's scopes.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT")]
+#[oai(ty = "bearer", bearer_format = "JWT or sck_ API key")]
 pub struct BearerAuth(Bearer);
 
 impl BearerAuth {
@@ -54,6 +58,7 @@ pub type Api = (
     presence::PresenceApi,
     files::FileApi,
     webhooks::WebhookApi,
+    apps::AppApi,
 );
 
 pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
@@ -65,7 +70,8 @@ pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
         messages::MessageApi { services: services.clone() },
         presence::PresenceApi { services: services.clone() },
         files::FileApi { services: services.clone() },
-        webhooks::WebhookApi { services },
+        webhooks::WebhookApi { services: services.clone() },
+        apps::AppApi { services },
     );
     OpenApiService::new(api, "SyncChat REST API", env!("CARGO_PKG_VERSION"))
         .description(

@@ -50,10 +50,14 @@ enum AccountKey {
 
 /// Accounts and their sessions: tokens, the session cache and the auth rate limits.
 pub struct Accounts {
-    ctx: Context,
+    pub(crate) ctx: Context,
     users: Arc<Users>,
     tokens: TokenIssuer,
-    sessions: SessionCache,
+    pub(crate) sessions: SessionCache,
+    /// Key prefix → (secret hash, key id, bot id) of keys checked before (`keys.rs`).
+    pub(crate) key_hints: std::sync::Mutex<HashMap<String, (String, Uuid, Uuid)>>,
+    /// Calls per app (API keys), per minute.
+    pub(crate) per_app: RateLimit<Uuid>,
     per_ip: RateLimit<IpAddr>,
     per_account: RateLimit<AccountKey>,
 }
@@ -65,6 +69,8 @@ impl Accounts {
             users,
             tokens: TokenIssuer::new(tokens),
             sessions: SessionCache::default(),
+            key_hints: std::sync::Mutex::default(),
+            per_app: RateLimit::per_minute("app", limits.app_per_min),
             per_ip: RateLimit::per_minute("auth_ip", limits.auth_per_ip_per_min),
             per_account: RateLimit::per_minute("auth_account", limits.auth_per_account_per_min),
         }
@@ -80,6 +86,7 @@ impl Accounts {
 
     pub(crate) fn shrink_limits(&self) {
         self.per_ip.shrink();
+        self.per_app.shrink();
         self.per_account.shrink();
     }
 
@@ -141,8 +148,19 @@ impl Accounts {
         };
         // One budget per account, whether it is named by username or email.
         self.check_account(found.as_ref().map(|u| u.id), login.as_str())?;
-        let hash = found.as_ref().map_or(password::DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+        // A bot has no password (its hash is unusable): the same work, then a clear refusal.
+        let bot = found.as_ref().is_some_and(|u| u.role == user::ROLE_BOT);
+        let hash = match &found {
+            Some(u) if !bot => u.password_hash.clone(),
+            _ => password::DUMMY_HASH.to_owned(),
+        };
         let password_ok = password::verify(password, hash).await?;
+        if bot {
+            m::login("invalid");
+            return Err(AppError::Unauthenticated(
+                "an app's bot user has no password: call with one of its app's API keys".into(),
+            ));
+        }
         let Some(found) = found.filter(|_| password_ok) else {
             m::login("invalid");
             return Err(AppError::Unauthenticated("invalid login or password".into()));
@@ -195,14 +213,24 @@ impl Accounts {
     /// Ends the caller's session: its refresh token and access tokens stop working.
     #[instrument(skip_all, fields(user.id = %caller.user_id, session.id = %caller.session_id))]
     pub async fn logout(&self, caller: &Caller) -> AppResult<bool> {
+        if caller.app.is_some() {
+            return Err(AppError::bad_input(
+                "token",
+                "an API key has no session to end: an admin revokes it (DELETE /api/v1/apps/{id}/keys/{keyId})",
+            ));
+        }
         self.revoke_session(caller.session_id).await?;
         Ok(true)
     }
 
-    /// Turns a bearer access token into a caller: valid signature, not expired, session not
-    /// revoked (else `UNAUTHENTICATED`), user not disabled (else `FORBIDDEN`).
-    #[instrument(skip_all)]
+    /// Turns a bearer token into a caller. An access token: valid signature, not expired,
+    /// session not revoked (else `UNAUTHENTICATED`), user not disabled (else `FORBIDDEN`).
+    /// An API key (`sck_…`): see `keys.rs`. (Not a span of its own: a key's app and key ids
+    /// are recorded on the request's span.)
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
+        if super::keys::is_key(token) {
+            return self.authenticate_key(token).await;
+        }
         let claims = self.tokens.verify_access(token)?;
         self.live_session(claims.sub, claims.sid).await
     }
@@ -223,6 +251,10 @@ impl Accounts {
     /// as upload URLs, are checked against it too).
     pub(crate) async fn session_caller(&self, user_id: Uuid, session_id: Uuid) -> AppResult<Caller> {
         let Some(found) = session::live_user(&self.ctx.db, user_id, session_id).await? else {
+            // A connection opened with an API key: the key is its session.
+            if let Some(caller) = self.key_session(user_id, session_id).await? {
+                return Ok(caller);
+            }
             return Err(AppError::Unauthenticated("session has ended".into()));
         };
         if found.disabled {
@@ -279,7 +311,7 @@ impl Accounts {
 /// How long a checked session is trusted without asking the database again. Ending a
 /// session or disabling an account clears it at once on every node (control topic); the
 /// lifetime only bounds what a lost control message could leave behind.
-const SESSION_TRUST: Duration = Duration::from_secs(5);
+pub(crate) const SESSION_TRUST: Duration = Duration::from_secs(5);
 /// Most sessions remembered; beyond that the cache starts over.
 const SESSION_CACHE_MAX: usize = 100_000;
 
@@ -298,19 +330,19 @@ impl SessionCache {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
+    pub(crate) fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Caller> {
         let entries = self.lock();
         let (caller, checked) = entries.get(&session_id)?;
         (caller.user_id == user_id && checked.elapsed() < SESSION_TRUST).then(|| caller.clone())
     }
 
-    fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
     /// Remembers a caller read from the database, unless a session was forgotten since the
     /// read began (`generation`).
-    fn put(&self, caller: &Caller, generation: u64) {
+    pub(crate) fn put(&self, caller: &Caller, generation: u64) {
         let mut entries = self.lock();
         if self.generation() != generation {
             return;

@@ -1,6 +1,7 @@
 //! Conversations: create (direct, deduplicated per pair; or group), add participants, leave,
 //! list the caller's conversations by newest activity, and read one.
 
+use super::scopes::Scope;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -60,6 +61,7 @@ impl Conversations {
 
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn create(&self, caller: &Caller, input: CreateConversationInput) -> AppResult<ConversationView> {
+        caller.require(Scope::ConversationsWrite)?;
         let others: Vec<Uuid> = dedupe(input.participant_ids.iter().copied().filter(|id| *id != caller.user_id));
         if others.len() > MAX_PARTICIPANTS_PER_CALL {
             return Err(AppError::bad_input(
@@ -178,6 +180,7 @@ impl Conversations {
         conversation_id: Uuid,
         user_ids: Vec<Uuid>,
     ) -> AppResult<ConversationView> {
+        caller.require(Scope::ConversationsWrite)?;
         let conv = self.conversation_for(caller, conversation_id).await?;
         if conv.kind == conversation::KIND_DIRECT {
             return Err(AppError::bad_input("conversationId", "people cannot be added to a direct conversation"));
@@ -228,6 +231,7 @@ impl Conversations {
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn leave(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<bool> {
+        caller.require(Scope::ConversationsWrite)?;
         let conv = self.conversation_for(caller, conversation_id).await?;
         if conv.kind == conversation::KIND_DIRECT {
             return Err(AppError::bad_input("conversationId", "a direct conversation cannot be left"));
@@ -261,6 +265,7 @@ impl Conversations {
         first: Option<u64>,
         after: Option<String>,
     ) -> AppResult<Page<ConversationView>> {
+        caller.require(Scope::ConversationsRead)?;
         let limit = page_limit(first, 20, 100)?;
         let after = after.as_deref().map(decode_activity_cursor).transpose()?;
         let mut rows = conversation::page_of(&self.ctx.db, caller.user_id, after, limit + 1).await?;
@@ -273,6 +278,7 @@ impl Conversations {
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn get(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<ConversationView> {
+        caller.require(Scope::ConversationsRead)?;
         self.view(caller, conversation_id).await
     }
 

@@ -2,6 +2,7 @@
 //! from their bytes, attachments on messages, who may read them, and the collector that
 //! removes what was never attached.
 
+use super::scopes::Scope;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,10 +118,22 @@ impl FileService {
         self.files.store.describe()
     }
 
+    /// Streams `body` to storage as a file of the caller's (see [`FileService::store_upload`]).
+    pub async fn upload<R: AsyncRead + Unpin + Send>(
+        &self,
+        caller: &Caller,
+        file_name: Option<&str>,
+        body: &mut R,
+        via: &'static str,
+    ) -> AppResult<AttachmentView> {
+        caller.require(Scope::FilesWrite)?;
+        self.store_upload(caller.user_id, file_name, body, via).await
+    }
+
     /// Streams `body` to storage as a file of `owner`'s. The type comes from the first bytes
     /// and must be allowed; past the size limit the upload stops and nothing is kept.
     #[instrument(skip_all, fields(user.id = %owner, via))]
-    pub async fn upload<R: AsyncRead + Unpin + Send>(
+    async fn store_upload<R: AsyncRead + Unpin + Send>(
         &self,
         owner: Uuid,
         file_name: Option<&str>,
@@ -313,6 +326,7 @@ impl FileService {
 
     /// A signed URL for one upload, for clients that cannot send multipart (GraphQL).
     pub fn upload_ticket(&self, caller: &Caller, file_name: &str) -> AppResult<UploadTicket> {
+        caller.require(Scope::FilesWrite)?;
         let name = clean_name(Some(file_name));
         let token = self.auth.tokens().issue_upload(caller.user_id, caller.session_id, &name, UPLOAD_URL_TTL_SECS)?;
         Ok(UploadTicket {
@@ -347,7 +361,7 @@ impl FileService {
                 e.into()
             });
         }
-        let stored = self.upload(claims.sub, Some(&claims.name), body, "upload_url").await;
+        let stored = self.store_upload(claims.sub, Some(&claims.name), body, "upload_url").await;
         if stored.is_err() {
             let released = upload_claim::release(&self.ctx.db, claims.jti).await;
             if let Err(e) = released {
@@ -360,6 +374,7 @@ impl FileService {
     /// Whether `caller` may read attachment `id`: its uploader, or a participant of the
     /// conversation where it is attached. Anyone else gets `NOT_FOUND`.
     pub async fn readable(&self, caller: &Caller, id: Uuid, thumbnail: bool) -> AppResult<Readable> {
+        caller.require(Scope::MessagesRead)?;
         let row = attachment::find(&self.ctx.db, id).await?.ok_or_else(|| AppError::not_found("file"))?;
         if row.owner_id != caller.user_id {
             let Some(message_id) = row.message_id else { return Err(AppError::not_found("file")) };

@@ -21,6 +21,8 @@ pub struct LimitSettings {
     pub auth_per_ip_per_min: u32,
     pub auth_per_account_per_min: u32,
     pub typing_per_sec: u32,
+    /// Calls per minute an app's keys may make, all keys together.
+    pub app_per_min: u32,
     /// Not a rate but a bound all the same: whose presence a user may see.
     pub presence_visibility: PresenceVisibility,
 }

@@ -9,6 +9,7 @@
 
 mod events;
 
+use super::scopes::Scope;
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -122,6 +123,7 @@ impl Live {
         conversation_id: Uuid,
         after_seq: Option<i64>,
     ) -> AppResult<LiveStream<MessageView>> {
+        caller.require(Scope::MessagesRead)?;
         self.live_participation(caller, conversation_id).await?;
         // Subscribe before replaying, so nothing committed in between is missed.
         let mut live = topic_stream(self.ctx.bus.subscribe(Topic::Conversation(conversation_id)));
@@ -174,6 +176,7 @@ impl Live {
         caller: &Caller,
         after: Vec<ResumePoint>,
     ) -> AppResult<LiveStream<LiveEvent>> {
+        caller.require(Scope::MessagesRead)?;
         let me = caller.user_id;
         let memberships = participant::conversation_ids_of(&self.ctx.db, me).await?;
         let mut filter = EventsFilter::new(me, memberships);
@@ -245,6 +248,7 @@ impl Live {
     /// stops refreshing for [`TYPING_TTL`].
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn subscribe_typing(&self, caller: &Caller, conversation_id: Uuid) -> AppResult<LiveStream<TypingEvent>> {
+        caller.require(Scope::MessagesRead)?;
         self.live_participation(caller, conversation_id).await?;
         let mut live = topic_stream(self.ctx.bus.subscribe(Topic::Conversation(conversation_id)));
         let me = caller.user_id;
@@ -300,6 +304,7 @@ impl Live {
         caller: &Caller,
         user_ids: Vec<Uuid>,
     ) -> AppResult<LiveStream<PresenceView>> {
+        caller.require(Scope::UsersRead)?;
         let ids = presence_ids(user_ids)?;
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
         for id in &ids {
@@ -330,6 +335,7 @@ impl Live {
     /// conversation with. Anyone else is left out of the answer, as an unknown id is.
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn presence(&self, caller: &Caller, user_ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
+        caller.require(Scope::UsersRead)?;
         self.presence_of(caller, presence_ids(user_ids)?).await
     }
 
@@ -349,6 +355,7 @@ impl Live {
     /// Tells the other participants the caller is (or stopped) typing.
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn set_typing(&self, caller: &Caller, conversation_id: Uuid, typing: bool) -> AppResult<bool> {
+        caller.require(Scope::MessagesWrite)?;
         self.conversations.require_member(caller, conversation_id).await?;
         self.typing_limit.check(&caller.user_id)?;
         let kind =

@@ -1,6 +1,7 @@
 //! Messages: send (idempotent per client message id, `seq` assigned in the storing
 //! transaction), edit and delete own messages, history by `seq`, and read markers.
 
+use super::scopes::Scope;
 use std::sync::Arc;
 
 use sea_orm::{DbBackend, TransactionTrait};
@@ -76,6 +77,7 @@ impl Messages {
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %input.conversation_id))]
     pub async fn send(&self, caller: &Caller, input: SendMessageInput) -> AppResult<MessageView> {
+        caller.require(Scope::MessagesWrite)?;
         let body = MessageBody::parse(&input.body)?;
         let client_message_id = match input.client_message_id.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -180,6 +182,7 @@ impl Messages {
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
     pub async fn edit(&self, caller: &Caller, message_id: Uuid, body: &str) -> AppResult<MessageView> {
+        caller.require(Scope::MessagesWrite)?;
         let body = MessageBody::parse(body)?;
         let msg = self.own_message(caller, message_id).await?;
         if msg.deleted_at.is_some() {
@@ -201,6 +204,7 @@ impl Messages {
     /// Deleting again returns the deleted message.
     #[instrument(skip_all, fields(user.id = %caller.user_id, message.id = %message_id))]
     pub async fn delete(&self, caller: &Caller, message_id: Uuid) -> AppResult<MessageView> {
+        caller.require(Scope::MessagesWrite)?;
         let msg = self.own_message(caller, message_id).await?;
         if msg.deleted_at.is_some() {
             return self.view(msg).await;
@@ -240,6 +244,7 @@ impl Messages {
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
     pub async fn list(&self, caller: &Caller, conversation_id: Uuid, q: HistoryQuery) -> AppResult<Page<MessageView>> {
+        caller.require(Scope::MessagesRead)?;
         let limit = page_limit(q.limit, 50, 200)?;
         for (field, v) in [("before", q.before), ("after", q.after)] {
             if v.is_some_and(|s| s < 0) {
@@ -273,9 +278,12 @@ impl Messages {
             .map(|row| {
                 let files = attachments.remove(&row.message.id).unwrap_or_default();
                 let sender = match row.sender_username {
-                    Some(username) => {
-                        UserRef { id: row.message.sender_id, username, display_name: row.sender_display_name }
-                    }
+                    Some(username) => UserRef {
+                        id: row.message.sender_id,
+                        username,
+                        display_name: row.sender_display_name,
+                        is_bot: row.sender_role.as_deref() == Some(crate::storage::user::ROLE_BOT),
+                    },
                     None => UserRef::unknown(row.message.sender_id),
                 };
                 let mut view = MessageView::from_model(row.message, sender);
@@ -289,6 +297,7 @@ impl Messages {
     /// Moves the caller's read marker forward to `seq` (never back).
     #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id, seq))]
     pub async fn mark_read(&self, caller: &Caller, conversation_id: Uuid, seq: i64) -> AppResult<ReadState> {
+        caller.require(Scope::MessagesWrite)?;
         if seq < 0 {
             return Err(AppError::bad_input("seq", "seq must be 0 or more"));
         }

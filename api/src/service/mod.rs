@@ -19,18 +19,19 @@
 //! | [`Messages`] (`messages.rs`, `batch.rs`) | `messages` | send (batcher, send limit), edit, delete, history, read markers | users, conversations, files |
 //! | [`Live`] (`live.rs`, `heal.rs`) | `live` | subscriptions, presence, typing, the connection registry, the healer | auth, conversations, messages |
 //! | [`Admin`] (`admin.rs`) | `admin` | console sign-in, moderation, console figures | auth, users, messages |
+//! | [`Apps`] (`apps.rs`; keys as credentials in `keys.rs`, on `auth`) | `apps` | apps, their bot users and API keys | auth |
 //! | [`Webhooks`] (`webhooks/`) | `webhooks` | endpoints, the outbox's dispatch and delivery worker, delivery log, replay, the event feed | context |
 //!
-//! Next to come, each as an area of its own beside these: apps (bot users and keys, on
-//! `auth`), webhooks (on the events `messages` and `conversations` publish) and search (on
-//! `messages`).
+//! Next to come, as an area of its own beside these: search (on `messages`).
 
 pub mod admin;
+pub mod apps;
 pub(crate) mod auth;
 mod batch;
 pub(crate) mod conversations;
 pub mod files;
 mod heal;
+mod keys;
 mod limits;
 pub mod live;
 pub(crate) mod messages;
@@ -49,6 +50,7 @@ use syncchat_realtime::{Event, EventBus, EventKind, PresenceStore, Topic};
 use uuid::Uuid;
 
 pub use admin::Admin;
+pub use apps::Apps;
 pub use auth::{Accounts, LoginInput, RegisterInput};
 pub use conversations::{Conversations, CreateConversationInput};
 pub use files::{FileService, FileSettings, Files, UploadTicket};
@@ -82,6 +84,8 @@ pub struct AppGrant {
     pub app_id: Uuid,
     pub key_id: Uuid,
     pub scopes: scopes::Scopes,
+    /// The app's `app` label on metrics (bounded: see `metrics::app_label`).
+    pub app_label: String,
 }
 
 impl Caller {
@@ -107,7 +111,12 @@ impl Caller {
 
     /// The caller as others see them.
     pub(crate) fn user_ref(&self) -> views::UserRef {
-        views::UserRef { id: self.user_id, username: self.username.clone(), display_name: self.display_name.clone() }
+        views::UserRef {
+            id: self.user_id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            is_bot: self.app.is_some(),
+        }
     }
 }
 
@@ -172,6 +181,7 @@ pub struct ServiceSet {
     pub messages: Arc<Messages>,
     pub live: Arc<Live>,
     pub admin: Arc<Admin>,
+    pub apps: Arc<Apps>,
     pub webhooks: Arc<Webhooks>,
 }
 
@@ -206,8 +216,9 @@ impl Services {
             &limits,
         ));
         let admin = Arc::new(Admin::new(ctx.clone(), presence, auth.clone(), users.clone(), messages.clone()));
+        let apps = Arc::new(Apps::new(ctx.clone(), auth.clone()));
         let webhooks = Webhooks::new(ctx.clone(), webhooks, Some(background));
-        Services(Arc::new(ServiceSet { ctx, users, auth, conversations, files, messages, live, admin, webhooks }))
+        Services(Arc::new(ServiceSet { ctx, users, auth, conversations, files, messages, live, admin, apps, webhooks }))
     }
 
     /// Drops rate-limiter state for keys that are idle again.

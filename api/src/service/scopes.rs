@@ -1,6 +1,18 @@
 //! What an app's key may do. A user's session has every right its user has; a key has only
 //! its app's scopes, checked in the service layer (`caller.require(Scope::MessagesWrite)?`),
 //! so GraphQL, REST and the WebSocket refuse the same calls with the same error.
+//!
+//! | scope | lets a key |
+//! |---|---|
+//! | `conversations:read` | list and read its bot's conversations |
+//! | `conversations:write` | create conversations, add people, leave |
+//! | `messages:read` | page history, download files, subscribe (`events`, `messageAdded`, `typing`), read the event feed |
+//! | `messages:write` | send, edit, delete, mark read, set typing |
+//! | `users:read` | look up and search users, presence (query and subscription) |
+//! | `files:write` | upload files (multipart or upload URLs) |
+//! | `webhooks:manage` | register, change, rotate, replay and inspect the app's webhooks |
+//!
+//! `me` needs no scope. Admin operations need an admin's session: a key never has them.
 
 use std::fmt;
 

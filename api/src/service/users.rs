@@ -2,6 +2,7 @@
 //! caller themself, one user, a search for starting conversations, names for views), and
 //! the activity figures the console and the gauges show.
 
+use super::scopes::Scope;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -69,6 +70,7 @@ impl Users {
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, target.id = %id))]
     pub async fn get(&self, caller: &Caller, id: Uuid) -> AppResult<UserView> {
+        caller.require(Scope::UsersRead)?;
         let found = user::find(&self.ctx.db, id).await?;
         found
             .map(|u| UserView::from_model(u, caller.user_id == id || caller.is_admin))
@@ -85,6 +87,7 @@ impl Users {
         first: Option<u64>,
         after: Option<String>,
     ) -> AppResult<Page<UserView>> {
+        caller.require(Scope::UsersRead)?;
         let limit = page_limit(first, 20, MAX_PAGE)?;
         let prefix = SearchPrefix::parse_optional("search", search.as_deref())?;
         if let Some(after) = &after {

@@ -15,6 +15,8 @@ pub struct UserRef {
     pub id: Uuid,
     pub username: String,
     pub display_name: Option<String>,
+    /// An app's bot user (it acts for an integration, with the app's API keys).
+    pub is_bot: bool,
 }
 
 /// A user with the fields only they (and admins) may see.
@@ -39,6 +41,8 @@ pub struct UserView {
 pub enum Role {
     User,
     Admin,
+    /// An app's bot user.
+    Bot,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
@@ -209,13 +213,13 @@ pub struct Page<T> {
 impl UserRef {
     /// Stands in for an account that no longer exists.
     pub fn unknown(id: Uuid) -> Self {
-        UserRef { id, username: "unknown".into(), display_name: None }
+        UserRef { id, username: "unknown".into(), display_name: None, is_bot: false }
     }
 }
 
 impl From<user::Model> for UserRef {
     fn from(u: user::Model) -> Self {
-        UserRef { id: u.id, username: u.username, display_name: u.display_name }
+        UserRef { is_bot: u.role == user::ROLE_BOT, id: u.id, username: u.username, display_name: u.display_name }
     }
 }
 
@@ -223,7 +227,11 @@ impl UserView {
     pub fn from_model(u: user::Model, include_private: bool) -> Self {
         UserView {
             id: u.id,
-            role: if u.role == user::ROLE_ADMIN { Role::Admin } else { Role::User },
+            role: match u.role.as_str() {
+                user::ROLE_ADMIN => Role::Admin,
+                user::ROLE_BOT => Role::Bot,
+                _ => Role::User,
+            },
             email: include_private.then_some(u.email),
             username: u.username,
             display_name: u.display_name,
@@ -263,6 +271,7 @@ impl From<&MessageView> for MessageSnapshot {
             sender_id: m.sender.id,
             sender_username: m.sender.username.clone(),
             sender_display_name: m.sender.display_name.clone(),
+            sender_is_bot: m.sender.is_bot,
             body: m.body.clone(),
             client_message_id: m.client_message_id.clone(),
             created_at: m.created_at,
@@ -279,7 +288,12 @@ impl From<MessageSnapshot> for MessageView {
             id: m.id,
             conversation_id: m.conversation_id,
             seq: m.seq,
-            sender: UserRef { id: m.sender_id, username: m.sender_username, display_name: m.sender_display_name },
+            sender: UserRef {
+                id: m.sender_id,
+                username: m.sender_username,
+                display_name: m.sender_display_name,
+                is_bot: m.sender_is_bot,
+            },
             body: m.body,
             client_message_id: m.client_message_id,
             created_at: m.created_at,

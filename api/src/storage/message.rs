@@ -214,6 +214,7 @@ pub struct HistoryRow {
     pub message: Model,
     pub sender_username: Option<String>,
     pub sender_display_name: Option<String>,
+    pub sender_role: Option<String>,
     pub has_files: bool,
 }
 
@@ -262,6 +263,7 @@ pub async fn history_page<C: ConnectionTrait>(
         .column((m.clone(), Asterisk))
         .expr_as(Expr::col((user::Entity, user::Column::Username)), Alias::new("sender_username"))
         .expr_as(Expr::col((user::Entity, user::Column::DisplayName)), Alias::new("sender_display_name"))
+        .expr_as(Expr::col((user::Entity, user::Column::Role)), Alias::new("sender_role"))
         .expr_as(Expr::exists(has_files), Alias::new("has_files"))
         .from_subquery(page, m.clone())
         .join(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    Backend, PASSWORD, TestApp, TestUser, on_both_backends, spawn_app, spawn_app_with, spawn_cluster,
+    Backend, PASSWORD, TestApp, TestUser, make_admin, on_both_backends, spawn_app, spawn_app_with, spawn_cluster,
 };
 use crate::ws_client::{Received, WsClient};
 
@@ -66,17 +66,6 @@ impl Browser {
 fn csrf_in(page: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     page.split_once(marker).and_then(|(_, rest)| rest.split_once('"')).map(|(v, _)| v.to_owned()).unwrap_or_default()
-}
-
-async fn make_admin(app: &TestApp, username: &str) {
-    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-    let db = Database::connect(app.database_url.as_str()).await.expect("connect");
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "UPDATE users SET role = 'admin' WHERE username = $1",
-        _ => "UPDATE users SET role = 'admin' WHERE username = ?",
-    };
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, [username.into()])).await.expect("update");
 }
 
 #[tokio::test]
@@ -575,7 +564,7 @@ async fn the_integrations_page_shows_apps_and_a_failing_endpoint() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(page.contains("data-app=\"pager\"") && page.contains("pager-bot"), "{page}");
+    assert!(page.contains("data-app=\"pager\"") && page.contains("pager_bot"), "{page}");
     assert!(page.contains(&format!("data-endpoint=\"{id}\"")), "{page}");
     assert!(page.contains("data-endpoint-state=\"disabled\"") && page.contains("410 Gone"), "{page}");
     assert!(page.contains("answered 410"), "recent failures are listed: {page}");

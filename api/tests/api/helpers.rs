@@ -443,3 +443,26 @@ pub async fn count(app: &TestApp, sql: &str) -> i64 {
     let _ = db.close().await;
     n
 }
+
+/// Makes `username` an admin (straight in the database, as an operator would with
+/// `syncchat admin create-user --admin`).
+pub async fn make_admin(app: &TestApp, username: &str) {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    let db = Database::connect(app.database_url.as_str()).await.expect("connect");
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "UPDATE users SET role = 'admin' WHERE username = $1",
+        _ => "UPDATE users SET role = 'admin' WHERE username = ?",
+    };
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [username.into()])).await.expect("update");
+    let _ = db.close().await;
+}
+
+/// An app made through `POST /apps` by `admin`: (the app as answered, its first key).
+pub async fn create_app(app: &TestApp, admin: &TestUser, name: &str, scopes: &[&str]) -> (Value, String) {
+    let (status, body) =
+        app.rest("POST", "/apps", Some(&admin.token), Some(json!({"name": name, "scopes": scopes}))).await;
+    assert_eq!(status, 200, "create app {name}: {body}");
+    let key = body["key"]["secret"].as_str().expect("the key's secret").to_owned();
+    (body, key)
+}

@@ -8,15 +8,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{Value, json};
-use syncchat_api::service::scopes::{Scope, Scopes};
+use syncchat_api::service::Caller;
+use syncchat_api::service::scopes::Scope;
 use syncchat_api::service::webhooks::{EndpointChanges, NewEndpoint, ReplayRequest};
-use syncchat_api::service::{AppGrant, Caller};
-use syncchat_api::storage::{app as app_row, user};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, count, on_both_backends};
+use crate::helpers::{TestApp, TestUser, count, create_app, on_both_backends};
 
 /// Flags for webhook tests: the receiver on 127.0.0.1 is allowed, workers look often, and
 /// retries wait at most a second.
@@ -31,55 +29,36 @@ pub const FLAGS: [&str; 8] = [
     "3",
 ];
 
-/// An app with its bot user, acting through its key's caller.
+/// An app with its bot user and an API key, and the caller that key authenticates as.
 pub struct Integration {
     pub caller: Caller,
     pub bot: TestUser,
+    pub key: String,
 }
 
-/// Creates an app whose key has `scopes` (straight in the database: the apps API has its
-/// own tests).
+/// Creates an app whose key has `scopes`, through `POST /apps` as an admin (made once per
+/// app server).
 pub async fn integration(app: &TestApp, name: &str, scopes: &[Scope]) -> Integration {
-    let db = &app.services.ctx.db;
-    let now = chrono::Utc::now();
-    let (bot_id, app_id) = (Uuid::now_v7(), Uuid::now_v7());
-    user::ActiveModel {
-        id: Set(bot_id),
-        username: Set(format!("{name}-bot")),
-        email: Set(format!("{bot_id}@bots.invalid")),
-        password_hash: Set("!".into()),
-        display_name: Set(Some(name.into())),
-        role: Set(user::ROLE_BOT.into()),
-        disabled: Set(false),
-        created_at: Set(now),
-        last_seen_at: Set(None),
-    }
-    .insert(db)
-    .await
-    .expect("bot user");
-    app_row::ActiveModel {
-        id: Set(app_id),
-        name: Set(name.into()),
-        description: Set(None),
-        scopes: Set(Scopes::of(scopes.iter().copied()).to_stored()),
-        bot_user_id: Set(bot_id),
-        created_by: Set(bot_id),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(db)
-    .await
-    .expect("app");
-    let caller = Caller {
-        user_id: bot_id,
-        username: format!("{name}-bot"),
-        display_name: Some(name.into()),
-        session_id: Uuid::now_v7(),
-        is_admin: false,
-        app: Some(AppGrant { app_id, key_id: Uuid::now_v7(), scopes: Scopes::of(scopes.iter().copied()) }),
+    let admin_name = "webhook_admin";
+    let login = json!({"login": admin_name, "password": crate::helpers::PASSWORD});
+    let (status, body) = app.rest("POST", "/auth/login", None, Some(login)).await;
+    let admin = if status == 200 {
+        TestUser {
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+            token: body["accessToken"].as_str().unwrap().to_owned(),
+            refresh: String::new(),
+        }
+    } else {
+        let user = app.register(admin_name).await;
+        crate::helpers::make_admin(app, admin_name).await;
+        user
     };
-    Integration { caller, bot: TestUser { id: bot_id.to_string(), token: String::new(), refresh: String::new() } }
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let (made, key) = create_app(app, &admin, name, &names).await;
+    let caller = app.services.auth.authenticate(&key).await.expect("the key authenticates");
+    let bot_id = made["botUser"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(caller.user_id.to_string(), bot_id);
+    Integration { caller, bot: TestUser { id: bot_id, token: key.clone(), refresh: String::new() }, key }
 }
 
 /// The test receiver process.
@@ -300,11 +279,12 @@ async fn a_receiver_that_was_down_gets_every_event_afterwards_in_order(app: Test
     let (ann, ben) = (app.register("ann").await, app.register("ben").await);
     let mut receiver = Receiver::start("whsec_placeholder");
     let (endpoint_id, secret) = endpoint(&app, &crm, &receiver.url()).await;
+    // Down from the start: nothing of what follows can have arrived before.
+    receiver.stop();
     let rooms = [
         app.conversation(&ann, &[&ben, &crm.bot], Some("one")).await,
         app.conversation(&ann, &[&ben, &crm.bot], Some("two")).await,
     ];
-    receiver.stop();
     for i in 0..15 {
         for room in &rooms {
             app.send(if i % 2 == 0 { &ann } else { &ben }, room, &format!("while down {i}")).await;
@@ -485,7 +465,77 @@ async fn the_outbox_follows_the_transaction_and_bad_input_changes_nothing(app: T
     assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM webhook_endpoints").await, 0);
 }
 
+async fn the_webhook_api_over_rest_with_an_app_key(app: TestApp) {
+    if !receiver_available() {
+        return;
+    }
+    let bot = integration(&app, "rest_client", &Scope::ALL).await;
+    let key = Some(bot.key.as_str());
+    let mut receiver = Receiver::start("whsec_placeholder");
+    let (status, made) = app
+        .rest(
+            "POST",
+            "/webhooks",
+            key,
+            Some(json!({"url": receiver.url(), "events": ["message.created"], "description": "crm"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let secret = made["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    let id = made["id"].as_str().unwrap();
+    receiver.restart(secret);
+    let (_, list) = app.rest("GET", "/webhooks", key, None).await;
+    assert_eq!(list["items"][0]["id"], id);
+    assert!(list["items"][0].get("secret").is_none(), "the secret is shown once: {list}");
+    let ann = app.register("ann").await;
+    let room = app.conversation(&ann, &[&bot.bot], None).await;
+    app.send(&ann, &room, "over rest").await;
+    let got = receiver.wait_accepted(1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "message.created", "only the subscribed type");
+    let start = Instant::now();
+    let log = loop {
+        let (_, log) = app.rest("GET", &format!("/webhooks/{id}/deliveries"), key, None).await;
+        if log["items"][0]["state"] == "delivered" || start.elapsed() > Duration::from_secs(5) {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(log["items"][0]["state"], "delivered", "{log}");
+    assert_eq!(log["items"][0]["lastStatus"], 200);
+    assert_eq!(log["items"][0]["eventId"], got[0]["webhookId"]);
+    let (_, feed) = app.rest("GET", "/events?limit=10", key, None).await;
+    let types: Vec<&str> = feed["items"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types, ["conversation.created", "app.added_to_conversation", "message.created"], "{feed}");
+    let (status, _) = app
+        .rest("POST", &format!("/webhooks/{id}/replay"), key, Some(json!({"deliveryIds": [log["items"][0]["id"]]})))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(receiver.wait_accepted(2, Duration::from_secs(20)).await[1]["webhookId"], got[0]["webhookId"]);
+
+    // Bad input: problem+json with the field, nothing changed.
+    for (method, path, body, field) in [
+        ("POST", "/webhooks".to_owned(), json!({"url": "http://10.0.0.1/x", "events": ["message.created"]}), "url"),
+        ("POST", "/webhooks".to_owned(), json!({"url": receiver.url(), "events": ["nope"]}), "events"),
+        ("PATCH", format!("/webhooks/{id}"), json!({"events": []}), "events"),
+        ("POST", format!("/webhooks/{id}/replay"), json!({}), "since"),
+    ] {
+        let (status, problem) = app.rest(method, &path, key, Some(body)).await;
+        assert_eq!((status, problem["field"].as_str()), (400, Some(field)), "{path}: {problem}");
+    }
+    let (status, _) = app.rest("GET", "/events?after=-3", key, None).await;
+    assert_eq!(status, 400);
+    let (status, problem) = app.rest("GET", "/webhooks", Some(&ann.token), None).await;
+    assert_eq!((status, problem["code"].as_str()), (403, Some("FORBIDDEN")), "a user is not an app");
+    let (status, _) = app.rest("DELETE", &format!("/webhooks/{id}"), key, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.rest("GET", &format!("/webhooks/{id}"), key, None).await;
+    assert_eq!(status, 404);
+}
+
 on_both_backends!(with (super::FLAGS);
+    the_webhook_api_over_rest_with_an_app_key,
     an_app_hears_every_change_in_its_conversations_in_order_and_signed,
     a_receiver_that_was_down_gets_every_event_afterwards_in_order,
     a_410_disables_the_endpoint_and_enabling_it_resumes_where_it_stopped,

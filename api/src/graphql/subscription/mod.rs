@@ -81,7 +81,12 @@ mod tests {
             id,
             conversation_id: Uuid::now_v7(),
             seq: 7,
-            sender: UserRef { id: Uuid::now_v7(), username: "sam".into(), display_name: Some("Sam".into()) },
+            sender: UserRef {
+                id: Uuid::now_v7(),
+                username: "sam".into(),
+                display_name: Some("Sam".into()),
+                is_bot: false,
+            },
             body: Some("hello".into()),
             client_message_id: Some("c-1".into()),
             created_at: Utc::now(),

@@ -168,6 +168,7 @@ mod tests {
                 sender_id: Uuid::now_v7(),
                 sender_username: "u".into(),
                 sender_display_name: None,
+                sender_is_bot: false,
                 body: Some(format!("m{seq}")),
                 client_message_id: None,
                 created_at: Utc::now(),
