@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The REST contract as checked in at `openapi.yaml`.
 pub fn openapi_yaml() -> String {
-    rest::api_service(None).spec_yaml()
+    rest::spec_yaml(&rest::api_service(None))
 }
 
 /// The GraphQL contract as checked in at `schema.graphql`.

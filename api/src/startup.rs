@@ -93,7 +93,7 @@ impl App {
             .at("/graphql", get(graphql::http::GraphqlGet).post(graphql::http::execute))
             .at("/graphql/ws", get(graphql::ws::upgrade))
             .nest("/api/docs", Route::new().at("/", get(web::DocsPage::new(api.swagger_ui_html()))))
-            .at("/api/openapi.yaml", api.spec_endpoint_yaml())
+            .at("/api/openapi.yaml", web::SpecEndpoint::new(rest::spec_yaml(&api)))
             .nest("/api/v1", api)
             .at("/healthz", get(health::healthz))
             .at("/readyz", get(health::readyz))

@@ -205,6 +205,25 @@ impl Endpoint for DocsPage {
     }
 }
 
+/// `/api/openapi.yaml`: the spec as checked in (see `rest::spec_yaml`).
+pub struct SpecEndpoint {
+    yaml: bytes::Bytes,
+}
+
+impl SpecEndpoint {
+    pub fn new(yaml: String) -> SpecEndpoint {
+        SpecEndpoint { yaml: yaml.into() }
+    }
+}
+
+impl Endpoint for SpecEndpoint {
+    type Output = Response;
+
+    async fn call(&self, _req: Request) -> poem::Result<Response> {
+        Ok(Response::builder().content_type("application/yaml").body(self.yaml.clone()))
+    }
+}
+
 /// The route template of a path: a bounded metric label that never carries an id.
 pub fn route_template(path: &str) -> &'static str {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();

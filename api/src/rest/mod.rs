@@ -82,6 +82,41 @@ pub fn api_service(services: Option<Services>) -> OpenApiService<Api, ()> {
         .server("/api/v1")
 }
 
+/// The spec as checked in (`openapi.yaml`) and served (`/api/openapi.yaml`): poem-openapi's,
+/// plus what its derive cannot say. An optional field (`Option<T>`) is sent as `null` when
+/// it has no value, so every property outside `required` is marked `nullable` (a `$ref`
+/// through `allOf`, as OpenAPI 3.0 ignores a `$ref`'s siblings); strictly typed generated
+/// clients then decode every answer.
+pub fn spec_yaml(api: &OpenApiService<Api, ()>) -> String {
+    let Ok(mut spec) = serde_json::from_str::<serde_json::Value>(&api.spec()) else { return api.spec_yaml() };
+    if let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(|s| s.as_object_mut()) {
+        for schema in schemas.values_mut() {
+            mark_optional_nullable(schema);
+        }
+    }
+    serde_yaml_ng::to_string(&spec).unwrap_or_else(|_| api.spec_yaml())
+}
+
+fn mark_optional_nullable(schema: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    for (name, property) in properties.iter_mut() {
+        if required.contains(name) {
+            continue;
+        }
+        if let Some(reference) = property.get("$ref").cloned() {
+            *property = json!({ "allOf": [{ "$ref": reference }], "nullable": true });
+        } else if let Some(object) = property.as_object_mut() {
+            object.insert("nullable".into(), Value::Bool(true));
+        }
+    }
+}
+
 /// The services, which exist in a running server but not when only the spec is printed.
 fn svc(services: &Option<std::sync::Arc<Services>>) -> Result<&Services, ProblemResponse> {
     services

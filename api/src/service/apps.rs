@@ -22,7 +22,8 @@ pub const MAX_DESCRIPTION: usize = 500;
 /// Most live keys per app.
 pub const MAX_LIVE_KEYS: usize = 10;
 
-/// An app as admins see it.
+/// An app as admins see it. `botUser` is the user it acts as: add it to a conversation to
+/// let the app in.
 #[derive(Clone, Debug, poem_openapi::Object)]
 #[oai(rename_all = "camelCase")]
 pub struct AppView {
@@ -31,7 +32,6 @@ pub struct AppView {
     pub description: Option<String>,
     /// What its keys may do.
     pub scopes: Vec<String>,
-    /// The user it acts as: add it to a conversation to let the app in.
     pub bot_user: UserRef,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

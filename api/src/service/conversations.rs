@@ -31,14 +31,16 @@ pub const MAX_PARTICIPANTS_PER_CALL: usize = 100;
 /// Most people one group may hold.
 pub const MAX_GROUP_SIZE: u64 = 1000;
 
+/// A new conversation. `kind`: `DIRECT` needs exactly one other person; by default it is
+/// direct when there is exactly one other person and no title, a group otherwise.
+// (`kind` has no doc comment of its own: poem-openapi would wrap its enum reference in an
+// `allOf`, which generated clients cannot read.)
 #[derive(Debug, Clone, async_graphql::InputObject, poem_openapi::Object)]
 #[oai(rename_all = "camelCase")]
 pub struct CreateConversationInput {
     /// The other people; the caller is always included.
     pub participant_ids: Vec<Uuid>,
     pub title: Option<String>,
-    /// `DIRECT` needs exactly one other person. Default: direct when there is exactly one
-    /// other person and no title, group otherwise.
     pub kind: Option<ConversationKind>,
 }
 
