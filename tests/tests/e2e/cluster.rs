@@ -48,6 +48,19 @@ impl Cluster {
         Some(Cluster { database_url: format!("{prefix}/{name}"), name, redis_url, dir })
     }
 
+    /// Creates an admin account in the cluster's database with `syncchat admin create-user`.
+    pub fn create_admin(&self, username: &str, password: &str) {
+        let made = Command::new(crate::process::binary())
+            .current_dir(self.dir.path())
+            .env("DATABASE_URL", &self.database_url)
+            .env("SYNCCHAT_LOG", "warn")
+            .args(["admin", "create-user", "--username", username, "--password", password])
+            .args(["--email", &format!("{username}@example.com")])
+            .output()
+            .expect("run syncchat admin create-user");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+
     pub async fn node(&self, name: &str, extra: &[(&str, &str)]) -> Server {
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir).expect("node dir");

@@ -7,3 +7,4 @@ mod faults;
 mod observability;
 mod process;
 mod restart;
+mod webhooks;
