@@ -66,6 +66,12 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: BodyLimit
     .await;
 
     let status = resp.status().as_u16();
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allowed_methods(&path)
+        && let Ok(v) = HeaderValue::from_str(&allow)
+    {
+        resp.headers_mut().insert("allow", v);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
@@ -78,9 +84,44 @@ pub async fn around<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: BodyLimit
     Ok(resp)
 }
 
+/// The methods the REST API answers on `path` (`Allow` of a 405), from the spec's paths.
+fn allowed_methods(path: &str) -> Option<String> {
+    static TABLE: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let spec = crate::rest::api_service(None).spec();
+        let spec: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
+        let Some(paths) = spec["paths"].as_object() else { return Vec::new() };
+        paths
+            .iter()
+            .map(|(template, ops)| {
+                let segments = template.trim_matches('/').split('/').map(str::to_owned).collect();
+                let methods = ops.as_object().map(|o| o.keys().map(|m| m.to_uppercase()).collect()).unwrap_or_default();
+                (segments, methods)
+            })
+            .collect()
+    });
+    let rest = path.strip_prefix("/api/v1")?;
+    let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    let mut allowed: Vec<&str> = table
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| t.starts_with('{') || t == s)
+        })
+        .flat_map(|(_, methods)| methods.iter().map(String::as_str))
+        .collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    allowed.sort_unstable();
+    allowed.dedup();
+    Some(allowed.join(", "))
+}
+
 fn error_response(err: poem::Error) -> Response {
     let status = err.status();
-    let message = status.is_server_error().then(|| err.to_string());
+    let text = err.to_string();
+    let message = status.is_server_error().then(|| text.clone());
     let resp = err.into_response();
     let is_problem = resp
         .headers()
@@ -99,6 +140,8 @@ fn error_response(err: poem::Error) -> Response {
         StatusCode::NOT_FOUND => "no such route".to_owned(),
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_owned(),
         StatusCode::UNAUTHORIZED => "sign in first: send Authorization: Bearer <accessToken>".to_owned(),
+        // A parameter or body the API could not read (its parser says which, and why).
+        StatusCode::BAD_REQUEST if !text.is_empty() => text,
         _ => status.canonical_reason().unwrap_or("error").to_owned(),
     };
     problem_response(status, detail)

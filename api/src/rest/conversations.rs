@@ -38,7 +38,7 @@ impl ConversationApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u64>>,
         after: Query<Option<String>>,
     ) -> Result<Json<ConversationList>, ProblemResponse> {
         let services = svc(&self.services)?;

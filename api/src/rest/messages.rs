@@ -50,9 +50,9 @@ impl MessageApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        before: Query<Option<i64>>,
-        after: Query<Option<i64>>,
-        limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "0")))] before: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "0")))] after: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u64>>,
     ) -> Result<Json<MessageList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;

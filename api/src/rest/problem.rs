@@ -33,6 +33,11 @@ pub enum ProblemResponse {
     /// BAD_USER_INPUT: the upload is larger than the server accepts
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
+    /// BAD_USER_INPUT: the body is not of the documented content type (answered before the
+    /// operation runs, so no handler constructs it)
+    #[allow(dead_code)]
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// UNAUTHENTICATED
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),

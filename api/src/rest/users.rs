@@ -36,7 +36,7 @@ impl UserApi {
         &self,
         auth: BearerAuth,
         search: Query<Option<String>>,
-        limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u64>>,
         after: Query<Option<String>>,
     ) -> Result<Json<UserList>, ProblemResponse> {
         let services = svc(&self.services)?;

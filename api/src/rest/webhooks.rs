@@ -154,7 +154,7 @@ impl WebhookApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         before: Query<Option<String>>,
-        limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u64>>,
     ) -> Result<Json<DeliveryList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
@@ -186,7 +186,7 @@ impl WebhookApi {
         &self,
         auth: BearerAuth,
         after: Query<Option<String>>,
-        limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<Option<u64>>,
     ) -> Result<Json<EventList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
