@@ -144,6 +144,10 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_RATE_APP_PER_MIN", default_value_t = 6000, global = true)]
     pub rate_app_per_min: u32,
 
+    /// Seconds an `Idempotency-Key`'s first answer is kept (and replayed to repeats).
+    #[arg(long, env = "SYNCCHAT_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400, global = true)]
+    pub idempotency_ttl_secs: u64,
+
     /// `setTyping` calls a user may make per second (bursts of three times that).
     #[arg(long, env = "SYNCCHAT_RATE_TYPING_PER_SEC", default_value_t = 2, global = true)]
     pub rate_typing_per_sec: u32,

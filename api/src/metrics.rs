@@ -50,6 +50,7 @@ pub const WS_ADMISSIONS: &str = "syncchat_websocket_admissions_total";
 pub const DB_UP: &str = "syncchat_db_up";
 pub const REQUESTS_UNAVAILABLE: &str = "syncchat_requests_unavailable_total";
 pub const APP_REQUESTS: &str = "syncchat_app_requests_total";
+pub const IDEMPOTENT_REQUESTS: &str = "syncchat_idempotent_requests_total";
 pub const WEBHOOK_EVENTS: &str = "syncchat_webhook_events_total";
 pub const WEBHOOK_DELIVERIES: &str = "syncchat_webhook_deliveries_total";
 pub const WEBHOOK_ATTEMPT_DURATION: &str = "syncchat_webhook_attempt_duration_seconds";
@@ -144,6 +145,9 @@ fn zero_series() {
         counter!(REQUESTS_UNAVAILABLE, "surface" => surface).absolute(0);
     }
     counter!(WEBHOOK_EVENTS).absolute(0);
+    for outcome in ["stored", "replayed", "conflict", "in_progress"] {
+        counter!(IDEMPOTENT_REQUESTS, "outcome" => outcome).absolute(0);
+    }
     for outcome in WEBHOOK_OUTCOMES {
         counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
     }
@@ -488,4 +492,8 @@ pub fn app_label(name: &str) -> String {
 
 pub fn app_request(label: &str) {
     counter!(APP_REQUESTS, "app" => label.to_owned()).increment(1);
+}
+
+pub fn idempotent_request(outcome: &'static str) {
+    counter!(IDEMPOTENT_REQUESTS, "outcome" => outcome).increment(1);
 }

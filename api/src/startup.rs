@@ -94,7 +94,13 @@ impl App {
             .at("/graphql/ws", get(graphql::ws::upgrade))
             .nest("/api/docs", Route::new().at("/", get(web::DocsPage::new(api.swagger_ui_html()))))
             .at("/api/openapi.yaml", web::SpecEndpoint::new(rest::spec_yaml(&api)))
-            .nest("/api/v1", api)
+            .nest(
+                "/api/v1",
+                rest::idempotency::Idempotent {
+                    inner: poem::IntoEndpoint::into_endpoint(api),
+                    services: services.clone(),
+                },
+            )
             .at("/healthz", get(health::healthz))
             .at("/readyz", get(health::readyz))
             .nest("/admin", admin::routes())
@@ -282,6 +288,7 @@ fn limit_settings(config: &Config) -> LimitSettings {
         send_burst: config.rate_send_burst,
         conversations_per_min: config.rate_conversations_per_min,
         app_per_min: config.rate_app_per_min,
+        idempotency_ttl: Duration::from_secs(config.idempotency_ttl_secs.max(1)),
         auth_per_ip_per_min: config.rate_auth_per_ip_per_min,
         auth_per_account_per_min: config.rate_auth_per_account_per_min,
         typing_per_sec: config.rate_typing_per_sec,
@@ -301,6 +308,9 @@ fn spawn_housekeeping(background: &Background, services: Services, prometheus: P
             record_pool(&services.ctx.db);
             prometheus.run_upkeep();
             services.shrink_limits();
+            if let Err(e) = services.idempotency.collect(chrono::Utc::now()).await {
+                tracing::debug!(error = %e, "could not delete expired idempotency keys");
+            }
         }
     });
 }

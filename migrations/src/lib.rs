@@ -7,6 +7,7 @@ mod m20261126_000001_admin_audit;
 mod m20261126_000002_files;
 mod m20261201_000001_create_upload_claims;
 mod m20261202_000001_integrations;
+mod m20261202_000002_idempotency_keys;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_files::Migration),
             Box::new(m20261201_000001_create_upload_claims::Migration),
             Box::new(m20261202_000001_integrations::Migration),
+            Box::new(m20261202_000002_idempotency_keys::Migration),
         ]
     }
 }

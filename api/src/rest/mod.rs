@@ -8,6 +8,7 @@ mod apps;
 mod auth;
 mod conversations;
 mod files;
+pub mod idempotency;
 mod messages;
 mod presence;
 mod problem;
@@ -18,7 +19,7 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 
 use crate::service::{Caller, Services};
-pub use problem::{ProblemResponse, problem_response};
+pub use problem::{ProblemResponse, problem_for, problem_response};
 
 #[derive(Tags)]
 enum ApiTags {
@@ -94,7 +95,36 @@ pub fn spec_yaml(api: &OpenApiService<Api, ()>) -> String {
             mark_optional_nullable(schema);
         }
     }
+    document_idempotency(&mut spec);
     serde_yaml_ng::to_string(&spec).unwrap_or_else(|_| api.spec_yaml())
+}
+
+/// Every POST but the upload takes an `Idempotency-Key` (handled around the operations, so
+/// poem-openapi does not see it).
+fn document_idempotency(spec: &mut serde_json::Value) {
+    use serde_json::json;
+    let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
+    for (path, ops) in paths.iter_mut() {
+        if path == "/files" {
+            continue;
+        }
+        let Some(post) = ops.get_mut("post").and_then(|p| p.as_object_mut()) else { continue };
+        let parameter = json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes a retry safe: the first answer to this key (per caller, for a day) is answered \
+                again, with `Idempotent-Replayed: true`; the same key with a different request is 409 CONFLICT. \
+                Ignored without a valid bearer token.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
+        });
+        match post.get_mut("parameters").and_then(|p| p.as_array_mut()) {
+            Some(list) => list.push(parameter),
+            None => {
+                post.insert("parameters".into(), json!([parameter]));
+            }
+        }
+    }
 }
 
 fn mark_optional_nullable(schema: &mut serde_json::Value) {

@@ -104,6 +104,12 @@ impl From<AppError> for ProblemResponse {
 
 /// A problem+json response for errors raised outside the handlers (unknown route, malformed
 /// JSON, missing bearer, body too large), so that every error has the same shape.
+/// The problem+json answer for `e`, outside an operation.
+pub fn problem_for(e: AppError) -> poem::Response {
+    use poem::IntoResponse;
+    ProblemResponse::from(e).into_response()
+}
+
 pub fn problem_response(status: StatusCode, detail: String) -> poem::Response {
     let code = match status.as_u16() {
         401 => ErrorCode::Unauthenticated,

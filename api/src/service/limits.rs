@@ -23,6 +23,8 @@ pub struct LimitSettings {
     pub typing_per_sec: u32,
     /// Calls per minute an app's keys may make, all keys together.
     pub app_per_min: u32,
+    /// How long an `Idempotency-Key`'s answer is kept.
+    pub idempotency_ttl: std::time::Duration,
     /// Not a rate but a bound all the same: whose presence a user may see.
     pub presence_visibility: PresenceVisibility,
 }

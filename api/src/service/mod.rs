@@ -31,6 +31,7 @@ mod batch;
 pub(crate) mod conversations;
 pub mod files;
 mod heal;
+pub mod idempotency;
 mod keys;
 mod limits;
 pub mod live;
@@ -183,6 +184,7 @@ pub struct ServiceSet {
     pub admin: Arc<Admin>,
     pub apps: Arc<Apps>,
     pub webhooks: Arc<Webhooks>,
+    pub idempotency: Arc<idempotency::Idempotency>,
 }
 
 impl Services {
@@ -218,7 +220,20 @@ impl Services {
         let admin = Arc::new(Admin::new(ctx.clone(), presence, auth.clone(), users.clone(), messages.clone()));
         let apps = Arc::new(Apps::new(ctx.clone(), auth.clone()));
         let webhooks = Webhooks::new(ctx.clone(), webhooks, Some(background));
-        Services(Arc::new(ServiceSet { ctx, users, auth, conversations, files, messages, live, admin, apps, webhooks }))
+        let idempotency = Arc::new(idempotency::Idempotency::new(ctx.clone(), limits.idempotency_ttl));
+        Services(Arc::new(ServiceSet {
+            ctx,
+            users,
+            auth,
+            conversations,
+            files,
+            messages,
+            live,
+            admin,
+            apps,
+            webhooks,
+            idempotency,
+        }))
     }
 
     /// Drops rate-limiter state for keys that are idle again.

@@ -9,6 +9,7 @@ pub mod attachment;
 pub mod audit;
 pub mod blob;
 pub mod conversation;
+pub mod idempotency;
 pub mod message;
 pub mod participant;
 pub mod session;

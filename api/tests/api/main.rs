@@ -17,6 +17,7 @@ mod contracts;
 mod conversations;
 mod edge;
 mod files;
+mod idempotency;
 mod limits;
 mod live_trust;
 mod messages;
