@@ -111,6 +111,59 @@ pub async fn claim<C: ConnectionTrait>(
     Ok(rows)
 }
 
+/// Leases the pending deliveries that follow `head` in its (endpoint, conversation) queue,
+/// up to `limit`, in order: the worker holding the head sends them one after the other, and
+/// no other worker can take one while it does.
+pub async fn claim_run<C: ConnectionTrait>(
+    db: &C,
+    head: &Model,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let pg = backend == DbBackend::Postgres;
+    let p = |i: usize| if pg { format!("${i}") } else { "?".to_owned() };
+    let lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET lease_until = {} WHERE pos IN ( \
+           SELECT pos FROM webhook_deliveries WHERE endpoint_id = {} AND conversation_id = {} \
+             AND state = 'pending' AND pos > {} AND next_attempt_at <= {} \
+             AND (lease_until IS NULL OR lease_until < {}) \
+           ORDER BY pos LIMIT {}{lock}) \
+         RETURNING *",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        if pg { p(5) } else { p(6) },
+        if pg { p(6) } else { p(7) },
+    );
+    let mut values: Vec<sea_orm::Value> =
+        vec![lease_until.into(), head.endpoint_id.into(), head.conversation_id.into(), head.pos.into(), now.into()];
+    if !pg {
+        values.push(now.into());
+    }
+    values.push((limit as i64).into());
+    let mut rows = Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(db).await?;
+    rows.sort_by_key(|d| d.pos);
+    Ok(rows)
+}
+
+/// Lets go of leased deliveries that were not tried (the one before them failed).
+pub async fn release<C: ConnectionTrait>(db: &C, positions: &[i64]) -> Result<(), DbErr> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(Column::Pos.is_in(positions.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// What one attempt came to.
 #[derive(Clone, Debug)]
 pub struct Outcome {

@@ -59,6 +59,8 @@ const DISPATCH_BATCH: u64 = 500;
 /// Deliveries one worker claims at a time, and sends at once.
 const CLAIM_BATCH: u64 = 64;
 const SEND_CONCURRENCY: usize = 16;
+/// Deliveries behind a claimed head that its worker takes along.
+const RUN_BATCH: u64 = 49;
 /// How often the backlog gauges are refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -490,16 +492,25 @@ impl Webhooks {
         Ok(events.len() as u64 == DISPATCH_BATCH)
     }
 
-    /// Claims and sends one round of due deliveries; answers how many were sent.
+    /// Claims and sends one round of due deliveries; answers how many were sent. Each claimed
+    /// head comes with the run of pending deliveries behind it in its (endpoint,
+    /// conversation) queue, sent one after the other in one task: order holds, and a busy
+    /// conversation costs one claim per run instead of one per event.
     async fn deliver_due(&self) -> AppResult<usize> {
         let now = self.ctx.now();
         let lease = chrono::Duration::from_std(self.settings.timeout * 3 + Duration::from_secs(5))
             .unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let claimed = webhook_delivery::claim(&self.ctx.db, now, now + lease, CLAIM_BATCH).await?;
-        if claimed.is_empty() {
+        let heads = webhook_delivery::claim(&self.ctx.db, now, now + lease, CLAIM_BATCH).await?;
+        if heads.is_empty() {
             return Ok(0);
         }
-        let endpoint_ids: Vec<Uuid> = claimed.iter().map(|d| d.endpoint_id).collect();
+        let mut queues = Vec::with_capacity(heads.len());
+        for head in heads {
+            let mut run = webhook_delivery::claim_run(&self.ctx.db, &head, now, now + lease, RUN_BATCH).await?;
+            run.insert(0, head);
+            queues.push(run);
+        }
+        let endpoint_ids: Vec<Uuid> = queues.iter().map(|q| q[0].endpoint_id).collect();
         let endpoints: HashMap<Uuid, webhook_endpoint::Model> = webhook_endpoint::Entity::find()
             .filter(sea_orm::ColumnTrait::is_in(&webhook_endpoint::Column::Id, endpoint_ids))
             .all(&self.ctx.db)
@@ -507,7 +518,7 @@ impl Webhooks {
             .into_iter()
             .map(|e| (e.id, e))
             .collect();
-        let positions: Vec<i64> = claimed.iter().map(|d| d.event_pos).collect();
+        let positions: Vec<i64> = queues.iter().flatten().map(|d| d.event_pos).collect();
         let events: HashMap<i64, webhook_event::Model> = webhook_event::Entity::find()
             .filter(sea_orm::ColumnTrait::is_in(&webhook_event::Column::Pos, positions))
             .all(&self.ctx.db)
@@ -515,15 +526,30 @@ impl Webhooks {
             .into_iter()
             .map(|e| (e.pos, e))
             .collect();
-        let n = claimed.len();
-        futures_util::stream::iter(claimed)
-            .for_each_concurrent(SEND_CONCURRENCY, |delivery| {
-                let endpoint = endpoints.get(&delivery.endpoint_id);
-                let event = events.get(&delivery.event_pos);
+        let n = queues.iter().map(Vec::len).sum();
+        futures_util::stream::iter(queues)
+            .for_each_concurrent(SEND_CONCURRENCY, |queue| {
+                let endpoint = endpoints.get(&queue[0].endpoint_id);
+                let events = &events;
                 async move {
-                    let (Some(endpoint), Some(event)) = (endpoint, event) else { return };
-                    if let Err(e) = self.send(delivery, endpoint, event).await {
-                        tracing::warn!(error = %e, "could not record a webhook attempt; its lease will run out and it is retried");
+                    let Some(endpoint) = endpoint else { return };
+                    let mut rest = queue.into_iter();
+                    while let Some(delivery) = rest.next() {
+                        let Some(event) = events.get(&delivery.event_pos) else { break };
+                        match self.send(delivery, endpoint, event).await {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(
+                                error = %e,
+                                "could not record a webhook attempt; its lease will run out and it is retried"
+                            ),
+                        }
+                        // The one before them did not get through: the rest wait behind it.
+                        let untried: Vec<i64> = rest.map(|d| d.pos).collect();
+                        if let Err(e) = webhook_delivery::release(&self.ctx.db, &untried).await {
+                            tracing::warn!(error = %e, "could not release webhook deliveries; their lease runs out");
+                        }
+                        break;
                     }
                 }
             })
@@ -531,13 +557,13 @@ impl Webhooks {
         Ok(n)
     }
 
-    /// One attempt of `delivery`, recorded.
+    /// One attempt of `delivery`, recorded; true if it was delivered.
     async fn send(
         &self,
         delivery: webhook_delivery::Model,
         endpoint: &webhook_endpoint::Model,
         event: &webhook_event::Model,
-    ) -> AppResult<()> {
+    ) -> AppResult<bool> {
         let (outcome, took) = deliver::attempt(&self.client, &self.allowed, endpoint, event, self.ctx.now()).await;
         let now = self.ctx.now();
         let db = &self.ctx.db;
@@ -563,7 +589,7 @@ impl Webhooks {
             webhook_endpoint::record_success(db, endpoint.id).await?;
             m::webhook_attempt("delivered", took);
             m::webhook_delivered(event.created_at);
-            return Ok(());
+            return Ok(true);
         }
         let failures = delivery.attempts + 1;
         let next = now
@@ -575,11 +601,13 @@ impl Webhooks {
             if webhook_endpoint::disable(db, endpoint.id, "the endpoint answered 410 Gone", now).await? {
                 tracing::warn!("webhook endpoint disabled: it answered 410 Gone");
             }
-            return Ok(());
+            return Ok(false);
         }
         m::webhook_attempt("failed", took);
         tracing::info!(error = outcome.error.as_deref().unwrap_or(""), "webhook attempt failed; retrying");
-        let Some(now_endpoint) = webhook_endpoint::record_failure(db, endpoint.id, now).await? else { return Ok(()) };
+        let Some(now_endpoint) = webhook_endpoint::record_failure(db, endpoint.id, now).await? else {
+            return Ok(false);
+        };
         let window =
             chrono::Duration::from_std(self.settings.retry_window).unwrap_or_else(|_| chrono::Duration::days(3));
         let too_long = now_endpoint.failing_since.is_some_and(|since| now - since >= window);
@@ -595,7 +623,7 @@ impl Webhooks {
                 tracing::warn!(reason, "webhook endpoint disabled");
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn refresh_gauges(&self) {
