@@ -258,6 +258,11 @@ fn describe() {
         "Requests answered UNAVAILABLE (503, retry later), by surface (rest, graphql)."
     );
     describe_counter!(
+        IDEMPOTENT_REQUESTS,
+        Unit::Count,
+        "REST POSTs with an Idempotency-Key by outcome: stored, replayed, conflict, in_progress."
+    );
+    describe_counter!(
         APP_REQUESTS,
         Unit::Count,
         "Calls made with an app's API key, by app (its name; at most 50 apps, then other)."
