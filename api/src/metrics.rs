@@ -22,6 +22,7 @@ pub const SEND_BATCH_SIZE: &str = "syncchat_send_batch_size";
 pub const REGISTRATIONS: &str = "syncchat_registrations_total";
 pub const LOGINS: &str = "syncchat_logins_total";
 pub const CONVERSATIONS_CREATED: &str = "syncchat_conversations_created_total";
+pub const CONVERSATIONS_RENAMED: &str = "syncchat_conversations_renamed_total";
 pub const RATE_LIMITED: &str = "syncchat_rate_limited_total";
 pub const EVENTS_PUBLISHED: &str = "syncchat_events_published_total";
 pub const BUILD_INFO: &str = "syncchat_build_info";
@@ -95,6 +96,7 @@ fn zero_series() {
     for kind in ["direct", "group"] {
         counter!(CONVERSATIONS_CREATED, "kind" => kind).absolute(0);
     }
+    counter!(CONVERSATIONS_RENAMED).absolute(0);
     counter!(REGISTRATIONS).absolute(0);
     for outcome in ["ok", "invalid", "disabled"] {
         counter!(LOGINS, "outcome" => outcome).absolute(0);
@@ -126,7 +128,7 @@ fn zero_series() {
         counter!(FILE_UPLOADS, "via" => via).absolute(0);
     }
     counter!(FILE_UPLOAD_BYTES).absolute(0);
-    for reason in ["too_large", "type_not_allowed", "empty", "bad_request"] {
+    for reason in ["too_large", "type_not_allowed", "bad_request"] {
         counter!(FILE_REJECTIONS, "reason" => reason).absolute(0);
     }
     for op in ["put", "get", "delete"] {
@@ -172,6 +174,7 @@ fn describe() {
     describe_counter!(REGISTRATIONS, Unit::Count, "Users registered.");
     describe_counter!(LOGINS, Unit::Count, "Login attempts by outcome.");
     describe_counter!(CONVERSATIONS_CREATED, Unit::Count, "Conversations created by kind.");
+    describe_counter!(CONVERSATIONS_RENAMED, Unit::Count, "Group conversations renamed.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Committed events published to the event bus, by kind.");
     describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; labels carry the version and node.");
@@ -347,6 +350,10 @@ pub fn login(outcome: &'static str) {
 
 pub fn conversation_created(kind: &'static str) {
     counter!(CONVERSATIONS_CREATED, "kind" => kind).increment(1);
+}
+
+pub fn conversation_renamed() {
+    counter!(CONVERSATIONS_RENAMED).increment(1);
 }
 
 pub fn rate_limited(limit: &'static str) {

@@ -118,7 +118,7 @@ fn allowed_methods(path: &str) -> Option<String> {
     Some(allowed.join(", "))
 }
 
-fn error_response(err: poem::Error) -> Response {
+pub(crate) fn error_response(err: poem::Error) -> Response {
     let status = err.status();
     let text = err.to_string();
     let message = status.is_server_error().then(|| text.clone());

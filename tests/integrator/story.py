@@ -38,12 +38,14 @@ from syncchat_client.api.webhooks import (
 from syncchat_client.models import (
     AppInput,
     CreateConversationInput,
+    EventType,
     LoginInput,
     NewMessage,
     NewWebhook,
     Problem,
     RegisterInput,
     Replay,
+    Scope,
     UploadFileBody,
 )
 from syncchat_client.types import File
@@ -73,7 +75,7 @@ def main():
     admin = AuthenticatedClient(base_url=api, token=session.access_token, raise_on_unexpected_status=False)
 
     step("the admin registers an app; its first key is shown once")
-    scopes = ["conversations:read", "conversations:write", "messages:read", "messages:write", "users:read", "files:write", "webhooks:manage"]
+    scopes = list(Scope)  # the spec's enum: every scope there is
     made = ok(create_app.sync_detailed(client=admin, body=AppInput(name="Story Bot", scopes=scopes, description="the integrator story")))
     assert made.key.secret.startswith(f"sck_{made.key.prefix}_"), made.key.secret
     assert made.bot_user.is_bot is True
@@ -114,7 +116,7 @@ def main():
 
     step("the bot registers a webhook; the next message arrives signed")
     out = tempfile.mkdtemp()
-    hook = ok(create_webhook.sync_detailed(client=bot, body=NewWebhook(url="http://127.0.0.1:1/placeholder", events=["message.created"])))
+    hook = ok(create_webhook.sync_detailed(client=bot, body=NewWebhook(url="http://127.0.0.1:1/placeholder", events=[EventType.MESSAGE_CREATED])))
     # The receiver needs the secret, and the endpoint needs the receiver's port: start it,
     # then point the endpoint at it.
     receiver = subprocess.Popen(
@@ -158,7 +160,7 @@ def main():
         receiver.kill()
 
     step("a key without a scope is refused, naming it; a revoked key stops")
-    narrow = ok(create_app.sync_detailed(client=admin, body=AppInput(name="Reader", scopes=["messages:read"])))
+    narrow = ok(create_app.sync_detailed(client=admin, body=AppInput(name="Reader", scopes=[Scope.MESSAGESREAD])))
     reader = AuthenticatedClient(base_url=api, token=narrow.key.secret, raise_on_unexpected_status=False)
     refused = send_message.sync_detailed(conv.id, client=reader, body=NewMessage(body="no"))
     assert refused.status_code == 403 and isinstance(refused.parsed, Problem), refused

@@ -8,7 +8,8 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let value = raw.trim().to_lowercase();
         let invalid = || AppError::bad_input("email", "email must look like name@example.com");
-        if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Characters, as the spec's maxLength counts them.
+        if value.chars().count() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
         let (local, domain) = value.split_once('@').ok_or_else(invalid)?;
@@ -17,7 +18,7 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..");
-        if local.is_empty() || local.len() > 64 || !domain_ok {
+        if local.is_empty() || local.chars().count() > 64 || !domain_ok {
             return Err(invalid());
         }
         Ok(Self(value))

@@ -15,7 +15,8 @@ impl MessageBody {
             return Err(AppError::bad_input("body", "message body must not be empty"));
         }
         refuse_control("body", trimmed, &['\n', '\r', '\t'])?;
-        if trimmed.chars().count() > MAX_BODY_CHARS {
+        // As sent, spaces included: what the spec's maxLength says, on both façades.
+        if raw.chars().count() > MAX_BODY_CHARS {
             return Err(AppError::bad_input(
                 "body",
                 format!("message body must be at most {MAX_BODY_CHARS} characters"),
@@ -40,7 +41,8 @@ mod tests {
         assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
         assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
         // Surrounding whitespace does not count towards the limit.
-        assert!(MessageBody::parse(&format!("  {}  ", "a".repeat(4000))).is_ok());
+        assert!(MessageBody::parse(&format!("  {}  ", "a".repeat(3996))).is_ok());
+        assert!(MessageBody::parse(&format!("  {}  ", "a".repeat(4000))).is_err(), "counted as sent");
     }
 
     #[test]

@@ -9,8 +9,8 @@ pub struct Title(String);
 impl Title {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let trimmed = raw.trim();
-        let len = trimmed.chars().count();
-        if len == 0 || len > 200 {
+        // Non-blank, and at most 200 characters as sent (the spec's maxLength).
+        if trimmed.is_empty() || raw.chars().count() > 200 {
             return Err(AppError::bad_input("title", "title must be 1 to 200 characters"));
         }
         refuse_control("title", trimmed, &[])?;

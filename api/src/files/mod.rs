@@ -6,6 +6,8 @@
 pub mod sniff;
 pub mod thumbs;
 
+pub use thumbs::THUMBNAIL_TYPES;
+
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;

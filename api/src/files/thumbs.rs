@@ -6,6 +6,9 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageReader, Limits};
 
+/// What a thumbnail is: PNG when the image has transparency, JPEG otherwise.
+pub const THUMBNAIL_TYPES: &[&str] = &["image/png", "image/jpeg"];
+
 pub const THUMB_MAX: u32 = 320;
 /// The largest canvas decoded for a thumbnail: 40 megapixels, 16,384 px on a side.
 const MAX_PIXELS: u64 = 40_000_000;
@@ -44,12 +47,12 @@ pub fn make(bytes: &[u8]) -> Result<Thumbnail, String> {
     let mut out = Cursor::new(Vec::new());
     let content_type = if thumb.color().has_alpha() {
         thumb.write_to(&mut out, image::ImageFormat::Png).map_err(|e| e.to_string())?;
-        "image/png"
+        THUMBNAIL_TYPES[0]
     } else {
         let rgb = DynamicImage::ImageRgb8(thumb.to_rgb8());
         let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80);
         rgb.write_with_encoder(encoder).map_err(|e| e.to_string())?;
-        "image/jpeg"
+        THUMBNAIL_TYPES[1]
     };
     Ok(Thumbnail { bytes: out.into_inner(), content_type, width: thumb.width(), height: thumb.height(), original })
 }

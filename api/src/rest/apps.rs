@@ -93,12 +93,12 @@ impl AppApi {
     }
 
     /// Revoke a key: refused at once on every node, and its WebSocket connections close.
-    #[oai(path = "/:id/keys/:key_id", method = "delete", operation_id = "revokeAppKey")]
+    #[oai(path = "/:id/keys/:keyId", method = "delete", operation_id = "revokeAppKey")]
     async fn revoke_key(
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        key_id: Path<Uuid>,
+        #[oai(name = "keyId")] key_id: Path<Uuid>,
     ) -> Result<Json<Done>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;

@@ -15,6 +15,7 @@ pub struct AuthApi {
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct RefreshRequest {
+    #[oai(deserialize_with = "crate::rest::strict::text")]
     refresh_token: String,
 }
 

@@ -6,6 +6,7 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use super::{ApiTags, BearerAuth, ProblemResponse, svc};
+use crate::service::conversations::UpdateConversationInput;
 use crate::service::views::ConversationView;
 use crate::service::{CreateConversationInput, Services};
 
@@ -23,6 +24,7 @@ struct ConversationList {
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct AddParticipantsRequest {
+    #[oai(validator(min_items = 1, max_items = 100))]
     user_ids: Vec<Uuid>,
 }
 
@@ -39,6 +41,7 @@ impl ConversationApi {
         &self,
         auth: BearerAuth,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u64>>,
+        #[oai(validator(pattern = r"^[0-9]{1,17}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))]
         after: Query<Option<String>>,
     ) -> Result<Json<ConversationList>, ProblemResponse> {
         let services = svc(&self.services)?;
@@ -64,6 +67,19 @@ impl ConversationApi {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         Ok(Json(services.conversations.get(&caller, id.0).await?))
+    }
+
+    /// Rename a group conversation (any participant may; a direct one has no title: 409).
+    #[oai(path = "/:id", method = "patch", operation_id = "updateConversation")]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: Json<UpdateConversationInput>,
+    ) -> Result<Json<ConversationView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.conversations.update(&caller, id.0, body.0).await?))
     }
 
     /// Add people to a group conversation.

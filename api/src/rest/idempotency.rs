@@ -13,7 +13,8 @@ pub const HEADER: &str = "idempotency-key";
 
 /// Runs `req` through `ep`, or answers it from its key.
 pub async fn around<E: Endpoint>(ep: &E, mut req: Request, services: &Services) -> poem::Result<Response> {
-    let Some(key) = req.header(HEADER).map(str::to_owned) else {
+    // Raw bytes: a value that is not visible ASCII is refused below, not taken for no key.
+    let Some(key) = req.headers().get(HEADER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()) else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
     if req.method() != Method::POST || req.uri().path().ends_with("/files") {
@@ -47,7 +48,9 @@ pub async fn around<E: Endpoint>(ep: &E, mut req: Request, services: &Services) 
     req.set_body(Body::from_vec(body));
     let resp = match ep.call(req).await {
         Ok(resp) => resp.into_response(),
-        Err(err) => err.into_response(),
+        // Refused before a handler ran (a parameter or body it could not read): the same
+        // problem+json the client gets without a key, kept and replayed as such.
+        Err(err) => crate::web::error_response(err),
     };
     let (parts, body) = resp.into_parts();
     let bytes = body.into_vec().await.unwrap_or_default();

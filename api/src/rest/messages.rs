@@ -25,19 +25,42 @@ struct MessageList {
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct NewMessage {
+    /// 1 to 4,000 characters; line breaks and tabs are kept, other control characters refused.
+    #[oai(
+        deserialize_with = "crate::rest::strict::text",
+        validator(
+            max_length = 4000,
+            pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+        )
+    )]
     body: String,
+    /// Up to 64 characters, chosen by the client to make retries safe.
+    #[oai(
+        deserialize_with = "crate::rest::strict::optional_text",
+        validator(max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     client_message_id: Option<String>,
-    #[oai(default)]
+    /// Files to attach (uploaded by the sender), at most 10.
+    #[oai(default, validator(max_items = 10))]
     attachment_ids: Vec<Uuid>,
 }
 
 #[derive(Object)]
 struct EditMessage {
+    #[oai(
+        deserialize_with = "crate::rest::strict::text",
+        validator(
+            max_length = 4000,
+            pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+        )
+    )]
     body: String,
 }
 
 #[derive(Object)]
 struct MarkRead {
+    /// Up to the conversation's last message (409 beyond it).
+    #[oai(validator(minimum(value = "0")))]
     seq: i64,
 }
 

@@ -12,6 +12,7 @@ pub mod idempotency;
 mod messages;
 mod presence;
 mod problem;
+pub mod strict;
 mod users;
 mod webhooks;
 
@@ -96,6 +97,8 @@ pub fn spec_yaml(api: &OpenApiService<Api, ()>) -> String {
         }
     }
     document_idempotency(&mut spec);
+    document_downloads(&mut spec);
+    document_links(&mut spec);
     serde_yaml_ng::to_string(&spec).unwrap_or_else(|_| api.spec_yaml())
 }
 
@@ -124,6 +127,107 @@ fn document_idempotency(spec: &mut serde_json::Value) {
                 post.insert("parameters".into(), json!([parameter]));
             }
         }
+    }
+}
+
+/// A download is served with the type detected at upload (one of the accepted types; a
+/// thumbnail is PNG or JPEG), not as `application/octet-stream`: list them (poem-openapi
+/// gives a binary answer one type).
+fn document_downloads(spec: &mut serde_json::Value) {
+    use serde_json::{Map, Value, json};
+    let binary = |types: &[&str]| -> Value {
+        let map: Map<String, Value> = types
+            .iter()
+            .map(|t| ((*t).to_owned(), json!({"schema": {"type": "string", "format": "binary"}})))
+            .collect();
+        Value::Object(map)
+    };
+    let downloads: [(&str, &[&str]); 2] = [
+        ("/files/{id}", crate::files::sniff::DEFAULT_ALLOWED),
+        ("/files/{id}/thumbnail", crate::files::THUMBNAIL_TYPES),
+    ];
+    for (path, types) in downloads {
+        for status in ["200", "206"] {
+            let pointer = format!("/paths/{}/get/responses/{status}/content", path.replace('/', "~1"));
+            if let Some(content) = spec.pointer_mut(&pointer) {
+                *content = binary(types);
+            }
+        }
+    }
+}
+
+/// OpenAPI links from the operations that make something to those that use it, so that a
+/// stateful client (schemathesis) follows real ids instead of guessing them.
+fn document_links(spec: &mut serde_json::Value) {
+    use serde_json::{Map, Value, json};
+    // (path, method of the operation that makes it, [(link name, operationId, [(parameter, expression)])])
+    type Link = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+    const BY_BODY_ID: &[(&str, &str)] = &[("id", "$response.body#/id")];
+    let table: [(&str, &str, &[Link]); 6] = [
+        (
+            "/apps",
+            "post",
+            &[
+                ("getApp", "getApp", BY_BODY_ID),
+                ("updateApp", "updateApp", BY_BODY_ID),
+                ("createAppKey", "createAppKey", BY_BODY_ID),
+                ("listAppKeys", "listAppKeys", BY_BODY_ID),
+                ("revokeAppKey", "revokeAppKey", &[("id", "$response.body#/id"), ("keyId", "$response.body#/key/id")]),
+                ("deleteApp", "deleteApp", BY_BODY_ID),
+            ],
+        ),
+        (
+            "/apps/{id}/keys",
+            "post",
+            &[("revokeAppKey", "revokeAppKey", &[("id", "$request.path.id"), ("keyId", "$response.body#/id")])],
+        ),
+        (
+            "/conversations",
+            "post",
+            &[
+                ("getConversation", "getConversation", BY_BODY_ID),
+                ("listMessages", "listMessages", BY_BODY_ID),
+                ("sendMessage", "sendMessage", BY_BODY_ID),
+                ("markRead", "markRead", BY_BODY_ID),
+                ("addParticipants", "addParticipants", BY_BODY_ID),
+                ("leaveConversation", "leaveConversation", BY_BODY_ID),
+            ],
+        ),
+        (
+            "/conversations/{id}/messages",
+            "post",
+            &[("editMessage", "editMessage", BY_BODY_ID), ("deleteMessage", "deleteMessage", BY_BODY_ID)],
+        ),
+        (
+            "/files",
+            "post",
+            &[("downloadFile", "downloadFile", BY_BODY_ID), ("downloadThumbnail", "downloadThumbnail", BY_BODY_ID)],
+        ),
+        (
+            "/webhooks",
+            "post",
+            &[
+                ("getWebhook", "getWebhook", BY_BODY_ID),
+                ("updateWebhook", "updateWebhook", BY_BODY_ID),
+                ("rotateWebhookSecret", "rotateWebhookSecret", BY_BODY_ID),
+                ("listWebhookDeliveries", "listWebhookDeliveries", BY_BODY_ID),
+                ("replayWebhook", "replayWebhook", BY_BODY_ID),
+                ("deleteWebhook", "deleteWebhook", BY_BODY_ID),
+            ],
+        ),
+    ];
+    for (path, method, links) in table {
+        let pointer = format!("/paths/{}/{method}/responses/200", path.replace('/', "~1"));
+        let Some(response) = spec.pointer_mut(&pointer).and_then(Value::as_object_mut) else { continue };
+        let links: Map<String, Value> = links
+            .iter()
+            .map(|(name, operation, parameters)| {
+                let parameters: Map<String, Value> =
+                    parameters.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+                ((*name).to_owned(), json!({"operationId": operation, "parameters": parameters}))
+            })
+            .collect();
+        response.insert("links".into(), Value::Object(links));
     }
 }
 

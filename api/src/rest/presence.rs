@@ -23,7 +23,13 @@ impl PresenceApi {
     async fn presence(
         &self,
         auth: BearerAuth,
-        #[oai(name = "userIds")] user_ids: Query<String>,
+        #[oai(
+            name = "userIds",
+            validator(
+                pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,199}$"
+            )
+        )]
+        user_ids: Query<String>,
     ) -> Result<Json<Vec<PresenceView>>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;

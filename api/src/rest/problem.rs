@@ -121,10 +121,14 @@ pub fn problem_response(status: StatusCode, detail: String) -> poem::Response {
         400..=499 => ErrorCode::BadUserInput,
         _ => ErrorCode::Internal,
     };
-    let body = problem(code, status.as_u16(), detail, None, None);
+    let (field, detail) = if status == StatusCode::BAD_REQUEST { explain_refusal(&detail) } else { (None, detail) };
+    let body = problem(code, status.as_u16(), detail, field.as_deref(), None);
     let mut json = serde_json::json!({
         "type": body.ty, "title": body.title, "status": body.status, "detail": body.detail, "code": body.code,
     });
+    if let Some(field) = body.field {
+        json["field"] = field.into();
+    }
     let mut response = poem::Response::builder().status(status).content_type("application/problem+json");
     if code == ErrorCode::Unavailable {
         crate::metrics::request_unavailable("rest");
@@ -133,4 +137,77 @@ pub fn problem_response(status: StatusCode, detail: String) -> poem::Response {
         response = response.header("retry-after", secs);
     }
     response.body(json.to_string())
+}
+
+/// A limit the spec states (a `validator` on a parameter or field), refused by poem-openapi
+/// before the handler runs: its message names the field and the validator; this turns it into
+/// the problem's `field` and a sentence. Any other parse error is passed on as it is.
+fn explain_refusal(text: &str) -> (Option<String>, String) {
+    let between = |start: &str| {
+        text.find(start).and_then(|i| {
+            let rest = &text[i + start.len()..];
+            rest.find('`').map(|end| rest[..end].to_owned())
+        })
+    };
+    let field = between("field `").or_else(|| between("parameter `"));
+    let Some(field) = field else { return (None, text.to_owned()) };
+    let Some(rule) = text.split("verification failed. ").nth(1) else { return (Some(field), text.to_owned()) };
+    let number = |name: &str| {
+        rule.strip_prefix(name)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.split([',', ')']).next())
+            .map(str::to_owned)
+    };
+    let sentence = if let Some(n) = number("maxLength") {
+        format!("must be at most {n} characters")
+    } else if let Some(n) = number("minLength") {
+        format!("must be at least {n} characters")
+    } else if let Some(n) = number("maxItems") {
+        format!("must hold at most {n} items")
+    } else if let Some(n) = number("minItems") {
+        format!("must hold at least {n} item{}", if n == "1" { "" } else { "s" })
+    } else if let Some(n) = number("maximum") {
+        format!("must be at most {n}")
+    } else if let Some(n) = number("minimum") {
+        format!("must be at least {n}")
+    } else if rule.starts_with("pattern(") {
+        pattern_sentence(rule).to_owned()
+    } else {
+        rule.to_owned()
+    };
+    (Some(field.clone()), format!("{field} {sentence}"))
+}
+
+/// What a pattern of the spec asks for, in words.
+fn pattern_sentence(rule: &str) -> &'static str {
+    if rule.contains(r"\ufeff]") {
+        "must not be blank and must not contain control characters"
+    } else if rule.contains(r"^[^\x00-\x1f\x7f-\x9f]*$") {
+        "must not contain control characters"
+    } else if rule.contains("[a-z0-9_]{3,32}") {
+        "must be 3 to 32 lowercase letters, digits and underscores"
+    } else if rule.contains("@") {
+        "must look like name@example.com"
+    } else {
+        "is not in the form the API documents (see its pattern in openapi.yaml)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_by_the_spec_name_the_field_in_words() {
+        let body = r#"parse request payload error: failed to parse "NewMessage": field `body` verification failed. maxLength(4000)"#;
+        assert_eq!(explain_refusal(body), (Some("body".into()), "body must be at most 4000 characters".into()));
+        let param = "failed to parse parameter `limit`: verification failed. maximum(100, exclusive: false)";
+        assert_eq!(explain_refusal(param), (Some("limit".into()), "limit must be at most 100".into()));
+        let blank = r#"parse request payload error: failed to parse "AppInput": field `name` verification failed. pattern("^[^\x00-\x1f]*[^\x00-\x20\ufeff][^\x00-\x1f]*$")"#;
+        assert_eq!(explain_refusal(blank).1, "name must not be blank and must not contain control characters");
+        let items = r#"parse request payload error: failed to parse "AppInput": field `scopes` verification failed. minItems(1)"#;
+        assert_eq!(explain_refusal(items).1, "scopes must hold at least 1 item");
+        let other = r#"parse request payload error: Expected input type "Scope", found "admin"."#;
+        assert_eq!(explain_refusal(other), (None, other.to_owned()));
+    }
 }

@@ -35,9 +35,9 @@ impl UserApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        search: Query<Option<String>>,
+        #[oai(validator(max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))] search: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u64>>,
-        after: Query<Option<String>>,
+        #[oai(validator(max_length = 32, pattern = r"^[a-z0-9_]*$"))] after: Query<Option<String>>,
     ) -> Result<Json<UserList>, ProblemResponse> {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{ApiTags, BearerAuth, ProblemResponse, svc};
 use crate::service::Services;
+use crate::service::webhooks::payload::EventType;
 use crate::service::webhooks::views::{DeliveryView, EndpointView, EndpointWithSecret, EventView};
 use crate::service::webhooks::{EndpointChanges, NewEndpoint, ReplayRequest};
 
@@ -20,18 +21,31 @@ pub struct WebhookApi {
 #[derive(Object)]
 struct NewWebhook {
     /// Where events are POSTed (http or https; not a loopback, private or link-local address).
+    #[oai(deserialize_with = "crate::rest::strict::text", validator(max_length = 2048))]
     url: String,
     /// Event types to receive: message.created, message.edited, message.deleted,
     /// conversation.created, conversation.updated, participant.added, participant.removed,
     /// read.updated, app.added_to_conversation.
-    events: Vec<String>,
+    #[oai(validator(min_items = 1))]
+    events: Vec<EventType>,
+    /// At most 500 characters.
+    #[oai(
+        deserialize_with = "crate::rest::strict::optional_text",
+        validator(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     description: Option<String>,
 }
 
 #[derive(Object)]
 struct WebhookChanges {
+    #[oai(deserialize_with = "crate::rest::strict::optional_text", validator(max_length = 2048))]
     url: Option<String>,
-    events: Option<Vec<String>>,
+    #[oai(validator(min_items = 1))]
+    events: Option<Vec<EventType>>,
+    #[oai(
+        deserialize_with = "crate::rest::strict::optional_text",
+        validator(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     description: Option<String>,
     /// `true` re-enables a disabled endpoint: it resumes, in order, where it stopped.
     enabled: Option<bool>,
@@ -83,6 +97,10 @@ struct Deleted {
     ok: bool,
 }
 
+fn names(types: &[EventType]) -> Vec<String> {
+    types.iter().map(|t| t.as_str().to_owned()).collect()
+}
+
 #[OpenApi(tag = "ApiTags::Webhooks")]
 impl WebhookApi {
     /// Register a webhook endpoint for the calling app (needs `webhooks:manage`). The answer
@@ -96,7 +114,7 @@ impl WebhookApi {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         let b = body.0;
-        let input = NewEndpoint { url: b.url, events: b.events, description: b.description };
+        let input = NewEndpoint { url: b.url, events: names(&b.events), description: b.description };
         Ok(Json(services.webhooks.create(&caller, input).await?))
     }
 
@@ -126,7 +144,12 @@ impl WebhookApi {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         let b = body.0;
-        let changes = EndpointChanges { url: b.url, events: b.events, description: b.description, enabled: b.enabled };
+        let changes = EndpointChanges {
+            url: b.url,
+            events: b.events.as_deref().map(names),
+            description: b.description,
+            enabled: b.enabled,
+        };
         Ok(Json(services.webhooks.update(&caller, id.0, changes).await?))
     }
 
@@ -153,7 +176,7 @@ impl WebhookApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        before: Query<Option<String>>,
+        #[oai(validator(pattern = r"^[0-9]{1,18}$"))] before: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u64>>,
     ) -> Result<Json<DeliveryList>, ProblemResponse> {
         let services = svc(&self.services)?;
@@ -185,7 +208,7 @@ impl WebhookApi {
     async fn events(
         &self,
         auth: BearerAuth,
-        after: Query<Option<String>>,
+        #[oai(validator(pattern = r"^[0-9]{1,18}$"))] after: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<Option<u64>>,
     ) -> Result<Json<EventList>, ProblemResponse> {
         let services = svc(&self.services)?;

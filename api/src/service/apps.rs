@@ -10,7 +10,7 @@ use sea_orm::{Set, TransactionTrait};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::scopes::Scopes;
+use super::scopes::{Scope, Scopes};
 use super::views::UserRef;
 use super::{Accounts, Caller, Context, keys};
 use crate::error::{AppError, AppResult};
@@ -30,8 +30,7 @@ pub struct AppView {
     pub id: Uuid,
     pub name: String,
     pub description: Option<String>,
-    /// What its keys may do.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     pub bot_user: UserRef,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -73,22 +72,46 @@ pub struct AppCreated {
     pub key: NewKeyView,
 }
 
-/// What an admin gives to make (or change) an app.
+/// What an admin gives to make (or change) an app: a name (1 to 100 characters, not only
+/// spaces), an optional description (at most 500) and what its keys may do.
+// (No doc comments on the fields: poem-openapi would wrap a described enum in an `allOf`.)
 #[derive(Clone, Debug, Default, poem_openapi::Object)]
 pub struct AppInput {
+    #[oai(
+        deserialize_with = "crate::rest::strict::text",
+        validator(
+            max_length = 100,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
+    #[oai(
+        deserialize_with = "crate::rest::strict::optional_text",
+        validator(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     pub description: Option<String>,
-    /// Scope names: conversations:read, conversations:write, messages:read, messages:write,
-    /// users:read, files:write, webhooks:manage.
-    pub scopes: Vec<String>,
+    #[oai(validator(min_items = 1))]
+    pub scopes: Vec<Scope>,
 }
 
-/// Changes to an app; `None` leaves a field as it is.
+/// Changes to an app; a field left out stays as it is.
 #[derive(Clone, Debug, Default, poem_openapi::Object)]
 pub struct AppChanges {
+    #[oai(
+        deserialize_with = "crate::rest::strict::optional_text",
+        validator(
+            max_length = 100,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: Option<String>,
+    #[oai(
+        deserialize_with = "crate::rest::strict::optional_text",
+        validator(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     pub description: Option<String>,
-    pub scopes: Option<Vec<String>>,
+    #[oai(validator(min_items = 1))]
+    pub scopes: Option<Vec<Scope>>,
 }
 
 /// The apps area.
@@ -128,11 +151,11 @@ fn check_description(description: Option<String>) -> AppResult<Option<String>> {
     Ok(description.map(|d| check_text("description", &d, MAX_DESCRIPTION)).transpose()?.filter(|d| !d.is_empty()))
 }
 
-fn check_scopes(scopes: &[String]) -> AppResult<Scopes> {
+fn check_scopes(scopes: &[Scope]) -> AppResult<Scopes> {
     if scopes.is_empty() {
         return Err(AppError::bad_input("scopes", "give at least one scope"));
     }
-    Scopes::parse_all(scopes)
+    Ok(Scopes::of(scopes.iter().copied()))
 }
 
 /// The bot's username: the app's name in `[a-z0-9_]`, then `_bot` (3-32 characters).
@@ -361,7 +384,7 @@ fn key_row(app_id: Uuid, prefix: &str, hash: String, now: DateTime<Utc>) -> api_
 fn app_view(found: app::Model, bot: user::Model, keys: Vec<api_key::Model>) -> AppView {
     AppView {
         id: found.id,
-        scopes: Scopes::from_stored(&found.scopes).names(),
+        scopes: Scopes::from_stored(&found.scopes).to_vec(),
         name: found.name,
         description: found.description,
         bot_user: UserRef::from(bot),

@@ -25,9 +25,24 @@ use crate::storage::{session, user};
 #[derive(Debug, Clone, async_graphql::InputObject, poem_openapi::Object)]
 #[oai(rename_all = "camelCase")]
 pub struct RegisterInput {
+    /// 3 to 32 lowercase letters, digits and underscores.
+    #[oai(deserialize_with = "crate::rest::strict::text", validator(pattern = r"^[a-z0-9_]{3,32}$"))]
     pub username: String,
+    #[oai(
+        deserialize_with = "crate::rest::strict::text",
+        validator(
+            max_length = 254,
+            pattern = r"^[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,64}@[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+(\.[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+)+$"
+        )
+    )]
     pub email: String,
+    #[oai(deserialize_with = "crate::rest::strict::text", validator(min_length = 10, max_length = 256))]
     pub password: String,
+    /// Up to 64 characters, one line.
+    #[oai(
+        deserialize_with = "crate::rest::strict::optional_text",
+        validator(max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     pub display_name: Option<String>,
 }
 
@@ -35,9 +50,18 @@ pub struct RegisterInput {
 #[oai(rename_all = "camelCase")]
 pub struct LoginInput {
     /// Username or email.
+    #[oai(
+        deserialize_with = "crate::rest::strict::text",
+        validator(
+            max_length = 254,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub login: String,
+    #[oai(deserialize_with = "crate::rest::strict::text")]
     pub password: String,
-    /// A label for this device, shown in session lists.
+    /// A label for this device, shown in session lists (cut to 100 characters).
+    #[oai(deserialize_with = "crate::rest::strict::optional_text", validator(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
     pub device: Option<String>,
 }
 

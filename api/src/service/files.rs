@@ -169,14 +169,12 @@ impl FileService {
             }
             head.extend_from_slice(&chunk[..n]);
         }
-        if head.is_empty() {
-            m::file_rejected("empty");
-            return Err(AppError::bad_input("file", "the file is empty"));
-        }
         if head.len() as u64 > max {
             return Err(too_large());
         }
-        let content_type = match sniff::detect(&head, complete) {
+        // An empty file is empty text, as every file system has it.
+        let detected = if head.is_empty() { Some("text/plain".to_owned()) } else { sniff::detect(&head, complete) };
+        let content_type = match detected {
             Some(t) if files.settings.allowed_types.contains(&t) => t,
             Some(t) => {
                 m::file_rejected("type_not_allowed");
@@ -434,9 +432,10 @@ impl FileService {
             return Ok(());
         }
         if attachment::attach(txn, sender, message_id, ids).await? != ids.len() as u64 {
-            return Err(AppError::bad_input(
-                "attachmentIds",
-                "attach only files you uploaded that are not attached to another message yet",
+            // An id that names no file of the sender's still free to attach: missing, as on
+            // every route (whether it exists for someone else is not told).
+            return Err(AppError::NotFound(
+                "attachmentIds: no file you uploaded and have not attached yet has one of these ids".into(),
             ));
         }
         Ok(())

@@ -303,10 +303,11 @@ impl Messages {
         }
         let (conv, me) = self.conversations.participation(caller, conversation_id).await?;
         if seq > conv.last_seq {
-            return Err(AppError::bad_input(
-                "seq",
-                format!("seq {seq} is beyond the conversation's last message ({})", conv.last_seq),
-            ));
+            // Well-formed, but the conversation has not got there yet: a conflict with its state.
+            return Err(AppError::Conflict(format!(
+                "seq {seq} is beyond the conversation's last message ({})",
+                conv.last_seq
+            )));
         }
         let mut last_read_seq = me.last_read_seq;
         if seq > me.last_read_seq {

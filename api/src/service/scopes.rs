@@ -18,15 +18,23 @@ use std::fmt;
 
 use crate::error::{AppError, AppResult};
 
-/// One right an app can be given. The names are the contract (DESIGN.md "Integrators").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One right an app can be given. The names are the contract (DESIGN.md "Integrators"); the
+/// REST API takes and answers them as an enum, so a generated client cannot send an unknown one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, poem_openapi::Enum)]
 pub enum Scope {
+    #[oai(rename = "conversations:read")]
     ConversationsRead,
+    #[oai(rename = "conversations:write")]
     ConversationsWrite,
+    #[oai(rename = "messages:read")]
     MessagesRead,
+    #[oai(rename = "messages:write")]
     MessagesWrite,
+    #[oai(rename = "users:read")]
     UsersRead,
+    #[oai(rename = "files:write")]
     FilesWrite,
+    #[oai(rename = "webhooks:manage")]
     WebhooksManage,
 }
 
@@ -89,19 +97,14 @@ impl Scopes {
         Scope::ALL.into_iter().filter(move |s| self.contains(*s))
     }
 
-    /// The names, in the order of [`Scope::ALL`].
-    pub fn names(self) -> Vec<String> {
-        self.iter().map(|s| s.as_str().to_owned()).collect()
-    }
-
-    /// Parses names given by a client: each must be known (`BAD_USER_INPUT` otherwise).
-    pub fn parse_all<S: AsRef<str>>(names: &[S]) -> AppResult<Scopes> {
-        names.iter().map(|n| Scope::parse(n.as_ref())).collect::<AppResult<Vec<_>>>().map(Scopes::of)
+    /// The scopes, in the order of [`Scope::ALL`].
+    pub fn to_vec(self) -> Vec<Scope> {
+        self.iter().collect()
     }
 
     /// How the set is stored.
     pub fn to_stored(self) -> String {
-        self.names().join(" ")
+        self.iter().map(Scope::as_str).collect::<Vec<_>>().join(" ")
     }
 
     /// Reads a stored set; names this binary does not know are dropped (a newer node's scope
@@ -118,19 +121,22 @@ pub fn missing(scope: Scope) -> AppError {
 
 #[cfg(test)]
 mod tests {
+    use poem_openapi::types::ToJSON;
+
     use super::*;
 
     #[test]
     fn names_round_trip_and_unknown_names_are_refused() {
         for s in Scope::ALL {
             assert_eq!(Scope::parse(s.as_str()).ok(), Some(s));
+            assert_eq!(s.to_json(), Some(serde_json::Value::from(s.as_str())), "the REST name is the stored one");
         }
-        let set = Scopes::parse_all(&["messages:write", "users:read"]).unwrap();
+        let set = Scopes::of([Scope::UsersRead, Scope::MessagesWrite]);
         assert!(set.contains(Scope::MessagesWrite) && set.contains(Scope::UsersRead));
         assert!(!set.contains(Scope::MessagesRead));
         assert_eq!(Scopes::from_stored(&set.to_stored()), set);
         assert_eq!(set.to_stored(), "messages:write users:read");
-        let err = Scopes::parse_all(&["messages:write", "admin"]).unwrap_err();
+        let err = Scope::parse("admin").unwrap_err();
         assert!(err.to_string().contains("unknown scope \"admin\""), "{err}");
         assert_eq!(Scopes::from_stored("messages:read future:scope"), Scopes::of([Scope::MessagesRead]));
     }

@@ -141,7 +141,8 @@ impl Users {
         }
         let found = user::count_enabled(&self.ctx.db, ids).await?;
         if found != ids.len() as u64 {
-            return Err(AppError::bad_input("participantIds", "one or more participants do not exist"));
+            // An id that names nobody is a missing resource, as on every other route.
+            return Err(AppError::NotFound("one or more of these users do not exist".into()));
         }
         Ok(())
     }

@@ -54,6 +54,17 @@ pub async fn touch<C: ConnectionTrait>(db: &C, id: Uuid, at: DateTime<Utc>) -> R
     Ok(())
 }
 
+/// A new title (and activity time).
+pub async fn set_title<C: ConnectionTrait>(db: &C, id: Uuid, title: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Title, Expr::value(title))
+        .col_expr(Column::UpdatedAt, Expr::value(at))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// The last committed seq of each of `ids` that exists.
 /// Locks the conversation's row until the transaction ends (Postgres; SQLite has one
 /// writer). Writers that record webhook events take it before any other row a send also

@@ -35,7 +35,6 @@ async fn direct_needs_exactly_one_other_person(app: TestApp) {
         json!({"participantIds": [], "kind": "DIRECT"}),
         json!({"participantIds": [ann.id], "kind": "DIRECT"}),
         json!({"participantIds": [ben.id], "kind": "DIRECT", "title": "no titles"}),
-        json!({"participantIds": ["0190b6b1-0000-7000-8000-000000000000"]}),
         json!({"participantIds": [ben.id], "title": "x".repeat(201)}),
     ] {
         let body = app.gql(Some(&ann.token), CREATE, json!({"input": input})).await;
@@ -50,6 +49,11 @@ async fn direct_needs_exactly_one_other_person(app: TestApp) {
         )
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("BAD_USER_INPUT")));
+    let nobody = json!({"participantIds": ["0190b6b1-0000-7000-8000-000000000000"]});
+    let body = app.gql(Some(&ann.token), CREATE, json!({"input": nobody})).await;
+    assert_eq!(gql_code(&body), "NOT_FOUND", "someone who does not exist: {body}");
+    let (status, body) = app.rest("POST", "/conversations", Some(&ann.token), Some(nobody)).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
     let (_, list) = app.rest("GET", "/conversations", Some(&ann.token), None).await;
     assert_eq!(list["items"], json!([]), "nothing was created");
 }
@@ -200,7 +204,71 @@ fn names(conv: &Value) -> HashSet<String> {
         .collect()
 }
 
+/// Renaming a group: REST and GraphQL, a live "conversation changed" for the members, the
+/// list's order moves with it, and the rules (no title for a direct conversation, members only,
+/// a real title).
+async fn a_group_is_renamed_and_its_members_hear_of_it(app: TestApp) {
+    let (ann, ben, eve) = (app.register("ann").await, app.register("ben").await, app.register("eve").await);
+    let group = app.conversation(&ann, &[&ben], Some("Team")).await;
+    let direct = app.conversation(&ann, &[&eve], None).await;
+    let mut ws = crate::ws_client::WsClient::signed_in(&app, &ben.token).await;
+    ws.subscribe(
+        "e",
+        "subscription { events { __typename ... on ConversationChangedEvent { conversationId added removed } } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let (status, view) = app
+        .rest("PATCH", &format!("/conversations/{group}"), Some(&ben.token), Some(json!({"title": " Core team "})))
+        .await;
+    assert_eq!((status, view["title"].as_str()), (200, Some("Core team")), "{view}");
+    let changed = ws.next_data("e").await;
+    assert_eq!(changed["events"]["__typename"], "ConversationChangedEvent", "{changed}");
+    assert_eq!((changed["events"]["added"].clone(), changed["events"]["removed"].clone()), (json!([]), json!([])));
+    let (_, list) = app.rest("GET", "/conversations", Some(&ann.token), None).await;
+    assert_eq!(list["items"][0]["id"], group, "a rename is activity: {list}");
+    let renamed = app
+        .gql_ok(
+            Some(&ann.token),
+            "mutation($c: UUID!) { updateConversation(conversationId: $c, input: {title: \"Core\"}) { title } }",
+            json!({"c": group}),
+        )
+        .await;
+    assert_eq!(renamed["updateConversation"]["title"], "Core");
+    assert_eq!(ws.next_data("e").await["events"]["__typename"], "ConversationChangedEvent");
+    // The same title again changes nothing and says nothing.
+    let (status, _) =
+        app.rest("PATCH", &format!("/conversations/{group}"), Some(&ann.token), Some(json!({"title": "Core"}))).await;
+    assert_eq!(status, 200);
+    ws.assert_silent(std::time::Duration::from_millis(300)).await;
+
+    let (status, body) =
+        app.rest("PATCH", &format!("/conversations/{direct}"), Some(&ann.token), Some(json!({"title": "us"}))).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("CONFLICT")), "a direct conversation has no title");
+    let (status, body) =
+        app.rest("PATCH", &format!("/conversations/{group}"), Some(&eve.token), Some(json!({"title": "mine"}))).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")), "outsiders cannot");
+    for bad in [json!({"title": "   "}), json!({"title": "x".repeat(201)}), json!({"title": false}), json!({})] {
+        let (status, body) =
+            app.rest("PATCH", &format!("/conversations/{group}"), Some(&ann.token), Some(bad.clone())).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("BAD_USER_INPUT")), "{bad}: {body}");
+    }
+    let body = app
+        .gql(
+            Some(&ann.token),
+            "mutation($c: UUID!) { updateConversation(conversationId: $c, input: {title: \" \"}) { title } }",
+            json!({"c": group}),
+        )
+        .await;
+    assert_eq!(gql_code(&body), "BAD_USER_INPUT", "{body}");
+    let (_, view) = app.rest("GET", &format!("/conversations/{group}"), Some(&ben.token), None).await;
+    assert_eq!(view["title"], "Core", "refused changes changed nothing");
+}
+
 on_both_backends!(
+    a_group_is_renamed_and_its_members_hear_of_it,
     a_direct_conversation_exists_once_per_pair,
     direct_needs_exactly_one_other_person,
     groups_add_participants_and_leave,

@@ -240,9 +240,16 @@ async fn bodies_are_validated_and_bad_ones_write_nothing(app: TestApp) {
     assert_eq!(status, 400);
     let (_, conv_view) = app.rest("GET", &format!("/conversations/{conv}"), Some(&ann.token), None).await;
     assert_eq!(conv_view["lastSeq"], 0, "no seq was used up");
-    // 4000 characters after trimming is fine.
-    let sent = app.send(&ann, &conv, &format!("  {}  ", "é".repeat(4000))).await;
-    assert_eq!(sent["body"].as_str().map(|b| b.chars().count()), Some(4000));
+    // 4000 characters as sent is fine (spaces around it are trimmed, but they count).
+    let sent = app.send(&ann, &conv, &format!("  {}  ", "é".repeat(3996))).await;
+    assert_eq!(sent["body"].as_str().map(|b| b.chars().count()), Some(3996));
+    let padded = format!(" {}", "é".repeat(4000));
+    let (status, _) = app
+        .rest("POST", &format!("/conversations/{conv}/messages"), Some(&ann.token), Some(json!({"body": padded})))
+        .await;
+    assert_eq!(status, 400, "4001 characters as sent");
+    let gql = app.gql(Some(&ann.token), SEND, json!({"input": {"conversationId": conv, "body": padded}})).await;
+    assert_eq!(gql_code(&gql), "BAD_USER_INPUT", "the same on GraphQL");
     assert_eq!(sent["seq"], 1);
 }
 
@@ -285,6 +292,8 @@ async fn mark_read_moves_forward_only(app: TestApp) {
     let (_, state) = read(1).await;
     assert_eq!((state["lastReadSeq"].as_i64(), state["unreadCount"].as_i64()), (Some(3), Some(2)), "never backwards");
     let (status, body) = read(6).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("CONFLICT")), "beyond the last message");
+    let (status, body) = read(-1).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("BAD_USER_INPUT")));
     let data = app
         .gql_ok(

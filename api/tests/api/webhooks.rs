@@ -240,16 +240,19 @@ async fn an_app_hears_every_change_in_its_conversations_in_order_and_signed(app:
     assert_eq!(s, 200);
     let (s, _) = app.rest("DELETE", &format!("/conversations/{room}/participants/me"), Some(&cat.token), None).await;
     assert_eq!(s, 200);
+    let (s, _) =
+        app.rest("PATCH", &format!("/conversations/{room}"), Some(&ben.token), Some(json!({"title": "Renamed"}))).await;
+    assert_eq!(s, 200);
 
     // conversation.created, app.added_to_conversation, 21 sends, an edit, a delete, a read,
-    // an addition, a departure.
-    let got = receiver.wait_accepted(28, Duration::from_secs(30)).await;
+    // an addition, a departure, a rename.
+    let got = receiver.wait_accepted(29, Duration::from_secs(30)).await;
     let types: Vec<&str> = got.iter().filter_map(|r| r["type"].as_str()).collect();
-    assert_eq!(got.len(), 28, "{types:?}");
+    assert_eq!(got.len(), 29, "{types:?}");
     assert!(got.iter().all(|r| r["verified"] == json!([0])), "every delivery verifies with the secret: {got:?}");
     assert!(got.iter().all(|r| r["webhookId"] == r["bodyId"]), "webhook-id is the event id");
     let ids: std::collections::HashSet<_> = got.iter().map(|r| r["webhookId"].to_string()).collect();
-    assert_eq!(ids.len(), 28, "no event twice");
+    assert_eq!(ids.len(), 29, "no event twice");
     assert!(got.iter().all(|r| r["conversationId"] == room.as_str()), "nothing from the conversation without the bot");
     assert_eq!(created_seqs(&got, &room), (1..=21).collect::<Vec<_>>(), "sends arrive in seq order");
     let first = |t: &str| types.iter().position(|x| *x == t).unwrap_or(usize::MAX);
@@ -264,11 +267,17 @@ async fn an_app_hears_every_change_in_its_conversations_in_order_and_signed(app:
     assert!(sent["data"]["createdAt"].is_string() && sent["data"]["sender"]["isBot"] == false, "{sent}");
     let read = got.iter().find(|r| r["type"] == "read.updated").unwrap();
     assert_eq!((read["seq"].as_i64(), read["data"]["user"]["username"].as_str()), (Some(21), Some("ben")));
+    let renamed = got.last().unwrap();
+    assert_eq!(renamed["type"], "conversation.updated", "{types:?}");
+    assert_eq!(
+        (renamed["data"]["title"].as_str(), renamed["data"]["updatedBy"]["username"].as_str()),
+        (Some("Renamed"), Some("ben"))
+    );
 
     let metrics = app.metrics().await;
     let delivered =
         syncchat_test_support::metric_sum(&metrics, "syncchat_webhook_deliveries_total", &["outcome=\"delivered\""]);
-    assert!(delivered >= 28.0, "deliveries are counted: {delivered}");
+    assert!(delivered >= 29.0, "deliveries are counted: {delivered}");
 }
 
 async fn a_receiver_that_was_down_gets_every_event_afterwards_in_order(app: TestApp) {
@@ -516,13 +525,20 @@ async fn the_webhook_api_over_rest_with_an_app_key(app: TestApp) {
 
     // Bad input: problem+json with the field, nothing changed.
     for (method, path, body, field) in [
-        ("POST", "/webhooks".to_owned(), json!({"url": "http://10.0.0.1/x", "events": ["message.created"]}), "url"),
-        ("POST", "/webhooks".to_owned(), json!({"url": receiver.url(), "events": ["nope"]}), "events"),
-        ("PATCH", format!("/webhooks/{id}"), json!({"events": []}), "events"),
-        ("POST", format!("/webhooks/{id}/replay"), json!({}), "since"),
+        (
+            "POST",
+            "/webhooks".to_owned(),
+            json!({"url": "http://10.0.0.1/x", "events": ["message.created"]}),
+            Some("url"),
+        ),
+        // An enum in the spec: refused by name, before the handler.
+        ("POST", "/webhooks".to_owned(), json!({"url": receiver.url(), "events": ["nope"]}), None),
+        ("PATCH", format!("/webhooks/{id}"), json!({"events": []}), Some("events")),
+        ("POST", format!("/webhooks/{id}/replay"), json!({}), Some("since")),
     ] {
         let (status, problem) = app.rest(method, &path, key, Some(body)).await;
-        assert_eq!((status, problem["field"].as_str()), (400, Some(field)), "{path}: {problem}");
+        assert_eq!((status, problem["code"].as_str()), (400, Some("BAD_USER_INPUT")), "{path}: {problem}");
+        assert_eq!(problem["field"].as_str(), field, "{path}: {problem}");
     }
     let (status, _) = app.rest("GET", "/events?after=-3", key, None).await;
     assert_eq!(status, 400);

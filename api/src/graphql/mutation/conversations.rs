@@ -3,6 +3,7 @@ use uuid::Uuid;
 
 use crate::graphql::{GqlResult, caller, services};
 use crate::service::CreateConversationInput;
+use crate::service::conversations::UpdateConversationInput;
 use crate::service::views::ConversationView;
 
 #[derive(Default)]
@@ -24,6 +25,17 @@ impl ConversationMutation {
     ) -> Result<ConversationView> {
         let caller = caller(ctx).gql()?;
         services(ctx).conversations.add_participants(&caller, conversation_id, user_ids).await.gql()
+    }
+
+    /// Renames a group conversation (any participant may).
+    async fn update_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+        input: UpdateConversationInput,
+    ) -> Result<ConversationView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).conversations.update(&caller, conversation_id, input).await.gql()
     }
 
     async fn leave_conversation(&self, ctx: &Context<'_>, conversation_id: Uuid) -> Result<bool> {

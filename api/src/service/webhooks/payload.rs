@@ -34,6 +34,46 @@ pub const EVENT_TYPES: [&str; 9] = [
     APP_ADDED,
 ];
 
+/// An event type as the REST API takes it: the names above, as an enum, so that a generated
+/// client cannot subscribe to one that does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, poem_openapi::Enum)]
+pub enum EventType {
+    #[oai(rename = "message.created")]
+    MessageCreated,
+    #[oai(rename = "message.edited")]
+    MessageEdited,
+    #[oai(rename = "message.deleted")]
+    MessageDeleted,
+    #[oai(rename = "conversation.created")]
+    ConversationCreated,
+    #[oai(rename = "conversation.updated")]
+    ConversationUpdated,
+    #[oai(rename = "participant.added")]
+    ParticipantAdded,
+    #[oai(rename = "participant.removed")]
+    ParticipantRemoved,
+    #[oai(rename = "read.updated")]
+    ReadUpdated,
+    #[oai(rename = "app.added_to_conversation")]
+    AppAdded,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MessageCreated => MESSAGE_CREATED,
+            EventType::MessageEdited => MESSAGE_EDITED,
+            EventType::MessageDeleted => MESSAGE_DELETED,
+            EventType::ConversationCreated => CONVERSATION_CREATED,
+            EventType::ConversationUpdated => CONVERSATION_UPDATED,
+            EventType::ParticipantAdded => PARTICIPANT_ADDED,
+            EventType::ParticipantRemoved => PARTICIPANT_REMOVED,
+            EventType::ReadUpdated => READ_UPDATED,
+            EventType::AppAdded => APP_ADDED,
+        }
+    }
+}
+
 /// Who did it, as apps see them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -126,6 +166,11 @@ pub(crate) fn conversation_created(caller: &Caller, kind: &str, title: Option<&s
     to_text(&json!({ "kind": kind, "title": title, "createdBy": actor(caller), "participantIds": participants }))
 }
 
+/// `conversation.updated` data: the title before and after.
+pub(crate) fn conversation_updated(caller: &Caller, before: Option<&str>, title: &str) -> String {
+    to_text(&json!({ "title": title, "previousTitle": before, "updatedBy": actor(caller) }))
+}
+
 /// `participant.added` data.
 pub(crate) fn participants_added(caller: &Caller, users: &[Uuid]) -> String {
     to_text(&json!({ "userIds": users, "addedBy": actor(caller) }))
@@ -162,4 +207,30 @@ pub fn render(event: &webhook_event::Model) -> Value {
         data.entry("createdAt").or_insert_with(|| json!(time(event.created_at)));
     }
     json!({ "id": event.id, "type": event.kind, "timestamp": time(event.created_at), "data": data })
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON;
+
+    use super::*;
+
+    #[test]
+    fn the_rest_enum_names_every_event_type() {
+        let all = [
+            EventType::MessageCreated,
+            EventType::MessageEdited,
+            EventType::MessageDeleted,
+            EventType::ConversationCreated,
+            EventType::ConversationUpdated,
+            EventType::ParticipantAdded,
+            EventType::ParticipantRemoved,
+            EventType::ReadUpdated,
+            EventType::AppAdded,
+        ];
+        assert_eq!(all.map(EventType::as_str), EVENT_TYPES);
+        for t in all {
+            assert_eq!(t.to_json(), Some(Value::from(t.as_str())), "REST spells {t:?} as it is stored");
+        }
+    }
 }
