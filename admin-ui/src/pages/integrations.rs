@@ -1,5 +1,7 @@
 //! Integrations: the apps (their bot, scopes, keys by prefix and last use) and every webhook
-//! endpoint with its success rate, backlog, lag, disabled state and recent failures.
+//! endpoint with its success rate, backlog, lag, disabled state and recent failures. Admins
+//! create apps, issue keys and revoke them here; a new key's secret is shown once, on the
+//! page that answers the form (never in a URL).
 
 use leptos::prelude::*;
 
@@ -7,6 +9,7 @@ use crate::chrome::{Chrome, Section, console_page, fmt_count, fmt_pct};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyRow {
+    pub id: String,
     pub prefix: String,
     pub created_at: String,
     pub last_used: Option<String>,
@@ -44,6 +47,22 @@ pub struct EndpointRow {
 pub struct Integrations {
     pub apps: Vec<AppRow>,
     pub endpoints: Vec<EndpointRow>,
+    /// Every scope an app can be given, for the new-app form.
+    pub all_scopes: Vec<String>,
+    /// A key just issued: (app name, the whole `sck_…` secret).
+    pub new_secret: Option<(String, String)>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+fn post_form(csrf: &str, path: String, label: &'static str, target: &str) -> impl IntoView + use<> {
+    let (csrf, name) = (csrf.to_owned(), format!("{label} {target}"));
+    view! {
+        <form method="post" action=path class="inline">
+            <input type="hidden" name="csrf" value=csrf/>
+            <button type="submit" aria-label=name>{label}</button>
+        </form>
+    }
 }
 
 fn fmt_lag(secs: Option<f64>) -> String {
@@ -57,6 +76,7 @@ fn fmt_lag(secs: Option<f64>) -> String {
 }
 
 pub fn render_integrations_page(chrome: &Chrome, i: &Integrations) -> String {
+    let csrf = chrome.csrf.clone();
     let apps = i
         .apps
         .iter()
@@ -66,6 +86,10 @@ pub fn render_integrations_page(chrome: &Chrome, i: &Integrations) -> String {
                 .iter()
                 .map(|k| {
                     let state = if k.revoked { "revoked" } else { "live" };
+                    let revoke = (!k.revoked).then(|| {
+                        let path = format!("/admin/integrations/apps/{}/keys/{}/revoke", a.id, k.id);
+                        post_form(&csrf, path, "Revoke", &format!("sck_{}", k.prefix))
+                    });
                     view! {
                         <li data-key=k.prefix.clone() data-key-state=state>
                             <code>{format!("sck_{}_…", k.prefix)}</code>" "{state}
@@ -73,21 +97,41 @@ pub fn render_integrations_page(chrome: &Chrome, i: &Integrations) -> String {
                                 " · created {} · last used {}",
                                 k.created_at,
                                 k.last_used.clone().unwrap_or_else(|| "never".into())
-                            )}</span>
+                            )}</span>" "{revoke}
                         </li>
                     }
                 })
                 .collect_view();
+            let new_key = post_form(&csrf, format!("/admin/integrations/apps/{}/keys", a.id), "New key", &a.name);
             view! {
                 <tr data-app=a.name.clone()>
                     <td><b>{a.name.clone()}</b><br/><span class="muted">{a.id.clone()}</span></td>
                     <td>{a.bot.clone()}</td>
                     <td>{a.scopes.join(", ")}</td>
-                    <td><ul class="plain">{keys}</ul></td>
+                    <td><ul class="plain">{keys}</ul>{new_key}</td>
                 </tr>
             }
         })
         .collect_view();
+    let scope_boxes = i
+        .all_scopes
+        .iter()
+        .map(|s| {
+            view! {
+                <label class="inline"><input type="checkbox" name="scopes" value=s.clone()/>" "{s.clone()}</label>" "
+            }
+        })
+        .collect_view();
+    let secret = i.new_secret.clone().map(|(app, secret)| {
+        view! {
+            <div class="card notice" role="status" data-new-secret="">
+                <h2>{format!("New key for {app}")}</h2>
+                <p>"Copy it now: only its hash is kept, and this is the only time it is shown."</p>
+                <p><code data-secret="">{secret}</code></p>
+                <p class="muted">"Send it as Authorization: Bearer <key> on REST, GraphQL and the WebSocket's connection_init."</p>
+            </div>
+        }
+    });
     let endpoints = i
         .endpoints
         .iter()
@@ -114,6 +158,9 @@ pub fn render_integrations_page(chrome: &Chrome, i: &Integrations) -> String {
         None,
         view! {
             <h1>"Integrations"</h1>
+            {i.notice.clone().map(|n| view! { <p class="notice" role="status">{n}</p> })}
+            {i.error.clone().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            {secret}
             <div class="figures">
                 <div class="card figure" data-figure="apps"><span>"Apps"</span><b>{fmt_count(i.apps.len() as f64)}</b></div>
                 <div class="card figure" data-figure="endpoints"><span>"Webhook endpoints"</span><b>{fmt_count(i.endpoints.len() as f64)}</b></div>
@@ -125,6 +172,15 @@ pub fn render_integrations_page(chrome: &Chrome, i: &Integrations) -> String {
                     <thead><tr><th>"App"</th><th>"Bot user"</th><th>"Scopes"</th><th>"Keys"</th></tr></thead>
                     <tbody>{apps}</tbody>
                 </table>
+                <h2>"New app"</h2>
+                <form method="post" action="/admin/integrations/apps" data-form="new-app">
+                    <input type="hidden" name="csrf" value=csrf.clone()/>
+                    <p><label>"Name "<input type="text" name="name" required maxlength="100"/></label></p>
+                    <p><label>"Description "<input type="text" name="description" maxlength="500"/></label></p>
+                    <p>"Scopes: "{scope_boxes}</p>
+                    <p><button type="submit">"Create app"</button>
+                    <span class="muted">" Makes its bot user and a first key, shown once."</span></p>
+                </form>
             </div>
             <div class="card">
                 <h2>"Webhook endpoints"</h2>

@@ -61,6 +61,9 @@ pub fn routes() -> Route {
         .at("/moderation/messages/delete", post(pages::delete_message))
         .at("/business", get(pages::business))
         .at("/integrations", get(pages::integrations))
+        .at("/integrations/apps", post(pages::create_app))
+        .at("/integrations/apps/:id/keys", post(pages::create_app_key))
+        .at("/integrations/apps/:id/keys/:key_id/revoke", post(pages::revoke_app_key))
         .at("/assets/console.css", get(asset_css))
         .at("/assets/console.js", get(asset_js))
 }

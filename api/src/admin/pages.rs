@@ -13,6 +13,8 @@ use super::figures::{self, Aggregated, aggregate};
 use super::{Admin, Console, api_admin, error_page, html, page_admin, planning, redirect};
 use crate::error::AppError;
 use crate::service::Services;
+use crate::service::apps::AppInput;
+use crate::service::scopes::Scope;
 use crate::stats;
 
 type Params = Query<HashMap<String, String>>;
@@ -372,6 +374,20 @@ pub async fn integrations(req: &Request, services: Data<&Services>, console: Dat
         Ok(admin) => admin,
         Err(login) => return login,
     };
+    let q = req.params::<HashMap<String, String>>().unwrap_or_default();
+    let outcome = Shown { notice: q.get("notice").cloned(), error: q.get("error").cloned(), new_secret: None };
+    integrations_page(&admin, &services, outcome).await
+}
+
+/// What the Integrations page shows above its tables after a form.
+#[derive(Default)]
+struct Shown {
+    notice: Option<String>,
+    error: Option<String>,
+    new_secret: Option<(String, String)>,
+}
+
+async fn integrations_page(admin: &Admin, services: &Services, shown: Shown) -> Response {
     let when = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
     let (apps, endpoints) =
         match (services.admin.apps(&admin.caller).await, services.webhooks.overview(&admin.caller).await) {
@@ -390,6 +406,7 @@ pub async fn integrations(req: &Request, services: Data<&Services>, console: Dat
                 keys: keys
                     .into_iter()
                     .map(|k| ui::KeyRow {
+                        id: k.id.to_string(),
                         prefix: k.prefix,
                         created_at: when(k.created_at),
                         last_used: k.last_used_at.map(when),
@@ -418,6 +435,116 @@ pub async fn integrations(req: &Request, services: Data<&Services>, console: Dat
                     .collect(),
             })
             .collect(),
+        all_scopes: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+        notice: shown.notice,
+        error: shown.error,
+        new_secret: shown.new_secret.clone(),
     };
-    html(StatusCode::OK).body(ui::render_integrations_page(&admin.chrome, &page))
+    let resp = html(StatusCode::OK);
+    // A page with a secret on it is never stored.
+    let resp = if shown.new_secret.is_some() { resp.header("cache-control", "no-store") } else { resp };
+    resp.body(ui::render_integrations_page(&admin.chrome, &page))
+}
+
+/// Back to the Integrations page with a notice or an error (never a secret).
+fn back_to_integrations(outcome: Result<String, String>) -> Response {
+    let pair = match &outcome {
+        Ok(notice) => ("notice", notice.as_str()),
+        Err(error) => ("error", error.as_str()),
+    };
+    redirect(&format!("/admin/integrations?{}", url_encode_pairs(&[pair])))
+}
+
+fn failed(e: AppError) -> String {
+    e.log_if_internal();
+    e.to_string()
+}
+
+/// The new-app form: name, description, scopes (checkboxes, repeated `scopes`).
+#[handler]
+pub async fn create_app(
+    req: &Request,
+    Form(fields): Form<Vec<(String, String)>>,
+    services: Data<&Services>,
+    console: Data<&Console>,
+) -> Response {
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let admin = match form_admin(req, &services, &console, &field("csrf")).await {
+        Ok(admin) => admin,
+        Err(refused) => return refused,
+    };
+    let scopes: Result<Vec<Scope>, _> =
+        fields.iter().filter(|(k, _)| k == "scopes").map(|(_, v)| Scope::parse(v)).collect();
+    let description = Some(field("description")).filter(|d| !d.trim().is_empty());
+    let created = match scopes {
+        Ok(scopes) => services.apps.create(&admin.caller, AppInput { name: field("name"), description, scopes }).await,
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(app) => {
+            let shown = Shown {
+                notice: Some(format!("App {} created, with its bot user {}.", app.app.name, app.app.bot_user.username)),
+                error: None,
+                new_secret: Some((app.app.name, app.key.secret)),
+            };
+            integrations_page(&admin, &services, shown).await
+        }
+        Err(e) => integrations_page(&admin, &services, Shown { error: Some(failed(e)), ..Shown::default() }).await,
+    }
+}
+
+#[handler]
+pub async fn create_app_key(
+    req: &Request,
+    Path(id): Path<String>,
+    form: Form<CsrfOnly>,
+    services: Data<&Services>,
+    console: Data<&Console>,
+) -> Response {
+    let admin = match form_admin(req, &services, &console, &form.csrf).await {
+        Ok(admin) => admin,
+        Err(refused) => return refused,
+    };
+    let Ok(app_id) = Uuid::parse_str(&id) else { return back_to_integrations(Err("No such app.".into())) };
+    let outcome = async {
+        let app = services.apps.get(&admin.caller, app_id).await?;
+        let key = services.apps.create_key(&admin.caller, app_id).await?;
+        Ok::<_, AppError>((app.name, key.secret))
+    };
+    match outcome.await {
+        Ok((name, secret)) => {
+            let shown = Shown { notice: None, error: None, new_secret: Some((name, secret)) };
+            integrations_page(&admin, &services, shown).await
+        }
+        Err(e) => integrations_page(&admin, &services, Shown { error: Some(failed(e)), ..Shown::default() }).await,
+    }
+}
+
+#[handler]
+pub async fn revoke_app_key(
+    req: &Request,
+    Path((id, key_id)): Path<(String, String)>,
+    form: Form<CsrfOnly>,
+    services: Data<&Services>,
+    console: Data<&Console>,
+) -> Response {
+    let admin = match form_admin(req, &services, &console, &form.csrf).await {
+        Ok(admin) => admin,
+        Err(refused) => return refused,
+    };
+    let (Ok(app_id), Ok(key_id)) = (Uuid::parse_str(&id), Uuid::parse_str(&key_id)) else {
+        return back_to_integrations(Err("No such key.".into()));
+    };
+    let outcome = match services.apps.revoke_key(&admin.caller, app_id, key_id).await {
+        Ok(true) => Ok("Key revoked: refused from now on, on every node.".to_owned()),
+        Ok(false) => Ok("Nothing to do: the key was already revoked.".to_owned()),
+        Err(e) => Err(failed(e)),
+    };
+    back_to_integrations(outcome)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
 }

@@ -1,8 +1,9 @@
 //! The admin console in a real browser: Debian's Chromium driven through ChromeDriver
 //! (WebDriver, `fantoccini`) against the `syncchat` binary with its embedded defaults. An
 //! admin signs in, watches the overview's figures change live as messages are sent, edits a
-//! unit price and sees the cost change, and disables a user whose graphql-ws subscription
-//! (the npm client) is then closed. Screenshots go to `target/e2e-screenshots/`.
+//! unit price and sees the cost change, disables a user whose graphql-ws subscription (the npm
+//! client) is then closed, and creates an app whose key (shown once) then works against the
+//! API until the admin revokes it from the page. Screenshots go to `target/e2e-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` (Debian packages `chromium`, `chromium-driver`) and
 //! `npm ci --prefix tests/js`; without them the test skips, unless
@@ -216,6 +217,55 @@ async fn an_admin_uses_the_console_in_chromium() {
     assert!(text(&c, "[data-audit='user.disable']").await.contains("ann"), "the audit log shows it");
     screenshot(&c, "4-moderation-disabled.png").await;
     let _ = ann_id;
+
+    // Integrations: create an app with two scopes; its key is shown once and works.
+    c.goto(&format!("{}/admin/integrations", server.base)).await.expect("integrations page");
+    let form = "form[data-form=new-app]";
+    c.find(Locator::Css(&format!("{form} input[name=name]")))
+        .await
+        .expect("name")
+        .send_keys("Help Desk")
+        .await
+        .expect("type");
+    for scope in ["conversations:read", "messages:write"] {
+        let boxed = format!("{form} input[name=scopes][value='{scope}']");
+        c.find(Locator::Css(&boxed)).await.expect("scope box").click().await.expect("tick");
+    }
+    c.find(Locator::Css(&format!("{form} button[type=submit]"))).await.expect("create").click().await.expect("submit");
+    let secret = wait_text(&c, "[data-secret]", Duration::from_secs(10), |t| t.starts_with("sck_")).await;
+    assert!(text(&c, "p.notice").await.contains("help_desk_bot"), "the bot user is named");
+    assert_eq!(text(&c, "tr[data-app='Help Desk'] td:nth-child(3)").await, "conversations:read, messages:write");
+    screenshot(&c, "5-integrations-new-app.png").await;
+    let me = |key: String| {
+        let (client, base) = (api.client.clone(), server.base.clone());
+        async move {
+            let resp = client.get(format!("{base}/api/v1/users/me")).bearer_auth(key).send().await.expect("me");
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, bot) = me(secret.clone()).await;
+    assert_eq!((status, bot["username"].as_str()), (200, Some("help_desk_bot")), "the key signs in as the bot: {bot}");
+    let (status, _) = api
+        .post(&server.base, "/apps", Some(&secret), json!({"name": "x", "scopes": ["users:read"]}))
+        .await
+        .expect("post");
+    assert_eq!(status, 403, "a key is not an admin");
+    // Reloading the page does not show the secret again; revoking from it ends the key.
+    c.goto(&format!("{}/admin/integrations", server.base)).await.expect("integrations again");
+    assert!(c.find(Locator::Css("[data-secret]")).await.is_err(), "the secret is shown only once");
+    let prefix = secret.split('_').nth(1).expect("prefix").to_owned();
+    c.find(Locator::Css(&format!("button[aria-label='Revoke sck_{prefix}']")))
+        .await
+        .expect("revoke button")
+        .click()
+        .await
+        .expect("click");
+    let notice = wait_text(&c, "p.notice", Duration::from_secs(10), |t| t.contains("revoked")).await;
+    assert!(notice.contains("revoked"), "{notice}");
+    assert!(text(&c, &format!("li[data-key='{prefix}']")).await.contains("revoked"), "the list shows it revoked");
+    assert_eq!(me(secret).await.0, 401, "a revoked key is refused at once");
+    screenshot(&c, "6-integrations-revoked.png").await;
 
     // Page weight of the overview, for the record.
     let jar = c.get_all_cookies().await.expect("cookies");
