@@ -207,6 +207,10 @@ fn names(conv: &Value) -> HashSet<String> {
 /// Renaming a group: REST and GraphQL, a live "conversation changed" for the members, the
 /// list's order moves with it, and the rules (no title for a direct conversation, members only,
 /// a real title).
+async fn renames(app: &TestApp) -> f64 {
+    syncchat_test_support::metric_sum(&app.metrics().await, "syncchat_conversations_renamed_total", &[])
+}
+
 async fn a_group_is_renamed_and_its_members_hear_of_it(app: TestApp) {
     let (ann, ben, eve) = (app.register("ann").await, app.register("ben").await, app.register("eve").await);
     let group = app.conversation(&ann, &[&ben], Some("Team")).await;
@@ -219,6 +223,7 @@ async fn a_group_is_renamed_and_its_members_hear_of_it(app: TestApp) {
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let renamed_before = renames(&app).await;
 
     let (status, view) = app
         .rest("PATCH", &format!("/conversations/{group}"), Some(&ben.token), Some(json!({"title": " Core team "})))
@@ -265,6 +270,8 @@ async fn a_group_is_renamed_and_its_members_hear_of_it(app: TestApp) {
     assert_eq!(gql_code(&body), "BAD_USER_INPUT", "{body}");
     let (_, view) = app.rest("GET", &format!("/conversations/{group}"), Some(&ben.token), None).await;
     assert_eq!(view["title"], "Core", "refused changes changed nothing");
+    let renamed = renames(&app).await - renamed_before;
+    assert!(renamed >= 2.0, "the renames are counted: {renamed}");
 }
 
 on_both_backends!(
