@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sea_orm::{Set, TransactionTrait};
+use sea_orm::TransactionTrait;
 use sha2::{Digest, Sha256};
 use syncchat_realtime::{EventKind, PresenceStore, Topic};
 use tracing::instrument;
@@ -292,17 +292,16 @@ async fn record<C: sea_orm::ConnectionTrait>(
     target_id: String,
     detail: Option<String>,
 ) -> AppResult<()> {
-    let entry = audit::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        actor_id: Set(caller.user_id),
-        actor_username: Set(caller.username.clone()),
-        action: Set(action.to_owned()),
-        target_kind: Set(target_kind.to_owned()),
-        target_id: Set(target_id),
-        detail: Set(detail),
-        created_at: Set(at),
+    let entry = audit::Entry {
+        actor_id: caller.user_id,
+        actor_username: &caller.username,
+        action,
+        target_kind,
+        target_id,
+        detail,
+        at,
     };
-    Ok(audit::insert(db, entry).await?)
+    Ok(audit::append(db, entry).await?)
 }
 
 /// The CSRF token of a console session: derived from the session token, which only the

@@ -411,17 +411,16 @@ async fn audit_entry<C: sea_orm::ConnectionTrait>(
     detail: String,
     at: DateTime<Utc>,
 ) -> AppResult<()> {
-    let entry = audit::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        actor_id: Set(caller.user_id),
-        actor_username: Set(caller.username.clone()),
-        action: Set(action.to_owned()),
-        target_kind: Set("app".into()),
-        target_id: Set(app_id.to_string()),
-        detail: Set(Some(detail)),
-        created_at: Set(at),
+    let entry = audit::Entry {
+        actor_id: caller.user_id,
+        actor_username: &caller.username,
+        action,
+        target_kind: "app",
+        target_id: app_id.to_string(),
+        detail: Some(detail),
+        at,
     };
-    Ok(audit::insert(db, entry).await?)
+    Ok(audit::append(db, entry).await?)
 }
 
 #[cfg(test)]

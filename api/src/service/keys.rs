@@ -8,7 +8,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
+use sea_orm::TransactionTrait;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use syncchat_realtime::{EventKind, Topic};
@@ -17,7 +19,7 @@ use uuid::Uuid;
 use super::scopes::Scopes;
 use super::{Accounts, AppGrant, Caller};
 use crate::error::{AppError, AppResult};
-use crate::storage::{api_key, app, user};
+use crate::storage::{api_key, app, audit, user};
 
 /// What every key starts with.
 pub const KEY_PREFIX: &str = "sck_";
@@ -114,7 +116,11 @@ impl Accounts {
             return Err(AppError::Forbidden("this app's bot user is disabled".into()));
         }
         let now = self.ctx.now();
-        if key.last_used_at.is_none_or(|at| now - at >= LAST_USED_EVERY)
+        if key.last_used_at.is_none() {
+            if let Err(e) = self.first_use(&key, &bot, now).await {
+                tracing::warn!(key.id = %key.id, error = %e, "could not record the key's first use");
+            }
+        } else if key.last_used_at.is_some_and(|at| now - at >= LAST_USED_EVERY)
             && let Err(e) = api_key::touch(&self.ctx.db, key.id, now).await
         {
             tracing::warn!(key.id = %key.id, error = %e, "could not store the key's last use");
@@ -127,6 +133,26 @@ impl Accounts {
             app_label: crate::metrics::app_label(&found.name),
         });
         Ok(caller)
+    }
+
+    /// A key's first use goes in the audit log beside its creation and revocation (later uses
+    /// only move `last_used_at`, at most once a minute).
+    async fn first_use(&self, key: &api_key::Model, bot: &user::Model, now: DateTime<Utc>) -> AppResult<()> {
+        let txn = self.ctx.db.begin().await?;
+        if api_key::touch_first(&txn, key.id, now).await? {
+            let entry = audit::Entry {
+                actor_id: bot.id,
+                actor_username: &bot.username,
+                action: "key.first_use",
+                target_kind: "app",
+                target_id: key.app_id.to_string(),
+                detail: Some(format!("key {}", key.prefix)),
+                at: now,
+            };
+            audit::append(&txn, entry).await?;
+        }
+        txn.commit().await?;
+        Ok(())
     }
 
     /// The caller of key `key_id` if it belongs to `bot_id` (an open connection's re-check).

@@ -62,3 +62,14 @@ pub async fn touch<C: ConnectionTrait>(db: &C, id: Uuid, at: DateTime<Utc>) -> R
     Entity::update_many().col_expr(Column::LastUsedAt, Expr::value(at)).filter(Column::Id.eq(id)).exec(db).await?;
     Ok(())
 }
+
+/// Records a key's first use; whether this call was it (one node wins a race).
+pub async fn touch_first<C: ConnectionTrait>(db: &C, id: Uuid, at: DateTime<Utc>) -> Result<bool, DbErr> {
+    let done = Entity::update_many()
+        .col_expr(Column::LastUsedAt, Expr::value(at))
+        .filter(Column::Id.eq(id))
+        .filter(Column::LastUsedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}

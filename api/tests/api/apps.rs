@@ -181,6 +181,9 @@ async fn keys_rotate_and_a_revoked_key_stops_at_once(app: TestApp) {
     assert_eq!(status, 401, "a deleted app's keys stop working");
     let audit = count(&app, "SELECT COUNT(*) AS n FROM admin_audit WHERE action IN ('app.create', 'key.create', 'key.revoke', 'app.delete')").await;
     assert_eq!(audit, 5, "create, its first key, a second key, a revocation, the deletion");
+    // Each key's first use is in the audit log once, however often it was used.
+    let first_uses = count(&app, "SELECT COUNT(*) AS n FROM admin_audit WHERE action = 'key.first_use'").await;
+    assert_eq!(first_uses, 2, "both keys were used, several times");
 }
 
 on_both_backends!(
