@@ -72,6 +72,7 @@ BUSINESS = [
     ("Messages/s by kind", "timeseries", "sum by (kind) (rate(syncchat_messages_total[5m]))", "short", [], "{{kind}}"),
     ("Conversations created per day", "timeseries", "sum by (kind) (increase(syncchat_conversations_created_total[1d]))", "short", [], "{{kind}}"),
     ("Groups renamed per day", "timeseries", "sum(increase(syncchat_conversations_renamed_total[1d]))", "short", [], "renamed"),
+    ("Read-receipt settings changed per day", "timeseries", 'sum by (value) (increase(syncchat_settings_changed_total{setting="read_receipts"}[1d]))', "short", [], "{{value}}"),
     ("Registrations per day", "timeseries", "sum(increase(syncchat_registrations_total[1d]))", "short", [], "registrations"),
     ("Logins/s by outcome", "timeseries", "sum by (outcome) (rate(syncchat_logins_total[5m]))", "short", [], "{{outcome}}"),
     ("Moderation actions per hour", "timeseries", "sum by (action) (increase(syncchat_admin_actions_total[1h]))", "short", [], "{{action}}"),

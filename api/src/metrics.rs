@@ -23,6 +23,7 @@ pub const REGISTRATIONS: &str = "syncchat_registrations_total";
 pub const LOGINS: &str = "syncchat_logins_total";
 pub const CONVERSATIONS_CREATED: &str = "syncchat_conversations_created_total";
 pub const CONVERSATIONS_RENAMED: &str = "syncchat_conversations_renamed_total";
+pub const SETTINGS_CHANGED: &str = "syncchat_settings_changed_total";
 pub const RATE_LIMITED: &str = "syncchat_rate_limited_total";
 pub const EVENTS_PUBLISHED: &str = "syncchat_events_published_total";
 pub const BUILD_INFO: &str = "syncchat_build_info";
@@ -97,6 +98,9 @@ fn zero_series() {
         counter!(CONVERSATIONS_CREATED, "kind" => kind).absolute(0);
     }
     counter!(CONVERSATIONS_RENAMED).absolute(0);
+    for value in ["public", "private"] {
+        counter!(SETTINGS_CHANGED, "setting" => "read_receipts", "value" => value).absolute(0);
+    }
     counter!(REGISTRATIONS).absolute(0);
     for outcome in ["ok", "invalid", "disabled"] {
         counter!(LOGINS, "outcome" => outcome).absolute(0);
@@ -175,6 +179,7 @@ fn describe() {
     describe_counter!(LOGINS, Unit::Count, "Login attempts by outcome.");
     describe_counter!(CONVERSATIONS_CREATED, Unit::Count, "Conversations created by kind.");
     describe_counter!(CONVERSATIONS_RENAMED, Unit::Count, "Group conversations renamed.");
+    describe_counter!(SETTINGS_CHANGED, Unit::Count, "User settings changed, by setting and new value.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Committed events published to the event bus, by kind.");
     describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; labels carry the version and node.");
@@ -350,6 +355,10 @@ pub fn login(outcome: &'static str) {
 
 pub fn conversation_created(kind: &'static str) {
     counter!(CONVERSATIONS_CREATED, "kind" => kind).increment(1);
+}
+
+pub fn setting_changed(setting: &'static str, value: &'static str) {
+    counter!(SETTINGS_CHANGED, "setting" => setting, "value" => value).increment(1);
 }
 
 pub fn conversation_renamed() {

@@ -8,6 +8,7 @@ mod m20261126_000002_files;
 mod m20261201_000001_create_upload_claims;
 mod m20261202_000001_integrations;
 mod m20261202_000002_idempotency_keys;
+mod m20261203_000001_user_settings;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_create_upload_claims::Migration),
             Box::new(m20261202_000001_integrations::Migration),
             Box::new(m20261202_000002_idempotency_keys::Migration),
+            Box::new(m20261203_000001_user_settings::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{ApiTags, BearerAuth, ProblemResponse, svc};
 use crate::service::Services;
-use crate::service::views::UserView;
+use crate::service::views::{SettingsInput, SettingsView, UserView};
 
 pub struct UserApi {
     pub services: Option<Arc<Services>>,
@@ -28,6 +28,19 @@ impl UserApi {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         Ok(Json(services.users.me(&caller).await?))
+    }
+
+    /// Change the signed-in user's settings; a field left out stays as it is.
+    /// `readReceipts: private` keeps how far you have read to yourself.
+    #[oai(path = "/me/settings", method = "patch", operation_id = "updateSettings")]
+    async fn update_settings(
+        &self,
+        auth: BearerAuth,
+        body: Json<SettingsInput>,
+    ) -> Result<Json<SettingsView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.users.update_settings(&caller, body.0).await?))
     }
 
     /// Users by username prefix, in username order.

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use super::limits::{LimitSettings, RateLimit};
 use super::users::page_limit;
 use super::views::{
-    ConversationKind, ConversationView, MessageView, Page, ParticipantRole, ParticipantView, UserRef, conversation_kind,
+    ConversationKind, ConversationView, MessageView, Page, ParticipantRole, ParticipantView, ReadReceiptView, UserRef,
+    conversation_kind,
 };
 use super::webhooks::payload;
 use super::{Caller, Context, Users};
@@ -22,7 +23,7 @@ use crate::domain::Title;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::webhook_event::{self, Change};
-use crate::storage::{conversation, is_unique_violation, message, participant};
+use crate::storage::{conversation, is_unique_violation, message, participant, user_settings};
 
 /// Most people one call may add.
 pub const MAX_PARTICIPANTS_PER_CALL: usize = 100;
@@ -398,6 +399,11 @@ impl Conversations {
         let last_messages = message::at_seqs(db, &last).await?;
         let mut user_ids: Vec<Uuid> = members.iter().map(|p| p.user_id).collect();
         user_ids.extend(last_messages.iter().map(|msg| msg.sender_id));
+        let private: HashSet<Uuid> = user_settings::private_among(db, dedupe(members.iter().map(|p| p.user_id)))
+            .await?
+            .into_iter()
+            .filter(|u| *u != caller.user_id)
+            .collect();
         let users = self.users.refs(dedupe(user_ids)).await?;
         let user_ref = |id: Uuid| users.get(&id).cloned().unwrap_or_else(|| UserRef::unknown(id));
 
@@ -417,6 +423,12 @@ impl Conversations {
                 let sender = user_ref(msg.sender_id);
                 MessageView::from_model(msg, sender)
             });
+            let mut read_by: Vec<ReadReceiptView> = parts
+                .iter()
+                .filter(|p| !private.contains(&p.user_id))
+                .map(|p| ReadReceiptView { user: user_ref(p.user_id), last_read_seq: p.last_read_seq })
+                .collect();
+            read_by.sort_by(|a, b| b.last_read_seq.cmp(&a.last_read_seq).then_with(|| a.user.id.cmp(&b.user.id)));
             views.push(ConversationView {
                 id: c.id,
                 kind: conversation_kind(&c),
@@ -435,12 +447,13 @@ impl Conversations {
                             ParticipantRole::Member
                         },
                         joined_at: p.joined_at,
-                        last_read_seq: p.last_read_seq,
+                        last_read_seq: (!private.contains(&p.user_id)).then_some(p.last_read_seq),
                     })
                     .collect(),
                 last_message,
                 unread_count,
                 last_read_seq,
+                read_by,
             });
         }
         Ok(views)

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::batch::{SendBatcher, store_one};
 use super::limits::{LimitSettings, RateLimit};
 use super::users::page_limit;
-use super::views::{MessageView, Page, ReadState, UserRef};
+use super::views::{MessageView, Page, ReadReceipts, ReadState, UserRef};
 use super::webhooks::{self, payload};
 use super::{Caller, Context, Conversations, FileService, Users};
 use crate::domain::MessageBody;
@@ -311,23 +311,29 @@ impl Messages {
         }
         let mut last_read_seq = me.last_read_seq;
         if seq > me.last_read_seq {
+            // A private marker is the caller's own: no receipt for the others or their apps,
+            // only the caller's other devices hear of it (their user topic).
+            let private = self.users.read_receipts(caller.user_id).await? == ReadReceipts::Private;
             let at = self.ctx.now();
             let txn = self.ctx.db.begin().await?;
             conversation::lock(&txn, conversation_id).await?;
             participant::mark_read(&txn, conversation_id, caller.user_id, seq).await?;
-            let change = webhook_event::Change {
-                id: Uuid::now_v7(),
-                kind: payload::READ_UPDATED,
-                conversation_id,
-                seq: Some(seq),
-                data: payload::read(caller),
-                at,
-            };
-            webhook_event::record(&txn, &change).await?;
+            if !private {
+                let change = webhook_event::Change {
+                    id: Uuid::now_v7(),
+                    kind: payload::READ_UPDATED,
+                    conversation_id,
+                    seq: Some(seq),
+                    data: payload::read(caller),
+                    at,
+                };
+                webhook_event::record(&txn, &change).await?;
+            }
             txn.commit().await?;
             last_read_seq = seq;
             let kind = EventKind::Read { conversation_id, user_id: caller.user_id, last_read_seq: seq };
-            self.ctx.publish(Topic::Conversation(conversation_id), kind).await;
+            let topic = if private { Topic::User(caller.user_id) } else { Topic::Conversation(conversation_id) };
+            self.ctx.publish(topic, kind).await;
         }
         let unread_count =
             self.conversations.unread_count(conversation_id, caller.user_id, last_read_seq, conv.last_seq).await?;

@@ -10,11 +10,11 @@ use sea_orm::Set;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::views::{Page, UserRef, UserView};
+use super::views::{Page, ReadReceipts, SettingsInput, SettingsView, UserRef, UserView};
 use super::{Caller, Context, password};
 use crate::domain::{Email, Password, SearchPrefix, Username, refuse_control};
 use crate::error::{AppError, AppResult};
-use crate::storage::{is_unique_violation, user};
+use crate::storage::{is_unique_violation, user, user_settings};
 
 pub const MAX_PAGE: u64 = 100;
 
@@ -65,7 +65,39 @@ impl Users {
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn me(&self, caller: &Caller) -> AppResult<UserView> {
         let found = user::find(&self.ctx.db, caller.user_id).await?;
-        found.map(|u| UserView::from_model(u, true)).ok_or_else(|| AppError::not_found("user"))
+        let mut view = found.map(|u| UserView::from_model(u, true)).ok_or_else(|| AppError::not_found("user"))?;
+        view.settings = Some(self.settings(caller).await?);
+        Ok(view)
+    }
+
+    /// The caller's settings (the defaults until they change one).
+    pub async fn settings(&self, caller: &Caller) -> AppResult<SettingsView> {
+        Ok(SettingsView { read_receipts: self.read_receipts(caller.user_id).await? })
+    }
+
+    /// Whether `user` lets others see how far they have read.
+    pub(crate) async fn read_receipts(&self, user: Uuid) -> AppResult<ReadReceipts> {
+        let found = user_settings::find(&self.ctx.db, user).await?;
+        Ok(match found {
+            Some(s) if s.read_receipts == user_settings::READ_RECEIPTS_PRIVATE => ReadReceipts::Private,
+            _ => ReadReceipts::Public,
+        })
+    }
+
+    /// Changes the caller's settings. Making read receipts private hides the caller's marker
+    /// from the others at once (their next read of the conversation); later markers are not
+    /// sent to them.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn update_settings(&self, caller: &Caller, input: SettingsInput) -> AppResult<SettingsView> {
+        if let Some(receipts) = input.read_receipts {
+            let stored = match receipts {
+                ReadReceipts::Public => user_settings::READ_RECEIPTS_PUBLIC,
+                ReadReceipts::Private => user_settings::READ_RECEIPTS_PRIVATE,
+            };
+            user_settings::set_read_receipts(&self.ctx.db, caller.user_id, stored, self.ctx.now()).await?;
+            crate::metrics::setting_changed("read_receipts", stored);
+        }
+        self.settings(caller).await
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, target.id = %id))]

@@ -34,6 +34,45 @@ pub struct UserView {
     /// Only present for the signed-in user themself (and admins); others ask `presence`,
     /// which answers for people who share a conversation.
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// Only present for the signed-in user themself (`me`).
+    pub settings: Option<SettingsView>,
+}
+
+/// Who sees how far I have read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ReadReceipts {
+    /// Everyone in the conversation (the default).
+    Public,
+    /// Only me: others do not see my read marker or its changes (Matrix's `m.read.private`);
+    /// my own unread counts work as before.
+    Private,
+}
+
+/// My settings.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "UserSettings")]
+#[oai(rename_all = "camelCase")]
+pub struct SettingsView {
+    pub read_receipts: ReadReceipts,
+}
+
+/// Changes to my settings; a field left out stays as it is.
+#[derive(Clone, Debug, async_graphql::InputObject, poem_openapi::Object)]
+#[graphql(name = "UserSettingsInput")]
+#[oai(rename_all = "camelCase")]
+pub struct SettingsInput {
+    pub read_receipts: Option<ReadReceipts>,
+}
+
+/// How far one participant has read (a read receipt).
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "ReadReceipt")]
+#[oai(rename_all = "camelCase")]
+pub struct ReadReceiptView {
+    pub user: UserRef,
+    /// Every message up to this seq has been read by `user`.
+    pub last_read_seq: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
@@ -155,7 +194,8 @@ pub struct ParticipantView {
     pub user: UserRef,
     pub role: ParticipantRole,
     pub joined_at: DateTime<Utc>,
-    pub last_read_seq: i64,
+    /// `null` for someone who keeps read receipts private (you always see your own).
+    pub last_read_seq: Option<i64>,
 }
 
 #[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
@@ -177,6 +217,10 @@ pub struct ConversationView {
     pub unread_count: i64,
     /// The caller's read marker.
     pub last_read_seq: i64,
+    /// Read receipts: how far each participant has read, furthest first; those who keep
+    /// theirs private are left out (the caller is always in). "Seen by" for a message is
+    /// everyone here with `lastReadSeq` at or past its seq.
+    pub read_by: Vec<ReadReceiptView>,
 }
 
 /// The caller's read marker after `markRead`.
@@ -237,6 +281,7 @@ impl UserView {
             display_name: u.display_name,
             created_at: u.created_at,
             last_seen_at: u.last_seen_at.filter(|_| include_private),
+            settings: None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod participant;
 pub mod session;
 pub mod upload_claim;
 pub mod user;
+pub mod user_settings;
 pub mod webhook_attempt;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;

@@ -24,6 +24,7 @@ mod messages;
 mod observability;
 mod outage;
 mod realtime;
+mod receipts;
 mod users;
 mod visibility;
 mod webhooks;

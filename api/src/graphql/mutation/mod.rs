@@ -4,6 +4,7 @@ mod auth;
 mod conversations;
 mod files;
 mod messages;
+mod users;
 
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
@@ -12,4 +13,5 @@ pub struct MutationRoot(
     conversations::ConversationMutation,
     messages::MessageMutation,
     files::FileMutation,
+    users::UserMutation,
 );
