@@ -70,6 +70,7 @@ BUSINESS = [
     ("7-day retention", "stat", 'max(syncchat_retention_ratio{cohort="7d"})', "percentunit", [], ""),
     ("Messages per day", "timeseries", 'sum(increase(syncchat_messages_total{kind="sent"}[1d]))', "short", [], "messages"),
     ("Messages/s by kind", "timeseries", "sum by (kind) (rate(syncchat_messages_total[5m]))", "short", [], "{{kind}}"),
+    ("Reactions/s", "timeseries", "sum by (action) (rate(syncchat_reactions_total[5m]))", "short", [], "{{action}}"),
     ("Conversations created per day", "timeseries", "sum by (kind) (increase(syncchat_conversations_created_total[1d]))", "short", [], "{{kind}}"),
     ("Groups renamed per day", "timeseries", "sum(increase(syncchat_conversations_renamed_total[1d]))", "short", [], "renamed"),
     ("Read-receipt settings changed per day", "timeseries", 'sum by (value) (increase(syncchat_settings_changed_total{setting="read_receipts"}[1d]))', "short", [], "{{value}}"),

@@ -144,6 +144,15 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_RATE_APP_PER_MIN", default_value_t = 6000, global = true)]
     pub rate_app_per_min: u32,
 
+    /// Most distinct emoji one message may carry as reactions.
+    #[arg(long, env = "SYNCCHAT_MAX_REACTIONS_PER_MESSAGE", default_value_t = 20, global = true)]
+    pub max_reactions_per_message: usize,
+
+    /// Custom reaction shortcodes allowed besides Unicode's emoji, comma-separated
+    /// (`parrot,shipit`: reacted with as `:parrot:`).
+    #[arg(long, env = "SYNCCHAT_REACTION_SHORTCODES", value_delimiter = ',', global = true)]
+    pub reaction_shortcodes: Vec<String>,
+
     /// Seconds an `Idempotency-Key`'s first answer is kept (and replayed to repeats).
     #[arg(long, env = "SYNCCHAT_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400, global = true)]
     pub idempotency_ttl_secs: u64,

@@ -9,6 +9,7 @@ mod m20261201_000001_create_upload_claims;
 mod m20261202_000001_integrations;
 mod m20261202_000002_idempotency_keys;
 mod m20261203_000001_user_settings;
+mod m20261203_000002_reactions;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_integrations::Migration),
             Box::new(m20261202_000002_idempotency_keys::Migration),
             Box::new(m20261203_000001_user_settings::Migration),
+            Box::new(m20261203_000002_reactions::Migration),
         ]
     }
 }

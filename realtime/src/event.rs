@@ -42,6 +42,23 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// One emoji's reactions to a message: how many, and the first few who reacted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: i64,
+    pub users: Vec<Reactor>,
+}
+
+/// Someone who reacted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reactor {
+    pub id: Uuid,
+    pub username: String,
+}
+
 /// A message as subscribers receive it: everything needed to render it, so delivery never
 /// reads the database.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,6 +137,19 @@ pub enum EventKind {
         online: bool,
         last_seen_at: Option<DateTime<Utc>>,
     },
+    /// `user_id` added (or removed) `emoji` on a message; `reactions` is the message's summary
+    /// after the change.
+    #[serde(rename_all = "camelCase")]
+    ReactionsUpdated {
+        conversation_id: Uuid,
+        message_id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        username: String,
+        emoji: String,
+        added: bool,
+        reactions: Vec<ReactionCount>,
+    },
     /// An admin disabled the account: every node closes its live connections.
     #[serde(rename_all = "camelCase")]
     AccountDisabled {
@@ -143,6 +173,7 @@ impl EventKind {
             EventKind::ConversationChanged { .. } => "conversation_changed",
             EventKind::Typing { .. } => "typing",
             EventKind::Presence { .. } => "presence",
+            EventKind::ReactionsUpdated { .. } => "reactions_updated",
             EventKind::AccountDisabled { .. } => "account_disabled",
             EventKind::SessionRevoked { .. } => "session_revoked",
         }
@@ -156,7 +187,8 @@ impl EventKind {
             | EventKind::MessageDeleted { message } => Some(message.conversation_id),
             EventKind::Read { conversation_id, .. }
             | EventKind::ConversationChanged { conversation_id, .. }
-            | EventKind::Typing { conversation_id, .. } => Some(*conversation_id),
+            | EventKind::Typing { conversation_id, .. }
+            | EventKind::ReactionsUpdated { conversation_id, .. } => Some(*conversation_id),
             EventKind::Presence { .. } | EventKind::AccountDisabled { .. } | EventKind::SessionRevoked { .. } => None,
         }
     }

@@ -124,6 +124,34 @@ impl MessageApi {
         Ok(Json(services.messages.delete(&caller, id.0).await?))
     }
 
+    /// React to a message with one emoji (percent-encoded: `%F0%9F%91%8D` is 👍), or a
+    /// shortcode such as `:rocket:`; a repeat changes nothing. Answers the message with its
+    /// reactions.
+    #[oai(path = "/messages/:id/reactions/:emoji", method = "put", operation_id = "addReaction")]
+    async fn add_reaction(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        #[oai(validator(min_length = 1, max_length = 64))] emoji: Path<String>,
+    ) -> Result<Json<MessageView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.reactions.add(&caller, id.0, &emoji.0).await?))
+    }
+
+    /// Take your reaction back (none to take back changes nothing).
+    #[oai(path = "/messages/:id/reactions/:emoji", method = "delete", operation_id = "removeReaction")]
+    async fn remove_reaction(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        #[oai(validator(min_length = 1, max_length = 64))] emoji: Path<String>,
+    ) -> Result<Json<MessageView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.reactions.remove(&caller, id.0, &emoji.0).await?))
+    }
+
     /// Move your read marker forward to `seq` (never back).
     #[oai(path = "/conversations/:id/read", method = "post", operation_id = "markRead")]
     async fn mark_read(

@@ -196,7 +196,12 @@ fn document_links(spec: &mut serde_json::Value) {
         (
             "/conversations/{id}/messages",
             "post",
-            &[("editMessage", "editMessage", BY_BODY_ID), ("deleteMessage", "deleteMessage", BY_BODY_ID)],
+            &[
+                ("editMessage", "editMessage", BY_BODY_ID),
+                ("addReaction", "addReaction", BY_BODY_ID),
+                ("removeReaction", "removeReaction", BY_BODY_ID),
+                ("deleteMessage", "deleteMessage", BY_BODY_ID),
+            ],
         ),
         (
             "/files",

@@ -27,6 +27,8 @@ pub struct LimitSettings {
     pub idempotency_ttl: std::time::Duration,
     /// Not a rate but a bound all the same: whose presence a user may see.
     pub presence_visibility: PresenceVisibility,
+    /// Distinct emoji per message, and the custom shortcodes allowed.
+    pub reactions: super::ReactionSettings,
 }
 
 fn nz(v: u32) -> NonZeroU32 {

@@ -26,7 +26,7 @@ use self::events::{EventsFilter, Step, leaves, start_at};
 use super::limits::{LimitSettings, RateLimit};
 use super::views::{
     ConversationChangedEvent, LiveEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent, MessageView,
-    PresenceView, ReadEvent, TypingEvent,
+    PresenceView, ReactionCountView, ReactionsUpdatedEvent, ReactorView, ReadEvent, TypingEvent,
 };
 use super::{Accounts, Caller, Context, Conversations, Messages};
 use crate::config::PresenceVisibility;
@@ -496,6 +496,32 @@ impl LiveEvent {
             EventKind::Presence { user_id, online, last_seen_at } => {
                 LiveEvent::Presence(PresenceView { user_id: *user_id, online: *online, last_seen_at: *last_seen_at })
             }
+            EventKind::ReactionsUpdated {
+                conversation_id,
+                message_id,
+                seq,
+                user_id,
+                username,
+                emoji,
+                added,
+                reactions,
+            } => LiveEvent::ReactionsUpdated(ReactionsUpdatedEvent {
+                conversation_id: *conversation_id,
+                message_id: *message_id,
+                seq: *seq,
+                user_id: *user_id,
+                username: username.clone(),
+                emoji: emoji.clone(),
+                added: *added,
+                reactions: reactions
+                    .iter()
+                    .map(|r| ReactionCountView {
+                        emoji: r.emoji.clone(),
+                        count: r.count,
+                        users: r.users.iter().map(|u| ReactorView { id: u.id, username: u.username.clone() }).collect(),
+                    })
+                    .collect(),
+            }),
             EventKind::AccountDisabled { .. } | EventKind::SessionRevoked { .. } => return None,
         })
     }

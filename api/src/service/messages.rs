@@ -19,7 +19,7 @@ use crate::domain::MessageBody;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::message::{self, NewMessage};
-use crate::storage::{conversation, participant, webhook_event};
+use crate::storage::{conversation, participant, reaction, webhook_event};
 
 pub const MAX_CLIENT_MESSAGE_ID: usize = 64;
 
@@ -194,9 +194,10 @@ impl Messages {
         record_message_change(&txn, caller, payload::MESSAGE_EDITED, &updated, at).await?;
         txn.commit().await?;
         m::message("edited");
-        let view = self.view(updated).await?;
+        let mut view = self.view(updated).await?;
         let topic = Topic::Conversation(view.conversation_id);
         self.ctx.publish(topic, EventKind::MessageEdited { message: MessageSnapshot::from(&view) }).await;
+        super::reactions::attach(&self.ctx.db, caller.user_id, std::slice::from_mut(&mut view)).await?;
         Ok(view)
     }
 
@@ -212,6 +213,7 @@ impl Messages {
         let at = self.ctx.now();
         let txn = self.ctx.db.begin().await?;
         let updated = message::wipe(&txn, msg, at).await?;
+        reaction::clear(&txn, updated.id).await?;
         record_message_change(&txn, caller, payload::MESSAGE_DELETED, &updated, at).await?;
         txn.commit().await?;
         self.deleted(updated).await
@@ -272,6 +274,8 @@ impl Messages {
             .map(|row| row.message.seq.to_string());
         let with_files: Vec<Uuid> =
             rows.iter().filter(|r| r.has_files && r.message.deleted_at.is_none()).map(|r| r.message.id).collect();
+        let with_reactions: Vec<Uuid> = rows.iter().filter(|r| r.has_reactions).map(|r| r.message.id).collect();
+        let mut reactions = super::reactions::summaries(&self.ctx.db, caller.user_id, &with_reactions).await?;
         let mut attachments = self.files.attachment_views(&with_files).await?;
         let items = rows
             .into_iter()
@@ -286,8 +290,10 @@ impl Messages {
                     },
                     None => UserRef::unknown(row.message.sender_id),
                 };
+                let own_reactions = reactions.remove(&row.message.id).unwrap_or_default();
                 let mut view = MessageView::from_model(row.message, sender);
                 view.attachments = files;
+                view.reactions = own_reactions;
                 view
             })
             .collect();

@@ -37,6 +37,7 @@ mod limits;
 pub mod live;
 pub(crate) mod messages;
 mod password;
+pub mod reactions;
 pub mod scopes;
 mod tokens;
 mod users;
@@ -58,6 +59,7 @@ pub use files::{FileService, FileSettings, Files, UploadTicket};
 pub use limits::LimitSettings;
 pub use live::Live;
 pub use messages::{HistoryQuery, Messages, SendMessageInput};
+pub use reactions::{ReactionSettings, Reactions};
 pub use tokens::TokenSettings;
 pub use users::Users;
 pub use webhooks::{WebhookSettings, Webhooks};
@@ -185,6 +187,7 @@ pub struct ServiceSet {
     pub apps: Arc<Apps>,
     pub webhooks: Arc<Webhooks>,
     pub idempotency: Arc<idempotency::Idempotency>,
+    pub reactions: Arc<Reactions>,
 }
 
 impl Services {
@@ -221,6 +224,8 @@ impl Services {
         let apps = Arc::new(Apps::new(ctx.clone(), auth.clone()));
         let webhooks = Webhooks::new(ctx.clone(), webhooks, Some(background));
         let idempotency = Arc::new(idempotency::Idempotency::new(ctx.clone(), limits.idempotency_ttl));
+        let reactions =
+            Arc::new(Reactions::new(ctx.clone(), conversations.clone(), messages.clone(), limits.reactions.clone()));
         Services(Arc::new(ServiceSet {
             ctx,
             users,
@@ -233,6 +238,7 @@ impl Services {
             apps,
             webhooks,
             idempotency,
+            reactions,
         }))
     }
 

@@ -185,6 +185,64 @@ pub struct MessageView {
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub attachments: Vec<AttachmentView>,
+    /// Per emoji, in the order first used. Filled where the message is read (history,
+    /// `addReaction`); a live event's message carries none: `ReactionsUpdatedEvent` does.
+    pub reactions: Vec<ReactionView>,
+}
+
+/// Someone who reacted.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Reactor")]
+#[oai(rename_all = "camelCase")]
+pub struct ReactorView {
+    pub id: Uuid,
+    pub username: String,
+}
+
+/// One emoji's reactions to a message, as the reader sees them.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Reaction", complex)]
+#[oai(rename_all = "camelCase")]
+pub struct ReactionView {
+    pub emoji: String,
+    pub count: i64,
+    /// Whether the reader reacted with it.
+    pub reacted_by_me: bool,
+    /// The first who reacted, oldest first (at most 3).
+    #[graphql(skip)]
+    pub users: Vec<ReactorView>,
+}
+
+#[async_graphql::ComplexObject]
+impl ReactionView {
+    /// The first who reacted, oldest first (at most 3).
+    async fn users(&self, #[graphql(default = 3)] first: i32) -> Vec<ReactorView> {
+        self.users.iter().take(usize::try_from(first).unwrap_or(0)).cloned().collect()
+    }
+}
+
+/// One emoji's reactions in a live event: the same for every reader.
+#[derive(Clone, Debug, Hash, async_graphql::SimpleObject)]
+pub struct ReactionCountView {
+    pub emoji: String,
+    pub count: i64,
+    /// The first who reacted, oldest first (at most 3).
+    pub users: Vec<ReactorView>,
+}
+
+/// Someone added or removed a reaction; `reactions` is the message's summary after it (each
+/// reader knows whether they are `userId`).
+#[derive(Clone, Debug, Hash, async_graphql::SimpleObject)]
+pub struct ReactionsUpdatedEvent {
+    pub conversation_id: Uuid,
+    pub message_id: Uuid,
+    pub seq: i64,
+    pub user_id: Uuid,
+    pub username: String,
+    pub emoji: String,
+    /// `false`: the reaction was removed.
+    pub added: bool,
+    pub reactions: Vec<ReactionCountView>,
 }
 
 #[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
@@ -299,6 +357,7 @@ impl MessageView {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             attachments: Vec::new(),
+            reactions: Vec::new(),
         }
     }
 }
@@ -345,6 +404,7 @@ impl From<MessageSnapshot> for MessageView {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             attachments: m.attachments.into_iter().map(Into::into).collect(),
+            reactions: Vec::new(),
         }
     }
 }
@@ -417,4 +477,5 @@ pub enum LiveEvent {
     ConversationChanged(ConversationChangedEvent),
     Typing(TypingEvent),
     Presence(PresenceView),
+    ReactionsUpdated(ReactionsUpdatedEvent),
 }

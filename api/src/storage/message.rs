@@ -216,6 +216,7 @@ pub struct HistoryRow {
     pub sender_display_name: Option<String>,
     pub sender_role: Option<String>,
     pub has_files: bool,
+    pub has_reactions: bool,
 }
 
 /// Up to `limit` messages of `conversation` in one query, none unless `reader` is one of
@@ -259,12 +260,20 @@ pub async fn history_page<C: ConnectionTrait>(
         .from(attachment::Entity)
         .and_where(Expr::col((attachment::Entity, attachment::Column::MessageId)).equals((m.clone(), Column::Id)))
         .to_owned();
+    let has_reactions = Query::select()
+        .expr(Expr::val(1))
+        .from(super::reaction::Entity)
+        .and_where(
+            Expr::col((super::reaction::Entity, super::reaction::Column::MessageId)).equals((m.clone(), Column::Id)),
+        )
+        .to_owned();
     let query = Query::select()
         .column((m.clone(), Asterisk))
         .expr_as(Expr::col((user::Entity, user::Column::Username)), Alias::new("sender_username"))
         .expr_as(Expr::col((user::Entity, user::Column::DisplayName)), Alias::new("sender_display_name"))
         .expr_as(Expr::col((user::Entity, user::Column::Role)), Alias::new("sender_role"))
         .expr_as(Expr::exists(has_files), Alias::new("has_files"))
+        .expr_as(Expr::exists(has_reactions), Alias::new("has_reactions"))
         .from_subquery(page, m.clone())
         .join(
             JoinType::LeftJoin,

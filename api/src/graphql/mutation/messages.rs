@@ -27,6 +27,19 @@ impl MessageMutation {
         services(ctx).messages.delete(&caller, id).await.gql()
     }
 
+    /// Reacts to a message with one emoji (👍, 👋🏽, or a shortcode such as `:rocket:`); a
+    /// repeat changes nothing. Answers the message with its reactions.
+    async fn add_reaction(&self, ctx: &Context<'_>, message_id: Uuid, emoji: String) -> Result<MessageView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).reactions.add(&caller, message_id, &emoji).await.gql()
+    }
+
+    /// Takes your reaction back (none to take back changes nothing).
+    async fn remove_reaction(&self, ctx: &Context<'_>, message_id: Uuid, emoji: String) -> Result<MessageView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).reactions.remove(&caller, message_id, &emoji).await.gql()
+    }
+
     /// Tells the other participants you are typing (or stopped). Without a refresh, typing
     /// ends by itself after 5 seconds.
     async fn set_typing(&self, ctx: &Context<'_>, conversation_id: Uuid, typing: bool) -> Result<bool> {

@@ -51,6 +51,7 @@ fn event_key(event: &LiveEvent) -> ItemKey {
         LiveEvent::ConversationChanged(e) => ItemKey::of(e.conversation_id, 5, e),
         LiveEvent::Typing(e) => typing_key(e),
         LiveEvent::Presence(e) => presence_key(e),
+        LiveEvent::ReactionsUpdated(e) => ItemKey::of(e.message_id, 8, e),
     }
 }
 
@@ -72,7 +73,7 @@ mod tests {
     use crate::service::Caller;
     use crate::service::views::{
         AttachmentView, ConversationChangedEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent,
-        ReadEvent, UserRef,
+        ReactionCountView, ReactionView, ReactionsUpdatedEvent, ReactorView, ReadEvent, UserRef,
     };
 
     fn message() -> MessageView {
@@ -102,6 +103,12 @@ mod tests {
                 sha256: "00".into(),
                 url: format!("/api/v1/files/{id}"),
                 thumbnail_url: Some(format!("/api/v1/files/{id}/thumbnail")),
+            }],
+            reactions: vec![ReactionView {
+                emoji: "👍".into(),
+                count: 2,
+                reacted_by_me: false,
+                users: vec![ReactorView { id, username: "sam".into() }],
             }],
         }
     }
@@ -147,6 +154,20 @@ mod tests {
                     }),
                     LiveEvent::Typing(typing()),
                     LiveEvent::Presence(presence()),
+                    LiveEvent::ReactionsUpdated(ReactionsUpdatedEvent {
+                        conversation_id: c,
+                        message_id: u,
+                        seq: 3,
+                        user_id: u,
+                        username: "sam".into(),
+                        emoji: "👍".into(),
+                        added: true,
+                        reactions: vec![ReactionCountView {
+                            emoji: "👍".into(),
+                            count: 1,
+                            users: vec![ReactorView { id: u, username: "sam".into() }],
+                        }],
+                    }),
                 ],
                 event_key,
             ),
