@@ -295,6 +295,8 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "conversations", _, "participants", "me"] => "/api/v1/conversations/{id}/participants/me",
         ["api", "v1", "messages", _] => "/api/v1/messages/{id}",
         ["api", "v1", "messages", _, "reactions", _] => "/api/v1/messages/{id}/reactions/{emoji}",
+        ["api", "v1", "messages", _, "pin"] => "/api/v1/messages/{id}/pin",
+        ["api", "v1", "conversations", _, "pins"] => "/api/v1/conversations/{id}/pins",
         ["api", "v1", "presence"] => "/api/v1/presence",
         ["api", "v1", "files"] => "/api/v1/files",
         ["api", "v1", "files", "uploads", _] => "/api/v1/files/uploads/{token}",

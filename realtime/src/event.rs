@@ -150,6 +150,16 @@ pub enum EventKind {
         added: bool,
         reactions: Vec<ReactionCount>,
     },
+    /// `user_id` pinned (or unpinned) a message of the conversation.
+    #[serde(rename_all = "camelCase")]
+    PinsChanged {
+        conversation_id: Uuid,
+        message_id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        username: String,
+        pinned: bool,
+    },
     /// An admin disabled the account: every node closes its live connections.
     #[serde(rename_all = "camelCase")]
     AccountDisabled {
@@ -174,6 +184,7 @@ impl EventKind {
             EventKind::Typing { .. } => "typing",
             EventKind::Presence { .. } => "presence",
             EventKind::ReactionsUpdated { .. } => "reactions_updated",
+            EventKind::PinsChanged { .. } => "pins_changed",
             EventKind::AccountDisabled { .. } => "account_disabled",
             EventKind::SessionRevoked { .. } => "session_revoked",
         }
@@ -188,7 +199,8 @@ impl EventKind {
             EventKind::Read { conversation_id, .. }
             | EventKind::ConversationChanged { conversation_id, .. }
             | EventKind::Typing { conversation_id, .. }
-            | EventKind::ReactionsUpdated { conversation_id, .. } => Some(*conversation_id),
+            | EventKind::ReactionsUpdated { conversation_id, .. }
+            | EventKind::PinsChanged { conversation_id, .. } => Some(*conversation_id),
             EventKind::Presence { .. } | EventKind::AccountDisabled { .. } | EventKind::SessionRevoked { .. } => None,
         }
     }

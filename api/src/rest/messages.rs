@@ -6,7 +6,7 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use super::{ApiTags, BearerAuth, ProblemResponse, svc};
-use crate::service::views::{MessageView, ReadState};
+use crate::service::views::{MessageView, PinView, ReadState};
 use crate::service::{HistoryQuery, SendMessageInput, Services};
 
 pub struct MessageApi {
@@ -55,6 +55,18 @@ struct EditMessage {
         )
     )]
     body: String,
+}
+
+#[derive(Object)]
+struct Unpinned {
+    /// False when the message was not pinned.
+    ok: bool,
+}
+
+#[derive(Object)]
+struct PinList {
+    /// The newest pin first.
+    items: Vec<PinView>,
 }
 
 #[derive(Object)]
@@ -150,6 +162,31 @@ impl MessageApi {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         Ok(Json(services.reactions.remove(&caller, id.0, &emoji.0).await?))
+    }
+
+    /// Pin a message (a group's owner, or anyone in a direct conversation; at most 50 per
+    /// conversation: 409 past it). Pinning again changes nothing.
+    #[oai(path = "/messages/:id/pin", method = "put", operation_id = "pinMessage")]
+    async fn pin(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<PinView>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(services.pins.pin(&caller, id.0).await?))
+    }
+
+    /// Unpin a message (`ok: false` when it was not pinned).
+    #[oai(path = "/messages/:id/pin", method = "delete", operation_id = "unpinMessage")]
+    async fn unpin(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Unpinned>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(Unpinned { ok: services.pins.unpin(&caller, id.0).await? }))
+    }
+
+    /// A conversation's pinned messages, the newest pin first.
+    #[oai(path = "/conversations/:id/pins", method = "get", operation_id = "listPins")]
+    async fn pins(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<PinList>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(PinList { items: services.pins.list(&caller, id.0).await? }))
     }
 
     /// Move your read marker forward to `seq` (never back).

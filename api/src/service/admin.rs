@@ -217,6 +217,7 @@ impl Admin {
         );
         let updated = message::wipe(&txn, msg, self.ctx.now()).await?;
         crate::storage::reaction::clear(&txn, updated.id).await?;
+        crate::storage::pin::clear_message(&txn, updated.id).await?;
         super::messages::record_message_change(&txn, caller, MESSAGE_DELETED, &updated, self.ctx.now()).await?;
         record(&txn, self.ctx.now(), caller, "message.delete", "message", message_id.to_string(), Some(detail)).await?;
         txn.commit().await?;

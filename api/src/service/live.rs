@@ -26,7 +26,7 @@ use self::events::{EventsFilter, Step, leaves, start_at};
 use super::limits::{LimitSettings, RateLimit};
 use super::views::{
     ConversationChangedEvent, LiveEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent, MessageView,
-    PresenceView, ReactionCountView, ReactionsUpdatedEvent, ReactorView, ReadEvent, TypingEvent,
+    PinsChangedEvent, PresenceView, ReactionCountView, ReactionsUpdatedEvent, ReactorView, ReadEvent, TypingEvent,
 };
 use super::{Accounts, Caller, Context, Conversations, Messages};
 use crate::config::PresenceVisibility;
@@ -522,6 +522,16 @@ impl LiveEvent {
                     })
                     .collect(),
             }),
+            EventKind::PinsChanged { conversation_id, message_id, seq, user_id, username, pinned } => {
+                LiveEvent::PinsChanged(PinsChangedEvent {
+                    conversation_id: *conversation_id,
+                    message_id: *message_id,
+                    seq: *seq,
+                    user_id: *user_id,
+                    username: username.clone(),
+                    pinned: *pinned,
+                })
+            }
             EventKind::AccountDisabled { .. } | EventKind::SessionRevoked { .. } => return None,
         })
     }

@@ -214,6 +214,7 @@ impl Messages {
         let txn = self.ctx.db.begin().await?;
         let updated = message::wipe(&txn, msg, at).await?;
         reaction::clear(&txn, updated.id).await?;
+        crate::storage::pin::clear_message(&txn, updated.id).await?;
         record_message_change(&txn, caller, payload::MESSAGE_DELETED, &updated, at).await?;
         txn.commit().await?;
         self.deleted(updated).await

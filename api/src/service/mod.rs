@@ -37,6 +37,7 @@ mod limits;
 pub mod live;
 pub(crate) mod messages;
 mod password;
+pub mod pins;
 pub mod reactions;
 pub mod scopes;
 mod tokens;
@@ -59,6 +60,7 @@ pub use files::{FileService, FileSettings, Files, UploadTicket};
 pub use limits::LimitSettings;
 pub use live::Live;
 pub use messages::{HistoryQuery, Messages, SendMessageInput};
+pub use pins::Pins;
 pub use reactions::{ReactionSettings, Reactions};
 pub use tokens::TokenSettings;
 pub use users::Users;
@@ -188,6 +190,7 @@ pub struct ServiceSet {
     pub webhooks: Arc<Webhooks>,
     pub idempotency: Arc<idempotency::Idempotency>,
     pub reactions: Arc<Reactions>,
+    pub pins: Arc<Pins>,
 }
 
 impl Services {
@@ -226,6 +229,7 @@ impl Services {
         let idempotency = Arc::new(idempotency::Idempotency::new(ctx.clone(), limits.idempotency_ttl));
         let reactions =
             Arc::new(Reactions::new(ctx.clone(), conversations.clone(), messages.clone(), limits.reactions.clone()));
+        let pins = Arc::new(Pins::new(ctx.clone(), users.clone(), conversations.clone(), messages.clone()));
         Services(Arc::new(ServiceSet {
             ctx,
             users,
@@ -239,6 +243,7 @@ impl Services {
             webhooks,
             idempotency,
             reactions,
+            pins,
         }))
     }
 

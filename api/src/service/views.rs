@@ -230,6 +230,28 @@ pub struct ReactionCountView {
     pub users: Vec<ReactorView>,
 }
 
+/// A pinned message of a conversation.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "PinnedMessage")]
+#[oai(rename_all = "camelCase")]
+pub struct PinView {
+    pub message: MessageView,
+    pub pinned_by: UserRef,
+    pub pinned_at: DateTime<Utc>,
+}
+
+/// A message was pinned (or unpinned) in one of your conversations.
+#[derive(Clone, Debug, Hash, async_graphql::SimpleObject)]
+pub struct PinsChangedEvent {
+    pub conversation_id: Uuid,
+    pub message_id: Uuid,
+    pub seq: i64,
+    pub user_id: Uuid,
+    pub username: String,
+    /// `false`: unpinned.
+    pub pinned: bool,
+}
+
 /// Someone added or removed a reaction; `reactions` is the message's summary after it (each
 /// reader knows whether they are `userId`).
 #[derive(Clone, Debug, Hash, async_graphql::SimpleObject)]
@@ -257,7 +279,7 @@ pub struct ParticipantView {
 }
 
 #[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
-#[graphql(name = "Conversation")]
+#[graphql(name = "Conversation", complex)]
 #[oai(rename_all = "camelCase")]
 pub struct ConversationView {
     pub id: Uuid,
@@ -478,4 +500,5 @@ pub enum LiveEvent {
     Typing(TypingEvent),
     Presence(PresenceView),
     ReactionsUpdated(ReactionsUpdatedEvent),
+    PinsChanged(PinsChangedEvent),
 }

@@ -172,6 +172,14 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
 }
 
 /// The message with this id, deleted or not.
+/// The messages among `ids` that exist, in no particular order.
+pub async fn among<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<Vec<Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Entity::find().filter(Column::Id.is_in(ids)).all(db).await
+}
+
 pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<Model>, DbErr> {
     Entity::find_by_id(id).one(db).await
 }

@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod idempotency;
 pub mod message;
 pub mod participant;
+pub mod pin;
 pub mod reaction;
 pub mod session;
 pub mod upload_claim;

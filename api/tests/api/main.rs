@@ -23,6 +23,7 @@ mod live_trust;
 mod messages;
 mod observability;
 mod outage;
+mod pins;
 mod reactions;
 mod realtime;
 mod receipts;

@@ -3,7 +3,7 @@ use uuid::Uuid;
 
 use crate::graphql::{GqlResult, caller, services};
 use crate::service::SendMessageInput;
-use crate::service::views::{MessageView, ReadState};
+use crate::service::views::{MessageView, PinView, ReadState};
 
 #[derive(Default)]
 pub struct MessageMutation;
@@ -38,6 +38,19 @@ impl MessageMutation {
     async fn remove_reaction(&self, ctx: &Context<'_>, message_id: Uuid, emoji: String) -> Result<MessageView> {
         let caller = caller(ctx).gql()?;
         services(ctx).reactions.remove(&caller, message_id, &emoji).await.gql()
+    }
+
+    /// Pins a message (a group's owner, or anyone in a direct conversation; at most 50 per
+    /// conversation). Pinning again changes nothing.
+    async fn pin_message(&self, ctx: &Context<'_>, message_id: Uuid) -> Result<PinView> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).pins.pin(&caller, message_id).await.gql()
+    }
+
+    /// Unpins a message; `false` when it was not pinned.
+    async fn unpin_message(&self, ctx: &Context<'_>, message_id: Uuid) -> Result<bool> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).pins.unpin(&caller, message_id).await.gql()
     }
 
     /// Tells the other participants you are typing (or stopped). Without a refresh, typing

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::graphql::{GqlResult, caller, connection, services};
 use crate::service::conversations::encode_activity_cursor;
-use crate::service::views::ConversationView;
+use crate::service::views::{ConversationView, PinView};
 
 #[derive(Default)]
 pub struct ConversationQuery;
@@ -27,5 +27,15 @@ impl ConversationQuery {
     async fn conversation(&self, ctx: &Context<'_>, id: Uuid) -> Result<ConversationView> {
         let caller = caller(ctx).gql()?;
         services(ctx).conversations.get(&caller, id).await.gql()
+    }
+}
+
+/// Fields of a conversation read only when asked for.
+#[async_graphql::ComplexObject]
+impl ConversationView {
+    /// Its pinned messages, the newest pin first (at most 50).
+    async fn pinned_messages(&self, ctx: &Context<'_>) -> Result<Vec<PinView>> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).pins.list(&caller, self.id).await.gql()
     }
 }

@@ -52,6 +52,7 @@ fn event_key(event: &LiveEvent) -> ItemKey {
         LiveEvent::Typing(e) => typing_key(e),
         LiveEvent::Presence(e) => presence_key(e),
         LiveEvent::ReactionsUpdated(e) => ItemKey::of(e.message_id, 8, e),
+        LiveEvent::PinsChanged(e) => ItemKey::of(e.message_id, 9, e),
     }
 }
 
@@ -73,7 +74,7 @@ mod tests {
     use crate::service::Caller;
     use crate::service::views::{
         AttachmentView, ConversationChangedEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent,
-        ReactionCountView, ReactionView, ReactionsUpdatedEvent, ReactorView, ReadEvent, UserRef,
+        PinsChangedEvent, ReactionCountView, ReactionView, ReactionsUpdatedEvent, ReactorView, ReadEvent, UserRef,
     };
 
     fn message() -> MessageView {
@@ -154,6 +155,14 @@ mod tests {
                     }),
                     LiveEvent::Typing(typing()),
                     LiveEvent::Presence(presence()),
+                    LiveEvent::PinsChanged(PinsChangedEvent {
+                        conversation_id: c,
+                        message_id: u,
+                        seq: 3,
+                        user_id: u,
+                        username: "sam".into(),
+                        pinned: true,
+                    }),
                     LiveEvent::ReactionsUpdated(ReactionsUpdatedEvent {
                         conversation_id: c,
                         message_id: u,
