@@ -72,6 +72,7 @@ BUSINESS = [
     ("Messages/s by kind", "timeseries", "sum by (kind) (rate(syncchat_messages_total[5m]))", "short", [], "{{kind}}"),
     ("Reactions/s", "timeseries", "sum by (action) (rate(syncchat_reactions_total[5m]))", "short", [], "{{action}}"),
     ("Pins per day", "timeseries", "sum by (action) (increase(syncchat_pins_total[1d]))", "short", [], "{{action}}"),
+    ("Blocks per day", "timeseries", "sum by (action) (increase(syncchat_blocks_total[1d]))", "short", [], "{{action}}"),
     ("Conversations created per day", "timeseries", "sum by (kind) (increase(syncchat_conversations_created_total[1d]))", "short", [], "{{kind}}"),
     ("Groups renamed per day", "timeseries", "sum(increase(syncchat_conversations_renamed_total[1d]))", "short", [], "renamed"),
     ("Read-receipt settings changed per day", "timeseries", 'sum by (value) (increase(syncchat_settings_changed_total{setting="read_receipts"}[1d]))', "short", [], "{{value}}"),

@@ -59,6 +59,7 @@ fn message() -> MessageView {
         edited_at: None,
         deleted_at: None,
         attachments: Vec::new(),
+        sender_blocked: false,
         reactions: Vec::new(),
     }
 }

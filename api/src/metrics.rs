@@ -26,6 +26,7 @@ pub const CONVERSATIONS_RENAMED: &str = "syncchat_conversations_renamed_total";
 pub const SETTINGS_CHANGED: &str = "syncchat_settings_changed_total";
 pub const REACTIONS: &str = "syncchat_reactions_total";
 pub const PINS: &str = "syncchat_pins_total";
+pub const BLOCKS: &str = "syncchat_blocks_total";
 pub const RATE_LIMITED: &str = "syncchat_rate_limited_total";
 pub const EVENTS_PUBLISHED: &str = "syncchat_events_published_total";
 pub const BUILD_INFO: &str = "syncchat_build_info";
@@ -105,6 +106,9 @@ fn zero_series() {
     }
     for action in ["pinned", "unpinned"] {
         counter!(PINS, "action" => action).absolute(0);
+    }
+    for action in ["blocked", "unblocked"] {
+        counter!(BLOCKS, "action" => action).absolute(0);
     }
     for value in ["public", "private"] {
         counter!(SETTINGS_CHANGED, "setting" => "read_receipts", "value" => value).absolute(0);
@@ -190,6 +194,7 @@ fn describe() {
     describe_counter!(SETTINGS_CHANGED, Unit::Count, "User settings changed, by setting and new value.");
     describe_counter!(REACTIONS, Unit::Count, "Reactions added and removed.");
     describe_counter!(PINS, Unit::Count, "Messages pinned and unpinned.");
+    describe_counter!(BLOCKS, Unit::Count, "Users blocked and unblocked.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Committed events published to the event bus, by kind.");
     describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; labels carry the version and node.");
@@ -365,6 +370,10 @@ pub fn login(outcome: &'static str) {
 
 pub fn conversation_created(kind: &'static str) {
     counter!(CONVERSATIONS_CREATED, "kind" => kind).increment(1);
+}
+
+pub fn block(action: &'static str) {
+    counter!(BLOCKS, "action" => action).increment(1);
 }
 
 pub fn pin(action: &'static str) {

@@ -11,6 +11,7 @@ mod m20261202_000002_idempotency_keys;
 mod m20261203_000001_user_settings;
 mod m20261203_000002_reactions;
 mod m20261203_000003_pins;
+mod m20261203_000004_blocks;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_user_settings::Migration),
             Box::new(m20261203_000002_reactions::Migration),
             Box::new(m20261203_000003_pins::Migration),
+            Box::new(m20261203_000004_blocks::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{ApiTags, BearerAuth, ProblemResponse, svc};
 use crate::service::Services;
-use crate::service::views::{SettingsInput, SettingsView, UserView};
+use crate::service::views::{SettingsInput, SettingsView, UserRef, UserView};
 
 pub struct UserApi {
     pub services: Option<Arc<Services>>,
@@ -20,6 +20,17 @@ struct UserList {
     next_cursor: Option<String>,
 }
 
+#[derive(Object)]
+struct BlockedList {
+    items: Vec<UserRef>,
+}
+
+#[derive(Object)]
+struct Changed {
+    /// False when there was nothing to change.
+    ok: bool,
+}
+
 #[OpenApi(prefix_path = "/users", tag = "ApiTags::Users")]
 impl UserApi {
     /// The signed-in user.
@@ -28,6 +39,31 @@ impl UserApi {
         let services = svc(&self.services)?;
         let caller = auth.caller(services).await?;
         Ok(Json(services.users.me(&caller).await?))
+    }
+
+    /// Whom you blocked, the latest first.
+    #[oai(path = "/me/blocked", method = "get", operation_id = "blockedUsers")]
+    async fn blocked(&self, auth: BearerAuth) -> Result<Json<BlockedList>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(BlockedList { items: services.users.blocked(&caller).await? }))
+    }
+
+    /// Block a user: they cannot start a direct conversation with you, do not see your
+    /// presence or typing, and their messages are flagged for you (`senderBlocked`).
+    #[oai(path = "/:id/block", method = "put", operation_id = "blockUser")]
+    async fn block(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Changed>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(Changed { ok: services.users.block(&caller, id.0).await? }))
+    }
+
+    /// Unblock a user.
+    #[oai(path = "/:id/block", method = "delete", operation_id = "unblockUser")]
+    async fn unblock(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Changed>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        Ok(Json(Changed { ok: services.users.unblock(&caller, id.0).await? }))
     }
 
     /// Change the signed-in user's settings; a field left out stays as it is.

@@ -23,7 +23,7 @@ use crate::domain::Title;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::webhook_event::{self, Change};
-use crate::storage::{conversation, is_unique_violation, message, participant, user_settings};
+use crate::storage::{block, conversation, is_unique_violation, message, participant, user_settings};
 
 /// Most people one call may add.
 pub const MAX_PARTICIPANTS_PER_CALL: usize = 100;
@@ -80,6 +80,11 @@ impl Conversations {
         Conversations { ctx, users, create_limit }
     }
 
+    /// The users area this one reads people through.
+    pub(crate) fn users(&self) -> &Users {
+        &self.users
+    }
+
     pub(crate) fn shrink_limits(&self) {
         self.create_limit.shrink();
     }
@@ -110,6 +115,9 @@ impl Conversations {
             return Err(AppError::bad_input("title", "a direct conversation has no title"));
         }
         self.users.ensure_exist(&others).await?;
+        if kind == ConversationKind::Direct && block::exists(&self.ctx.db, others[0], caller.user_id).await? {
+            return Err(AppError::Forbidden("this person does not take direct conversations from you".into()));
+        }
         self.create_limit.check(&caller.user_id)?;
 
         let conversation_id = match kind {

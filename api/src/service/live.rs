@@ -179,7 +179,8 @@ impl Live {
         caller.require(Scope::MessagesRead)?;
         let me = caller.user_id;
         let memberships = participant::conversation_ids_of(&self.ctx.db, me).await?;
-        let mut filter = EventsFilter::new(me, memberships);
+        let mut filter =
+            EventsFilter::new(me, memberships).hiding_typing_of(self.conversations.users().blockers_of(me).await?);
         let contacts = self.direct_contacts(me, filter.following().collect()).await?;
 
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
@@ -252,6 +253,8 @@ impl Live {
         self.live_participation(caller, conversation_id).await?;
         let mut live = topic_stream(self.ctx.bus.subscribe(Topic::Conversation(conversation_id)));
         let me = caller.user_id;
+        // Whoever blocked the caller types unseen by them (as of the subscription's start).
+        let blockers = self.conversations.users().blockers_of(me).await?;
         Ok(Box::pin(async_stream::stream! {
             let mut typing: HashMap<Uuid, (TypingEvent, tokio::time::Instant)> = HashMap::new();
             let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -261,7 +264,7 @@ impl Live {
                         let Some(item) = item else { return };
                         let event = match item { Ok(e) => e, Err(missed) => { yield Err(lagged(missed)); return; } };
                         match &event.kind {
-                            EventKind::Typing { user_id, .. } if *user_id == me => {}
+                            EventKind::Typing { user_id, .. } if *user_id == me || blockers.contains(user_id) => {}
                             EventKind::Typing { conversation_id, user_id, username, typing: is_typing } => {
                                 let ev = TypingEvent::new(*conversation_id, *user_id, username, *is_typing, event.committed_at);
                                 if *is_typing {
@@ -342,6 +345,9 @@ impl Live {
     async fn presence_of(&self, caller: &Caller, ids: Vec<Uuid>) -> AppResult<Vec<PresenceView>> {
         let shared_only = self.presence_visibility == PresenceVisibility::Shared;
         let visible = user::presence_visible(&self.ctx.db, ids.clone(), caller.user_id, shared_only).await?;
+        // Whoever blocked the caller is not seen by them.
+        let blockers = self.conversations.users().blockers_of(caller.user_id).await?;
+        let visible: Vec<user::Model> = visible.into_iter().filter(|u| !blockers.contains(&u.id)).collect();
         let seen: HashMap<Uuid, Option<DateTime<Utc>>> = visible.into_iter().map(|u| (u.id, u.last_seen_at)).collect();
         let ids: Vec<Uuid> = ids.into_iter().filter(|id| seen.contains_key(id)).collect();
         let online = self.presence.online(&ids).await;

@@ -292,7 +292,9 @@ impl Messages {
                     None => UserRef::unknown(row.message.sender_id),
                 };
                 let own_reactions = reactions.remove(&row.message.id).unwrap_or_default();
+                let sender_blocked = row.sender_blocked;
                 let mut view = MessageView::from_model(row.message, sender);
+                view.sender_blocked = sender_blocked;
                 view.attachments = files;
                 view.reactions = own_reactions;
                 view

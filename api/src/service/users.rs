@@ -14,7 +14,7 @@ use super::views::{Page, ReadReceipts, SettingsInput, SettingsView, UserRef, Use
 use super::{Caller, Context, password};
 use crate::domain::{Email, Password, SearchPrefix, Username, refuse_control};
 use crate::error::{AppError, AppResult};
-use crate::storage::{is_unique_violation, user, user_settings};
+use crate::storage::{block, is_unique_violation, user, user_settings};
 
 pub const MAX_PAGE: u64 = 100;
 
@@ -68,6 +68,47 @@ impl Users {
         let mut view = found.map(|u| UserView::from_model(u, true)).ok_or_else(|| AppError::not_found("user"))?;
         view.settings = Some(self.settings(caller).await?);
         Ok(view)
+    }
+
+    /// Blocks `user`: they can no longer start a direct conversation with the caller, do not
+    /// see the caller's presence or typing, and their messages are flagged for the caller
+    /// (`senderBlocked`). `false` when already blocked.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, target.id = %target))]
+    pub async fn block(&self, caller: &Caller, target: Uuid) -> AppResult<bool> {
+        if target == caller.user_id {
+            return Err(AppError::bad_input("userId", "you cannot block yourself"));
+        }
+        if user::find(&self.ctx.db, target).await?.is_none() {
+            return Err(AppError::not_found("user"));
+        }
+        let added = block::add(&self.ctx.db, caller.user_id, target, self.ctx.now()).await?;
+        if added {
+            crate::metrics::block("blocked");
+        }
+        Ok(added)
+    }
+
+    /// Unblocks `user`; `false` when they were not blocked.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, target.id = %target))]
+    pub async fn unblock(&self, caller: &Caller, target: Uuid) -> AppResult<bool> {
+        let removed = block::remove(&self.ctx.db, caller.user_id, target).await?;
+        if removed {
+            crate::metrics::block("unblocked");
+        }
+        Ok(removed)
+    }
+
+    /// Whom the caller blocked, the latest first.
+    pub async fn blocked(&self, caller: &Caller) -> AppResult<Vec<UserRef>> {
+        let ids: Vec<Uuid> =
+            block::blocked_by(&self.ctx.db, caller.user_id).await?.into_iter().map(|b| b.blocked_id).collect();
+        let refs = self.refs(ids.clone()).await?;
+        Ok(ids.into_iter().map(|id| refs.get(&id).cloned().unwrap_or_else(|| UserRef::unknown(id))).collect())
+    }
+
+    /// Who blocked `user` (whose presence and typing `user` does not see).
+    pub(crate) async fn blockers_of(&self, user: Uuid) -> AppResult<std::collections::HashSet<Uuid>> {
+        Ok(block::blockers_of(&self.ctx.db, user).await?.into_iter().collect())
     }
 
     /// The caller's settings (the defaults until they change one).

@@ -185,6 +185,9 @@ pub struct MessageView {
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub attachments: Vec<AttachmentView>,
+    /// The sender is someone you blocked: hide it if you like. Set where history is read for
+    /// you; a live event's message has `false` (compare with `blockedUsers`).
+    pub sender_blocked: bool,
     /// Per emoji, in the order first used. Filled where the message is read (history,
     /// `addReaction`); a live event's message carries none: `ReactionsUpdatedEvent` does.
     pub reactions: Vec<ReactionView>,
@@ -379,6 +382,7 @@ impl MessageView {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             attachments: Vec::new(),
+            sender_blocked: false,
             reactions: Vec::new(),
         }
     }
@@ -426,6 +430,7 @@ impl From<MessageSnapshot> for MessageView {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             attachments: m.attachments.into_iter().map(Into::into).collect(),
+            sender_blocked: false,
             reactions: Vec::new(),
         }
     }

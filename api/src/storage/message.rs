@@ -225,6 +225,8 @@ pub struct HistoryRow {
     pub sender_role: Option<String>,
     pub has_files: bool,
     pub has_reactions: bool,
+    /// The reader blocked the sender.
+    pub sender_blocked: bool,
 }
 
 /// Up to `limit` messages of `conversation` in one query, none unless `reader` is one of
@@ -268,6 +270,14 @@ pub async fn history_page<C: ConnectionTrait>(
         .from(attachment::Entity)
         .and_where(Expr::col((attachment::Entity, attachment::Column::MessageId)).equals((m.clone(), Column::Id)))
         .to_owned();
+    let sender_blocked = Query::select()
+        .expr(Expr::val(1))
+        .from(super::block::Entity)
+        .and_where(Expr::col((super::block::Entity, super::block::Column::BlockerId)).eq(reader))
+        .and_where(
+            Expr::col((super::block::Entity, super::block::Column::BlockedId)).equals((m.clone(), Column::SenderId)),
+        )
+        .to_owned();
     let has_reactions = Query::select()
         .expr(Expr::val(1))
         .from(super::reaction::Entity)
@@ -282,6 +292,7 @@ pub async fn history_page<C: ConnectionTrait>(
         .expr_as(Expr::col((user::Entity, user::Column::Role)), Alias::new("sender_role"))
         .expr_as(Expr::exists(has_files), Alias::new("has_files"))
         .expr_as(Expr::exists(has_reactions), Alias::new("has_reactions"))
+        .expr_as(Expr::exists(sender_blocked), Alias::new("sender_blocked"))
         .from_subquery(page, m.clone())
         .join(
             JoinType::LeftJoin,

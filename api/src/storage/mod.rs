@@ -8,6 +8,7 @@ pub mod app;
 pub mod attachment;
 pub mod audit;
 pub mod blob;
+pub mod block;
 pub mod conversation;
 pub mod idempotency;
 pub mod message;

@@ -11,6 +11,7 @@ mod apps;
 mod auth;
 mod background;
 mod bad_input;
+mod blocks;
 mod cluster;
 mod config_docs;
 mod contracts;

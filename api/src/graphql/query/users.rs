@@ -3,7 +3,7 @@ use async_graphql::{Context, Object, Result};
 use uuid::Uuid;
 
 use crate::graphql::{GqlResult, caller, connection, services};
-use crate::service::views::UserView;
+use crate::service::views::{UserRef, UserView};
 
 #[derive(Default)]
 pub struct UserQuery;
@@ -14,6 +14,12 @@ impl UserQuery {
     async fn me(&self, ctx: &Context<'_>) -> Result<UserView> {
         let caller = caller(ctx).gql()?;
         services(ctx).users.me(&caller).await.gql()
+    }
+
+    /// Whom the signed-in user blocked, the latest first.
+    async fn blocked_users(&self, ctx: &Context<'_>) -> Result<Vec<UserRef>> {
+        let caller = caller(ctx).gql()?;
+        services(ctx).users.blocked(&caller).await.gql()
     }
 
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<UserView> {

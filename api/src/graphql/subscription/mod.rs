@@ -105,6 +105,7 @@ mod tests {
                 url: format!("/api/v1/files/{id}"),
                 thumbnail_url: Some(format!("/api/v1/files/{id}/thumbnail")),
             }],
+            sender_blocked: false,
             reactions: vec![ReactionView {
                 emoji: "👍".into(),
                 count: 2,

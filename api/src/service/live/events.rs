@@ -17,6 +17,8 @@ use crate::service::views::LiveEvent;
 pub(crate) struct EventsFilter {
     me: Uuid,
     following: HashSet<Uuid>,
+    /// Users whose typing the subscriber does not get (they blocked the subscriber).
+    typing_hidden: HashSet<Uuid>,
 }
 
 /// What the subscription does for one event, in order.
@@ -37,7 +39,13 @@ pub(crate) enum Step<'e> {
 impl EventsFilter {
     /// A subscriber `me` who is in `conversations`.
     pub(crate) fn new(me: Uuid, conversations: impl IntoIterator<Item = Uuid>) -> EventsFilter {
-        EventsFilter { me, following: conversations.into_iter().collect() }
+        EventsFilter { me, following: conversations.into_iter().collect(), typing_hidden: HashSet::new() }
+    }
+
+    /// Drops the typing of `users` (those who blocked the subscriber).
+    pub(crate) fn hiding_typing_of(mut self, users: HashSet<Uuid>) -> EventsFilter {
+        self.typing_hidden = users;
+        self
     }
 
     /// The conversations followed now.
@@ -58,6 +66,7 @@ impl EventsFilter {
                 vec![Step::Admit(message)]
             }
             EventKind::MessageAdded { .. } => Vec::new(),
+            EventKind::Typing { user_id, .. } if self.typing_hidden.contains(user_id) => Vec::new(),
             EventKind::ConversationChanged { conversation_id, added, removed, .. } => {
                 let id = *conversation_id;
                 let (joined, left) = (added.contains(&self.me), removed.contains(&self.me));
