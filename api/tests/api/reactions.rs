@@ -155,3 +155,34 @@ async fn reactions_are_validated_bounded_and_private_to_participants(app: TestAp
         history["items"][0]["reactions"].as_array().unwrap().iter().filter_map(|r| r["emoji"].as_str()).collect();
     assert_eq!(emoji, ["👍", "🎉", "🚀"]);
 }
+
+/// Two nodes on Postgres and Redis: a reaction and a pin made through node A reach a
+/// subscriber on node B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_and_pins_reach_subscribers_on_another_node() {
+    let Some(nodes) = crate::helpers::spawn_cluster(2, &[]).await else { return };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (ann, ben) = (a.register("ann").await, a.register("ben").await);
+    let conv = a.conversation(&ann, &[&ben], None).await;
+    let msg = a.send(&ann, &conv, "across nodes").await["id"].as_str().unwrap().to_owned();
+    let mut bens = WsClient::signed_in(b, &ben.token).await;
+    bens.subscribe(
+        "e",
+        "subscription { events { __typename \
+           ... on ReactionsUpdatedEvent { emoji reactions { count } } \
+           ... on PinsChangedEvent { messageId pinned } } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(react(a, &ann, &msg, "🎉").await.0, 200);
+    let reacted = bens.next_data("e").await;
+    assert_eq!(
+        reacted["events"],
+        json!({"__typename": "ReactionsUpdatedEvent", "emoji": "🎉", "reactions": [{"count": 1}]})
+    );
+    let (status, _) = a.rest("PUT", &format!("/messages/{msg}/pin"), Some(&ann.token), None).await;
+    assert_eq!(status, 200);
+    let pinned = bens.next_data("e").await;
+    assert_eq!(pinned["events"], json!({"__typename": "PinsChangedEvent", "messageId": msg, "pinned": true}));
+}
