@@ -176,12 +176,44 @@ impl Live {
         caller: &Caller,
         after: Vec<ResumePoint>,
     ) -> AppResult<LiveStream<LiveEvent>> {
+        self.events_of(caller, None, after).await
+    }
+
+    /// The same events for one conversation only (no presence, no other conversation), from
+    /// `after_seq` when given; it ends when the caller leaves the conversation.
+    #[instrument(skip_all, fields(user.id = %caller.user_id, conversation.id = %conversation_id))]
+    pub async fn subscribe_conversation_events(
+        self: &Arc<Self>,
+        caller: &Caller,
+        conversation_id: Uuid,
+        after_seq: Option<i64>,
+    ) -> AppResult<LiveStream<LiveEvent>> {
+        let after = after_seq.map(|seq| ResumePoint { conversation_id, seq }).into_iter().collect();
+        self.events_of(caller, Some(conversation_id), after).await
+    }
+
+    async fn events_of(
+        self: &Arc<Self>,
+        caller: &Caller,
+        only: Option<Uuid>,
+        after: Vec<ResumePoint>,
+    ) -> AppResult<LiveStream<LiveEvent>> {
         caller.require(Scope::MessagesRead)?;
         let me = caller.user_id;
-        let memberships = participant::conversation_ids_of(&self.ctx.db, me).await?;
+        let memberships = match only {
+            Some(conversation_id) => {
+                self.live_participation(caller, conversation_id).await?;
+                vec![conversation_id]
+            }
+            None => participant::conversation_ids_of(&self.ctx.db, me).await?,
+        };
         let mut filter =
             EventsFilter::new(me, memberships).hiding_typing_of(self.conversations.users().blockers_of(me).await?);
-        let contacts = self.direct_contacts(me, filter.following().collect()).await?;
+        if only.is_some() {
+            filter = filter.fixed();
+        }
+        let contacts =
+            if only.is_some() { Vec::new() } else { self.direct_contacts(me, filter.following().collect()).await? };
 
         let mut topics: StreamMap<Topic, TopicStream> = StreamMap::new();
         topics.insert(Topic::User(me), topic_stream(self.ctx.bus.subscribe(Topic::User(me))));
@@ -237,7 +269,12 @@ impl Live {
                                 return;
                             }
                         }
-                        Step::Unfollow(id) => { topics.remove(&Topic::Conversation(id)); }
+                        Step::Unfollow(id) => {
+                            topics.remove(&Topic::Conversation(id));
+                            if only == Some(id) {
+                                return;
+                            }
+                        }
                         Step::Deliver(live) => yield Ok(live),
                     }
                 }

@@ -309,7 +309,72 @@ async fn next_read(ws: &mut WsClient) -> serde_json::Value {
     }
 }
 
+/// `conversationEvents`: everything of one conversation (messages, reactions, pins, typing,
+/// reads) and nothing of another, resumable by seq, ending when the subscriber leaves.
+async fn a_conversation_subscription_carries_its_events_and_no_others(app: TestApp) {
+    let (ann, ben, cat) = (app.register("ann").await, app.register("ben").await, app.register("cat").await);
+    let room = app.conversation(&ann, &[&ben], Some("room")).await;
+    let other = app.conversation(&ann, &[&ben], Some("other")).await;
+    let first = app.send(&ann, &room, "before").await["id"].as_str().unwrap().to_owned();
+    let mut ws = WsClient::signed_in(&app, &ben.token).await;
+    ws.subscribe(
+        "c",
+        "subscription($c: UUID!, $s: Int) { conversationEvents(conversationId: $c, afterSeq: $s) { __typename \
+           ... on MessageAddedEvent { message { conversationId seq body } } \
+           ... on ReactionsUpdatedEvent { emoji } ... on PinsChangedEvent { pinned } \
+           ... on TypingEvent { username } ... on ReadEvent { lastReadSeq } } }",
+        json!({"c": room, "s": 0}),
+    )
+    .await;
+    let replayed = ws.next_data("c").await;
+    assert_eq!(replayed["conversationEvents"]["message"]["body"], "before", "resumed from seq 0: {replayed}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.send(&ann, &other, "elsewhere").await;
+    app.conversation(&ann, &[&ben, &cat], Some("a new one")).await;
+    app.send(&ann, &room, "here").await;
+    let here = ws.next_data("c").await;
+    assert_eq!(here["conversationEvents"]["message"]["body"], "here", "nothing of the other conversations: {here}");
+    let (status, _) =
+        app.rest("PUT", &format!("/messages/{first}/reactions/%F0%9F%91%8D"), Some(&ann.token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(ws.next_data("c").await["conversationEvents"]["emoji"], "👍");
+    app.rest("PUT", &format!("/messages/{first}/pin"), Some(&ann.token), None).await;
+    assert_eq!(ws.next_data("c").await["conversationEvents"]["pinned"], true);
+    app.gql_ok(
+        Some(&ann.token),
+        "mutation($c: UUID!) { setTyping(conversationId: $c, typing: true) }",
+        json!({"c": room}),
+    )
+    .await;
+    assert_eq!(ws.next_data("c").await["conversationEvents"]["username"], "ann");
+    app.rest("POST", &format!("/conversations/{room}/read"), Some(&ben.token), Some(json!({"seq": 2}))).await;
+    assert_eq!(ws.next_data("c").await["conversationEvents"]["lastReadSeq"], 2);
+    // Leaving ends it.
+    app.gql_ok(Some(&ben.token), "mutation($c: UUID!) { leaveConversation(conversationId: $c) }", json!({"c": room}))
+        .await;
+    loop {
+        match ws.recv().await {
+            Received::Message(m) if m["type"] == "complete" => break,
+            Received::Message(m) if m["type"] == "next" => continue,
+            other => panic!("expected the subscription to complete, got {other:?}"),
+        }
+    }
+    // An outsider cannot subscribe.
+    let mut eves = WsClient::signed_in(&app, &cat.token).await;
+    eves.subscribe(
+        "x",
+        "subscription($c: UUID!) { conversationEvents(conversationId: $c) { __typename } }",
+        json!({"c": room}),
+    )
+    .await;
+    match eves.recv().await {
+        Received::Message(m) => assert_eq!(m["payload"][0]["extensions"]["code"], "FORBIDDEN", "{m}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
 on_both_backends!(
+    a_conversation_subscription_carries_its_events_and_no_others,
     small_events_are_shared_but_never_stale,
     a_subscription_stops_when_completed_and_ends_when_its_user_leaves,
     items_are_rendered_once_per_selection,

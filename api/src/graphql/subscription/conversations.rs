@@ -37,6 +37,23 @@ impl ConversationSubscription {
         .await
     }
 
+    /// Everything of one conversation, as `events` has it (messages, edits, deletions, typing,
+    /// read markers, reactions, pins, membership), without presence; with `afterSeq`, missed
+    /// messages are replayed first. Ends when you leave the conversation.
+    async fn conversation_events(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+        after_seq: Option<i64>,
+    ) -> Result<SharedItems<LiveEvent>> {
+        subscription_items(ctx, event_key, async move {
+            let caller = caller(ctx).gql()?;
+            // Boxed: as in `events`.
+            Box::pin(services(ctx).live.subscribe_conversation_events(&caller, conversation_id, after_seq)).await.gql()
+        })
+        .await
+    }
+
     /// New messages of one conversation in seq order; with `afterSeq`, the ones after it are
     /// replayed first, with no gap and no duplicate.
     async fn message_added(

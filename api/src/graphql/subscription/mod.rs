@@ -142,7 +142,7 @@ mod tests {
         }
         let (c, u) = (Uuid::now_v7(), Uuid::now_v7());
         match field {
-            "events" => each(
+            "events" | "conversationEvents" => each(
                 vec![
                     LiveEvent::MessageAdded(MessageAddedEvent { message: message() }),
                     LiveEvent::MessageEdited(MessageEditedEvent { message: message() }),

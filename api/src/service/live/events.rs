@@ -19,6 +19,8 @@ pub(crate) struct EventsFilter {
     following: HashSet<Uuid>,
     /// Users whose typing the subscriber does not get (they blocked the subscriber).
     typing_hidden: HashSet<Uuid>,
+    /// One conversation's subscription: joining another one does not start following it.
+    fixed: bool,
 }
 
 /// What the subscription does for one event, in order.
@@ -39,7 +41,13 @@ pub(crate) enum Step<'e> {
 impl EventsFilter {
     /// A subscriber `me` who is in `conversations`.
     pub(crate) fn new(me: Uuid, conversations: impl IntoIterator<Item = Uuid>) -> EventsFilter {
-        EventsFilter { me, following: conversations.into_iter().collect(), typing_hidden: HashSet::new() }
+        EventsFilter { me, following: conversations.into_iter().collect(), typing_hidden: HashSet::new(), fixed: false }
+    }
+
+    /// Follows only the conversations it started with.
+    pub(crate) fn fixed(mut self) -> EventsFilter {
+        self.fixed = true;
+        self
     }
 
     /// Drops the typing of `users` (those who blocked the subscriber).
@@ -67,6 +75,9 @@ impl EventsFilter {
             }
             EventKind::MessageAdded { .. } => Vec::new(),
             EventKind::Typing { user_id, .. } if self.typing_hidden.contains(user_id) => Vec::new(),
+            EventKind::ConversationChanged { conversation_id, .. } if self.fixed && !self.follows(*conversation_id) => {
+                Vec::new()
+            }
             EventKind::ConversationChanged { conversation_id, added, removed, .. } => {
                 let id = *conversation_id;
                 let (joined, left) = (added.contains(&self.me), removed.contains(&self.me));
