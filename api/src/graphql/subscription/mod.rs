@@ -252,7 +252,7 @@ mod tests {
         for field in &root.fields {
             let name = field.node.name.node.as_str();
             let args = match name {
-                "messageAdded" | "typing" => format!(r#"(conversationId: "{nil}")"#),
+                "messageAdded" | "typing" | "conversationEvents" => format!(r#"(conversationId: "{nil}")"#),
                 "presence" => r#"(userIds: [])"#.to_owned(),
                 _ => String::new(),
             };
