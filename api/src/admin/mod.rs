@@ -79,9 +79,9 @@ struct LoginForm {
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
+pub(crate) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 fn cookie(req: &Request, name: &str) -> Option<String> {

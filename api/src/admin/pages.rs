@@ -497,7 +497,7 @@ pub async fn create_app(
 pub async fn create_app_key(
     req: &Request,
     Path(id): Path<String>,
-    form: Form<CsrfOnly>,
+    form: Form<super::CsrfForm>,
     services: Data<&Services>,
     console: Data<&Console>,
 ) -> Response {
@@ -524,7 +524,7 @@ pub async fn create_app_key(
 pub async fn revoke_app_key(
     req: &Request,
     Path((id, key_id)): Path<(String, String)>,
-    form: Form<CsrfOnly>,
+    form: Form<super::CsrfForm>,
     services: Data<&Services>,
     console: Data<&Console>,
 ) -> Response {
@@ -541,10 +541,4 @@ pub async fn revoke_app_key(
         Err(e) => Err(failed(e)),
     };
     back_to_integrations(outcome)
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
 }
