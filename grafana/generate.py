@@ -71,6 +71,7 @@ BUSINESS = [
     ("Messages per day", "timeseries", 'sum(increase(syncchat_messages_total{kind="sent"}[1d]))', "short", [], "messages"),
     ("Messages/s by kind", "timeseries", "sum by (kind) (rate(syncchat_messages_total[5m]))", "short", [], "{{kind}}"),
     ("Reactions/s", "timeseries", "sum by (action) (rate(syncchat_reactions_total[5m]))", "short", [], "{{action}}"),
+    ("Mentions/s by kind", "timeseries", "sum by (kind) (rate(syncchat_mentions_total[5m]))", "short", [], "{{kind}}"),
     ("Pins per day", "timeseries", "sum by (action) (increase(syncchat_pins_total[1d]))", "short", [], "{{action}}"),
     ("Blocks per day", "timeseries", "sum by (action) (increase(syncchat_blocks_total[1d]))", "short", [], "{{action}}"),
     ("Conversations created per day", "timeseries", "sum by (kind) (increase(syncchat_conversations_created_total[1d]))", "short", [], "{{kind}}"),

@@ -61,6 +61,7 @@ fn message() -> MessageView {
         attachments: Vec::new(),
         sender_blocked: false,
         reactions: Vec::new(),
+        mentions: Vec::new(),
     }
 }
 

@@ -153,6 +153,11 @@ pub struct Config {
     #[arg(long, env = "SYNCCHAT_REACTION_SHORTCODES", value_delimiter = ',', global = true)]
     pub reaction_shortcodes: Vec<String>,
 
+    /// Who may mention everyone in a group (`@here`, `@all`): `anyone` in it, or only its
+    /// `owners` (and platform admins).
+    #[arg(long, env = "SYNCCHAT_MENTION_EVERYONE", value_enum, default_value = "anyone", global = true)]
+    pub mention_everyone: crate::service::MentionEveryone,
+
     /// Seconds an `Idempotency-Key`'s first answer is kept (and replayed to repeats).
     #[arg(long, env = "SYNCCHAT_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400, global = true)]
     pub idempotency_ttl_secs: u64,

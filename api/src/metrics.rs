@@ -26,6 +26,7 @@ pub const CONVERSATIONS_RENAMED: &str = "syncchat_conversations_renamed_total";
 pub const SETTINGS_CHANGED: &str = "syncchat_settings_changed_total";
 pub const REACTIONS: &str = "syncchat_reactions_total";
 pub const PINS: &str = "syncchat_pins_total";
+pub const MENTIONS: &str = "syncchat_mentions_total";
 pub const BLOCKS: &str = "syncchat_blocks_total";
 pub const RATE_LIMITED: &str = "syncchat_rate_limited_total";
 pub const EVENTS_PUBLISHED: &str = "syncchat_events_published_total";
@@ -106,6 +107,9 @@ fn zero_series() {
     }
     for action in ["pinned", "unpinned"] {
         counter!(PINS, "action" => action).absolute(0);
+    }
+    for kind in ["user", "here", "all"] {
+        counter!(MENTIONS, "kind" => kind).absolute(0);
     }
     for action in ["blocked", "unblocked"] {
         counter!(BLOCKS, "action" => action).absolute(0);
@@ -194,6 +198,11 @@ fn describe() {
     describe_counter!(SETTINGS_CHANGED, Unit::Count, "User settings changed, by setting and new value.");
     describe_counter!(REACTIONS, Unit::Count, "Reactions added and removed.");
     describe_counter!(PINS, Unit::Count, "Messages pinned and unpinned.");
+    describe_counter!(
+        MENTIONS,
+        Unit::Count,
+        "Mentions in sent messages, by kind (user, here, all); edits are not counted again."
+    );
     describe_counter!(BLOCKS, Unit::Count, "Users blocked and unblocked.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Committed events published to the event bus, by kind.");
@@ -378,6 +387,10 @@ pub fn block(action: &'static str) {
 
 pub fn pin(action: &'static str) {
     counter!(PINS, "action" => action).increment(1);
+}
+
+pub fn mention(kind: &'static str) {
+    counter!(MENTIONS, "kind" => kind).increment(1);
 }
 
 pub fn reaction(action: &'static str) {

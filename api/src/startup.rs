@@ -293,6 +293,7 @@ fn limit_settings(config: &Config) -> LimitSettings {
         auth_per_account_per_min: config.rate_auth_per_account_per_min,
         typing_per_sec: config.rate_typing_per_sec,
         presence_visibility: config.presence_visibility,
+        mention_everyone: config.mention_everyone,
         reactions: crate::service::ReactionSettings {
             max_per_message: config.max_reactions_per_message.max(1),
             shortcodes: config

@@ -12,6 +12,8 @@ mod m20261203_000001_user_settings;
 mod m20261203_000002_reactions;
 mod m20261203_000003_pins;
 mod m20261203_000004_blocks;
+mod m20261207_000001_mentions;
+mod m20261207_000002_reaction_count;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_reactions::Migration),
             Box::new(m20261203_000003_pins::Migration),
             Box::new(m20261203_000004_blocks::Migration),
+            Box::new(m20261207_000001_mentions::Migration),
+            Box::new(m20261207_000002_reaction_count::Migration),
         ]
     }
 }

@@ -82,6 +82,30 @@ pub struct MessageSnapshot {
     /// Files attached to the message (metadata only; bytes are fetched by id).
     #[serde(default)]
     pub attachments: Vec<AttachmentSnapshot>,
+    /// Who the body mentions, where (also the stored form: `messages.mentions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<MentionSnapshot>,
+}
+
+/// Whom a mention names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MentionKind {
+    User,
+    Here,
+    All,
+}
+
+/// One mention in a message body: UTF-16 offsets, start inclusive, end exclusive; `user` for
+/// a `@username` that named someone in the conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MentionSnapshot {
+    pub kind: MentionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Reactor>,
+    pub start: u32,
+    pub end: u32,
 }
 
 /// A file attached to a message, as subscribers render it.

@@ -9,7 +9,9 @@ mod stats;
 
 pub use bus::{BUS_CONNECTED, CAPACITY as BUS_CAPACITY, EventBus, Fanout, InProcess, Subscription};
 pub use cluster::{BUS_QUEUE, REDIS_DURATION, REDIS_ERRORS, RedisFanout, RedisPresence};
-pub use event::{AttachmentSnapshot, Event, EventKind, MessageSnapshot, ReactionCount, Reactor, Topic};
+pub use event::{
+    AttachmentSnapshot, Event, EventKind, MentionKind, MentionSnapshot, MessageSnapshot, ReactionCount, Reactor, Topic,
+};
 pub use presence::{InProcessPresence, PresenceStore};
 pub use resume::{History, HistoryError, SeqCursor};
 pub use stats::{

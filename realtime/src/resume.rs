@@ -145,6 +145,7 @@ pub(crate) mod tests {
             edited_at: None,
             deleted_at: None,
             attachments: Vec::new(),
+            mentions: Vec::new(),
         }
     }
 

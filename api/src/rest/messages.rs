@@ -13,6 +13,15 @@ pub struct MessageApi {
     pub services: Option<Arc<Services>>,
 }
 
+/// Messages that mention you, newest first.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct MentionList {
+    items: Vec<MessageView>,
+    /// Pass as `after` for the next (older) page.
+    next_cursor: Option<String>,
+}
+
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct MessageList {
@@ -94,6 +103,23 @@ impl MessageApi {
         let q = HistoryQuery { before: before.0, after: after.0, limit: limit.0 };
         let page = services.messages.list(&caller, id.0, q).await?;
         Ok(Json(MessageList { items: page.items, next_cursor: page.next_cursor }))
+    }
+
+    /// Messages that mention you (by name, `@here` or `@all`), newest first, in the
+    /// conversations you are in. `limit` defaults to 20, at most 100.
+    #[oai(path = "/users/me/mentions", method = "get", operation_id = "listMentions")]
+    async fn mentions(
+        &self,
+        auth: BearerAuth,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u64>>,
+        #[oai(validator(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))] after: Query<
+            Option<String>,
+        >,
+    ) -> Result<Json<MentionList>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        let page = services.messages.mentions(&caller, limit.0, after.0.as_deref()).await?;
+        Ok(Json(MentionList { items: page.items, next_cursor: page.next_cursor }))
     }
 
     /// Send a message. Retrying with the same `clientMessageId` returns the first message.

@@ -426,7 +426,8 @@ impl Conversations {
         for c in convs {
             let parts = by_conv.remove(&c.id).unwrap_or_default();
             let last_read_seq = parts.iter().find(|p| p.user_id == caller.user_id).map_or(0, |p| p.last_read_seq);
-            let unread_count = self.unread_count(c.id, caller.user_id, last_read_seq, c.last_seq).await?;
+            let (unread_count, mention_count) =
+                self.unread_counts(c.id, caller.user_id, last_read_seq, c.last_seq).await?;
             let last_message = last_by_conv.remove(&c.id).map(|msg| {
                 let sender = user_ref(msg.sender_id);
                 MessageView::from_model(msg, sender)
@@ -460,6 +461,7 @@ impl Conversations {
                     .collect(),
                 last_message,
                 unread_count,
+                mention_count,
                 last_read_seq,
                 read_by,
             });
@@ -467,18 +469,27 @@ impl Conversations {
         Ok(views)
     }
 
-    pub(crate) async fn unread_count(
+    /// Unread messages and, of them, those that mention `user_id`, after its read marker.
+    pub(crate) async fn unread_counts(
         &self,
         conversation_id: Uuid,
         user_id: Uuid,
         last_read_seq: i64,
         last_seq: i64,
-    ) -> AppResult<i64> {
+    ) -> AppResult<(i64, i64)> {
         if last_read_seq >= last_seq {
-            return Ok(0);
+            return Ok((0, 0));
         }
-        let n = message::count_unread(&self.ctx.db, conversation_id, user_id, last_read_seq).await?;
-        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+        let db = &self.ctx.db;
+        let unread = message::count_unread(db, conversation_id, user_id, last_read_seq).await?;
+        // Nothing unread mentions anyone when nothing is unread.
+        let mentions = if unread == 0 {
+            0
+        } else {
+            crate::storage::mention::count_after(db, user_id, conversation_id, last_read_seq).await?
+        };
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Ok((n(unread), n(mentions)))
     }
 }
 

@@ -29,6 +29,8 @@ pub struct LimitSettings {
     pub presence_visibility: PresenceVisibility,
     /// Distinct emoji per message, and the custom shortcodes allowed.
     pub reactions: super::ReactionSettings,
+    /// Who may mention everyone in a group.
+    pub mention_everyone: super::MentionEveryone,
 }
 
 fn nz(v: u32) -> NonZeroU32 {

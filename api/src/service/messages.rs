@@ -5,12 +5,13 @@ use super::scopes::Scope;
 use std::sync::Arc;
 
 use sea_orm::{DbBackend, TransactionTrait};
-use syncchat_realtime::{EventKind, History, HistoryError, MessageSnapshot, Topic};
+use syncchat_realtime::{EventKind, History, HistoryError, MessageSnapshot, PresenceStore, Topic};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::batch::{SendBatcher, store_one};
 use super::limits::{LimitSettings, RateLimit};
+use super::mentions::{self, MentionResolver};
 use super::users::page_limit;
 use super::views::{MessageView, Page, ReadReceipts, ReadState, UserRef};
 use super::webhooks::{self, payload};
@@ -19,7 +20,7 @@ use crate::domain::MessageBody;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 use crate::storage::message::{self, NewMessage};
-use crate::storage::{conversation, participant, reaction, webhook_event};
+use crate::storage::{conversation, mention, participant, reaction, webhook_event};
 
 pub const MAX_CLIENT_MESSAGE_ID: usize = 64;
 
@@ -55,6 +56,7 @@ pub struct Messages {
     files: Arc<FileService>,
     send_limit: RateLimit<Uuid>,
     sends: SendBatcher,
+    mentions: MentionResolver,
 }
 
 impl Messages {
@@ -63,12 +65,14 @@ impl Messages {
         users: Arc<Users>,
         conversations: Arc<Conversations>,
         files: Arc<FileService>,
+        presence: Arc<dyn PresenceStore>,
         limits: &LimitSettings,
         background: &crate::background::Background,
     ) -> Messages {
         let send_limit = RateLimit::per_second("send_message", limits.send_per_sec, limits.send_burst);
         let sends = SendBatcher::new(background.clone());
-        Messages { ctx, users, conversations, files, send_limit, sends }
+        let mentions = MentionResolver::new(ctx.clone(), conversations.clone(), presence, limits.mention_everyone);
+        Messages { ctx, users, conversations, files, send_limit, sends, mentions }
     }
 
     pub(crate) fn shrink_limits(&self) {
@@ -120,11 +124,18 @@ impl Messages {
             return self.retried(existing, input.conversation_id).await;
         }
         self.send_limit.check(&caller.user_id)?;
+        let body = body.into_inner();
+        let mentioned = self.mentions.resolve(caller, input.conversation_id, &body).await?;
 
         let id = Uuid::now_v7();
-        let body = body.into_inner();
-        let event_data =
-            webhooks::payload::new_message(caller, id, &body, client_message_id.as_deref(), &attachment_ids);
+        let event_data = webhooks::payload::new_message(
+            caller,
+            id,
+            &body,
+            client_message_id.as_deref(),
+            &attachment_ids,
+            &mentioned.users,
+        );
         let send = NewMessage {
             id,
             conversation_id: input.conversation_id,
@@ -132,6 +143,8 @@ impl Messages {
             body,
             client_message_id: client_message_id.clone(),
             event_data,
+            mentions: mentioned.json.clone(),
+            mentioned: mentioned.users.clone(),
         };
         let stored = if one_statement {
             self.sends.store(&self.ctx, send).await
@@ -149,6 +162,7 @@ impl Messages {
             other => other?,
         };
         m::message("sent");
+        mentioned.count();
         // The sender is the caller: only attachments need reading back.
         let mut view = MessageView::from_model(stored, caller.user_ref());
         if !attachment_ids.is_empty() {
@@ -188,9 +202,13 @@ impl Messages {
         if msg.deleted_at.is_some() {
             return Err(AppError::Conflict("a deleted message cannot be edited".into()));
         }
+        let body = body.into_inner();
+        let mentioned = self.mentions.resolve(caller, msg.conversation_id, &body).await?;
         let at = self.ctx.now();
         let txn = self.ctx.db.begin().await?;
-        let updated = message::edit(&txn, msg, body.into_inner(), at).await?;
+        let updated = message::edit(&txn, msg, body, mentioned.json.clone(), at).await?;
+        mention::clear(&txn, updated.id).await?;
+        mention::insert(&txn, &updated, &mentioned.users).await?;
         record_message_change(&txn, caller, payload::MESSAGE_EDITED, &updated, at).await?;
         txn.commit().await?;
         m::message("edited");
@@ -214,6 +232,7 @@ impl Messages {
         let txn = self.ctx.db.begin().await?;
         let updated = message::wipe(&txn, msg, at).await?;
         reaction::clear(&txn, updated.id).await?;
+        mention::clear(&txn, updated.id).await?;
         crate::storage::pin::clear_message(&txn, updated.id).await?;
         record_message_change(&txn, caller, payload::MESSAGE_DELETED, &updated, at).await?;
         txn.commit().await?;
@@ -275,7 +294,8 @@ impl Messages {
             .map(|row| row.message.seq.to_string());
         let with_files: Vec<Uuid> =
             rows.iter().filter(|r| r.has_files && r.message.deleted_at.is_none()).map(|r| r.message.id).collect();
-        let with_reactions: Vec<Uuid> = rows.iter().filter(|r| r.has_reactions).map(|r| r.message.id).collect();
+        let with_reactions: Vec<Uuid> =
+            rows.iter().filter(|r| r.message.reaction_count > 0).map(|r| r.message.id).collect();
         let mut reactions = super::reactions::summaries(&self.ctx.db, caller.user_id, &with_reactions).await?;
         let mut attachments = self.files.attachment_views(&with_files).await?;
         let items = rows
@@ -301,6 +321,24 @@ impl Messages {
             })
             .collect();
         Ok(Page { items, next_cursor, has_more })
+    }
+
+    /// Messages that mention the caller (by name, `@here` or `@all`), newest first, in the
+    /// conversations they are still in.
+    #[instrument(skip_all, fields(user.id = %caller.user_id))]
+    pub async fn mentions(
+        &self,
+        caller: &Caller,
+        first: Option<u64>,
+        after: Option<&str>,
+    ) -> AppResult<Page<MessageView>> {
+        caller.require(Scope::MessagesRead)?;
+        let limit = page_limit(first, 20, 100)?;
+        let before = mentions::parse_cursor(after)?;
+        let rows = mention::page(&self.ctx.db, caller.user_id, before, limit + 1).await?;
+        let mut items = self.views(rows).await?;
+        super::reactions::attach(&self.ctx.db, caller.user_id, &mut items).await?;
+        Ok(mentions::page_of(items, limit))
     }
 
     /// Moves the caller's read marker forward to `seq` (never back).
@@ -344,9 +382,9 @@ impl Messages {
             let topic = if private { Topic::User(caller.user_id) } else { Topic::Conversation(conversation_id) };
             self.ctx.publish(topic, kind).await;
         }
-        let unread_count =
-            self.conversations.unread_count(conversation_id, caller.user_id, last_read_seq, conv.last_seq).await?;
-        Ok(ReadState { conversation_id, last_read_seq, unread_count })
+        let (unread_count, mention_count) =
+            self.conversations.unread_counts(conversation_id, caller.user_id, last_read_seq, conv.last_seq).await?;
+        Ok(ReadState { conversation_id, last_read_seq, unread_count, mention_count })
     }
 
     pub(crate) async fn view(&self, msg: message::Model) -> AppResult<MessageView> {

@@ -16,7 +16,7 @@
 //! | [`Accounts`] (`auth.rs`) | `auth` | login, sessions and their cache, tokens, auth rate limits | users |
 //! | [`Conversations`] (`conversations.rs`) | `conversations` | membership, conversation lists, the creation limit | users |
 //! | [`FileService`] (`files.rs`) | `files` | file store, upload rules, attachments, the collector | auth |
-//! | [`Messages`] (`messages.rs`, `batch.rs`) | `messages` | send (batcher, send limit), edit, delete, history, read markers | users, conversations, files |
+//! | [`Messages`] (`messages.rs`, `batch.rs`, `mentions.rs`) | `messages` | send (batcher, send limit), edit, delete, history, read markers, mentions | users, conversations, files |
 //! | [`Live`] (`live.rs`, `heal.rs`) | `live` | subscriptions, presence, typing, the connection registry, the healer | auth, conversations, messages |
 //! | [`Admin`] (`admin.rs`) | `admin` | console sign-in, moderation, console figures | auth, users, messages |
 //! | [`Apps`] (`apps.rs`; keys as credentials in `keys.rs`, on `auth`) | `apps` | apps, their bot users and API keys | auth |
@@ -35,6 +35,7 @@ pub mod idempotency;
 mod keys;
 mod limits;
 pub mod live;
+pub(crate) mod mentions;
 pub(crate) mod messages;
 mod password;
 pub mod pins;
@@ -59,6 +60,7 @@ pub use conversations::{Conversations, CreateConversationInput};
 pub use files::{FileService, FileSettings, Files, UploadTicket};
 pub use limits::LimitSettings;
 pub use live::Live;
+pub use mentions::MentionEveryone;
 pub use messages::{HistoryQuery, Messages, SendMessageInput};
 pub use pins::Pins;
 pub use reactions::{ReactionSettings, Reactions};
@@ -212,6 +214,7 @@ impl Services {
             users.clone(),
             conversations.clone(),
             files.clone(),
+            presence.clone(),
             &limits,
             background,
         ));

@@ -90,7 +90,10 @@ impl Reactions {
             txn.commit().await?;
             added
         } else {
-            reaction::remove(db, message_id, caller.user_id, &emoji).await?
+            let txn = db.begin().await?;
+            let removed = reaction::remove(&txn, message_id, caller.user_id, &emoji).await?;
+            txn.commit().await?;
+            removed
         };
         if changed {
             m::reaction(if add { "added" } else { "removed" });

@@ -191,6 +191,88 @@ pub struct MessageView {
     /// Per emoji, in the order first used. Filled where the message is read (history,
     /// `addReaction`); a live event's message carries none: `ReactionsUpdatedEvent` does.
     pub reactions: Vec<ReactionView>,
+    /// Who the body mentions, where: render them from these positions (UTF-16 code units,
+    /// `end` exclusive) rather than parsing the text again.
+    pub mentions: Vec<MentionView>,
+}
+
+/// Whom a mention names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum MentionKind {
+    /// `@username`: one person in the conversation (`user`).
+    User,
+    /// `@here`: everyone in the conversation who was online.
+    Here,
+    /// `@all`: everyone in the conversation.
+    All,
+}
+
+/// A mentioned user.
+#[derive(Clone, Debug, PartialEq, Eq, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "MentionedUser")]
+#[oai(rename_all = "camelCase")]
+pub struct MentionedUserView {
+    pub id: Uuid,
+    pub username: String,
+}
+
+/// One mention in a message body.
+#[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
+#[graphql(name = "Mention")]
+#[oai(rename_all = "camelCase")]
+pub struct MentionView {
+    pub kind: MentionKind,
+    /// Whom `@username` named (`null` for `@here` and `@all`).
+    pub user: Option<MentionedUserView>,
+    /// Where the `@` is, in UTF-16 code units from the start of the body.
+    pub start: i32,
+    /// Just past the name, in UTF-16 code units (`body.slice(start, end)` is `@name`).
+    pub end: i32,
+}
+
+impl From<syncchat_realtime::MentionSnapshot> for MentionView {
+    fn from(m: syncchat_realtime::MentionSnapshot) -> Self {
+        use syncchat_realtime::MentionKind as K;
+        MentionView {
+            kind: match m.kind {
+                K::User => MentionKind::User,
+                K::Here => MentionKind::Here,
+                K::All => MentionKind::All,
+            },
+            user: m.user.map(|u| MentionedUserView { id: u.id, username: u.username }),
+            start: i32::try_from(m.start).unwrap_or(i32::MAX),
+            end: i32::try_from(m.end).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<&MentionView> for syncchat_realtime::MentionSnapshot {
+    fn from(m: &MentionView) -> Self {
+        use syncchat_realtime::MentionKind as K;
+        syncchat_realtime::MentionSnapshot {
+            kind: match m.kind {
+                MentionKind::User => K::User,
+                MentionKind::Here => K::Here,
+                MentionKind::All => K::All,
+            },
+            user: m.user.as_ref().map(|u| syncchat_realtime::Reactor { id: u.id, username: u.username.clone() }),
+            start: u32::try_from(m.start).unwrap_or(0),
+            end: u32::try_from(m.end).unwrap_or(0),
+        }
+    }
+}
+
+/// The mentions stored with a message (`messages.mentions`, JSON), none for a deleted one.
+pub fn stored_mentions(m: &message::Model) -> Vec<MentionView> {
+    let Some(json) = m.mentions.as_deref().filter(|_| m.deleted_at.is_none()) else { return Vec::new() };
+    match serde_json::from_str::<Vec<syncchat_realtime::MentionSnapshot>>(json) {
+        Ok(mentions) => mentions.into_iter().map(Into::into).collect(),
+        Err(error) => {
+            tracing::warn!(message.id = %m.id, %error, "unreadable stored mentions, shown as none");
+            Vec::new()
+        }
+    }
 }
 
 /// Someone who reacted.
@@ -298,6 +380,9 @@ pub struct ConversationView {
     pub last_message: Option<MessageView>,
     /// Messages from others after the caller's read marker, not counting deleted ones.
     pub unread_count: i64,
+    /// Of those, the messages that mention the caller (by name, `@here` or `@all`), like
+    /// Matrix's `highlight_count`: `markRead` resets it with the unread count.
+    pub mention_count: i64,
     /// The caller's read marker.
     pub last_read_seq: i64,
     /// Read receipts: how far each participant has read, furthest first; those who keep
@@ -313,6 +398,8 @@ pub struct ReadState {
     pub conversation_id: Uuid,
     pub last_read_seq: i64,
     pub unread_count: i64,
+    /// Unread messages that mention the caller.
+    pub mention_count: i64,
 }
 
 /// Tokens handed out by register, login and refresh.
@@ -371,6 +458,7 @@ impl UserView {
 
 impl MessageView {
     pub fn from_model(m: message::Model, sender: UserRef) -> Self {
+        let mentions = stored_mentions(&m);
         MessageView {
             id: m.id,
             conversation_id: m.conversation_id,
@@ -384,6 +472,7 @@ impl MessageView {
             attachments: Vec::new(),
             sender_blocked: false,
             reactions: Vec::new(),
+            mentions,
         }
     }
 }
@@ -408,6 +497,7 @@ impl From<&MessageView> for MessageSnapshot {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             attachments: m.attachments.iter().map(Into::into).collect(),
+            mentions: m.mentions.iter().map(Into::into).collect(),
         }
     }
 }
@@ -432,6 +522,7 @@ impl From<MessageSnapshot> for MessageView {
             attachments: m.attachments.into_iter().map(Into::into).collect(),
             sender_blocked: false,
             reactions: Vec::new(),
+            mentions: m.mentions.into_iter().map(Into::into).collect(),
         }
     }
 }

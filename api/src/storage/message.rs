@@ -28,6 +28,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub edited_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
+    /// Who the body mentions and where (JSON of `MentionSnapshot`s), `None` when no one.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub mentions: Option<String>,
+    /// Reactions to it (kept by `reaction::add`/`remove`/`clear`).
+    pub reaction_count: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -46,12 +51,17 @@ pub struct NewMessage {
     /// The `message.created` event's data for apps whose bot is in the conversation (the
     /// outbox: [`webhook_event::record`]).
     pub event_data: String,
+    /// The mentions to store with it (JSON), if any.
+    pub mentions: Option<String>,
+    /// The participants it mentions (distinct, not the sender): rows of `message_mentions`.
+    pub mentioned: Vec<Uuid>,
 }
 
 /// The send rule, written once for every path (a lone send, a batch, a send with files):
 /// each of `sends` is stored only if its sender is a participant of its conversation (no row
 /// otherwise), with the conversation's next `seq` (in the order given, per conversation),
-/// and moves its sender's read marker past it; the conversation's `updated_at` becomes `at`;
+/// and moves its sender's read marker past it, with a `message_mentions` row per user it
+/// mentions; the conversation's `updated_at` becomes `at`;
 /// and each stored message's `message.created` event is recorded for the apps whose bot is in
 /// its conversation (the webhook outbox, same transaction). All or nothing: on Postgres one statement, which locks the conversations in id order (so
 /// concurrent batches from several nodes cannot deadlock) until the caller's transaction, if
@@ -95,9 +105,12 @@ pub async fn insert_next<C: ConnectionTrait + TransactionTrait>(
             created_at: Set(at),
             edited_at: Set(None),
             deleted_at: Set(None),
+            mentions: Set(send.mentions.clone()),
+            reaction_count: Set(0),
         }
         .insert(&txn)
         .await?;
+        super::mention::insert(&txn, &row, &send.mentioned).await?;
         participant::mark_read(&txn, send.conversation_id, send.sender_id, seq).await?;
         let change = webhook_event::Change {
             id: send.id,
@@ -121,14 +134,18 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
     for (ord, send) in sends.iter().enumerate() {
         let p = values.len() + 1;
         rows.push(format!(
-            "(${}::uuid, ${}::uuid, ${}::uuid, ${}::text, ${}::text, ${}::text, {ord})",
+            "(${}::uuid, ${}::uuid, ${}::uuid, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, {ord})",
             p,
             p + 1,
             p + 2,
             p + 3,
             p + 4,
-            p + 5
+            p + 5,
+            p + 6,
+            p + 7
         ));
+        let mentioned = (!send.mentioned.is_empty())
+            .then(|| send.mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","));
         values.extend([
             send.id.into(),
             send.conversation_id.into(),
@@ -136,10 +153,22 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
             send.body.clone().into(),
             send.client_message_id.clone().into(),
             send.event_data.clone().into(),
+            send.mentions.clone().into(),
+            mentioned.into(),
         ]);
     }
+    // Only a batch that mentions someone carries the step that records it.
+    let mentions_step = if sends.iter().any(|s| !s.mentioned.is_empty()) {
+        "mention AS (INSERT INTO message_mentions (user_id, message_id, conversation_id, seq) \
+            SELECT u.id::uuid, m.id, m.conversation_id, m.seq FROM msg m JOIN allowed a ON a.id = m.id \
+            CROSS JOIN LATERAL unnest(string_to_array(a.mentioned, ',')) AS u(id) \
+            WHERE a.mentioned IS NOT NULL), "
+    } else {
+        ""
+    };
     let sql = format!(
-        "WITH input (id, conversation_id, sender_id, body, client_message_id, event_data, ord) AS (VALUES {}), \
+        "WITH input (id, conversation_id, sender_id, body, client_message_id, event_data, mentions, mentioned, ord) \
+            AS (VALUES {}), \
          allowed AS (SELECT i.* FROM input i WHERE EXISTS ( \
             SELECT 1 FROM participants p WHERE p.conversation_id = i.conversation_id AND p.user_id = i.sender_id)), \
          counts AS (SELECT conversation_id, count(*) AS n FROM allowed GROUP BY conversation_id), \
@@ -148,12 +177,15 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
          conv AS (UPDATE conversations c SET last_seq = c.last_seq + counts.n, updated_at = $1 \
             FROM counts WHERE c.id = counts.conversation_id AND c.id IN (SELECT id FROM locked) \
             RETURNING c.id, c.last_seq), \
-         numbered AS (SELECT a.id, a.conversation_id, a.sender_id, a.body, a.client_message_id, \
+         numbered AS (SELECT a.id, a.conversation_id, a.sender_id, a.body, a.client_message_id, a.mentions, \
             conv.last_seq - (count(*) OVER (PARTITION BY a.conversation_id ORDER BY a.ord DESC)) + 1 AS seq \
             FROM allowed a JOIN conv ON conv.id = a.conversation_id), \
-         msg AS (INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_message_id, created_at) \
-            SELECT id, conversation_id, seq, sender_id, body, client_message_id, $1 FROM numbered \
-            RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at), \
+         msg AS (INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_message_id, created_at, \
+            mentions) \
+            SELECT id, conversation_id, seq, sender_id, body, client_message_id, $1, mentions FROM numbered \
+            RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, \
+            mentions, reaction_count), \
+         {mentions_step}\
          marker AS (UPDATE participants p SET last_read_seq = m.top \
             FROM (SELECT conversation_id, sender_id, max(seq) AS top FROM msg GROUP BY conversation_id, sender_id) m \
             WHERE p.conversation_id = m.conversation_id AND p.user_id = m.sender_id AND p.last_read_seq < m.top), \
@@ -166,7 +198,7 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
             FROM msg m JOIN allowed a ON a.id = m.id JOIN bots b ON b.conversation_id = m.conversation_id \
             ORDER BY b.app_id, m.conversation_id, m.seq) \
          SELECT * FROM msg",
-        rows.join(", ")
+        rows.join(", "),
     );
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
@@ -197,10 +229,17 @@ pub async fn by_client_id<C: ConnectionTrait>(
         .await
 }
 
-/// Replaces the body of a message, marked edited at `at`.
-pub async fn edit<C: ConnectionTrait>(db: &C, msg: Model, body: String, at: DateTime<Utc>) -> Result<Model, DbErr> {
+/// Replaces the body (and its mentions) of a message, marked edited at `at`.
+pub async fn edit<C: ConnectionTrait>(
+    db: &C,
+    msg: Model,
+    body: String,
+    mentions: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<Model, DbErr> {
     let mut active: ActiveModel = msg.into();
     active.body = Set(body);
+    active.mentions = Set(mentions);
     active.edited_at = Set(Some(at));
     active.update(db).await
 }
@@ -210,12 +249,13 @@ pub async fn edit<C: ConnectionTrait>(db: &C, msg: Model, body: String, at: Date
 pub async fn wipe<C: ConnectionTrait>(db: &C, msg: Model, at: DateTime<Utc>) -> Result<Model, DbErr> {
     let mut active: ActiveModel = msg.into();
     active.body = Set(String::new());
+    active.mentions = Set(None);
     active.deleted_at = Set(Some(at));
     active.update(db).await
 }
 
 /// A message as history reads it: with its sender's names (`None` for a sender who is gone)
-/// and whether it has files.
+/// and whether it has files (whether it has reactions is on the row).
 #[derive(Debug, FromQueryResult)]
 pub struct HistoryRow {
     #[sea_orm(nested)]
@@ -224,7 +264,6 @@ pub struct HistoryRow {
     pub sender_display_name: Option<String>,
     pub sender_role: Option<String>,
     pub has_files: bool,
-    pub has_reactions: bool,
     /// The reader blocked the sender.
     pub sender_blocked: bool,
 }
@@ -270,20 +309,12 @@ pub async fn history_page<C: ConnectionTrait>(
         .from(attachment::Entity)
         .and_where(Expr::col((attachment::Entity, attachment::Column::MessageId)).equals((m.clone(), Column::Id)))
         .to_owned();
-    let sender_blocked = Query::select()
-        .expr(Expr::val(1))
+    // Not correlated: the reader's blocks are read once per page (a hashed subplan on
+    // Postgres, an ephemeral index on SQLite), not probed once per row.
+    let blocked_by_reader = Query::select()
+        .column(super::block::Column::BlockedId)
         .from(super::block::Entity)
         .and_where(Expr::col((super::block::Entity, super::block::Column::BlockerId)).eq(reader))
-        .and_where(
-            Expr::col((super::block::Entity, super::block::Column::BlockedId)).equals((m.clone(), Column::SenderId)),
-        )
-        .to_owned();
-    let has_reactions = Query::select()
-        .expr(Expr::val(1))
-        .from(super::reaction::Entity)
-        .and_where(
-            Expr::col((super::reaction::Entity, super::reaction::Column::MessageId)).equals((m.clone(), Column::Id)),
-        )
         .to_owned();
     let query = Query::select()
         .column((m.clone(), Asterisk))
@@ -291,8 +322,7 @@ pub async fn history_page<C: ConnectionTrait>(
         .expr_as(Expr::col((user::Entity, user::Column::DisplayName)), Alias::new("sender_display_name"))
         .expr_as(Expr::col((user::Entity, user::Column::Role)), Alias::new("sender_role"))
         .expr_as(Expr::exists(has_files), Alias::new("has_files"))
-        .expr_as(Expr::exists(has_reactions), Alias::new("has_reactions"))
-        .expr_as(Expr::exists(sender_blocked), Alias::new("sender_blocked"))
+        .expr_as(Expr::col((m.clone(), Column::SenderId)).in_subquery(blocked_by_reader), Alias::new("sender_blocked"))
         .from_subquery(page, m.clone())
         .join(
             JoinType::LeftJoin,

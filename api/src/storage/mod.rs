@@ -11,6 +11,7 @@ pub mod blob;
 pub mod block;
 pub mod conversation;
 pub mod idempotency;
+pub mod mention;
 pub mod message;
 pub mod participant;
 pub mod pin;

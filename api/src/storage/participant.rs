@@ -113,3 +113,28 @@ pub async fn mark_read<C: ConnectionTrait>(db: &C, conversation: Uuid, user: Uui
         .await?;
     Ok(())
 }
+
+/// Of the users called `usernames`, those in `conversation`: (id, username).
+pub async fn named_among<C: ConnectionTrait>(
+    db: &C,
+    conversation: Uuid,
+    usernames: Vec<String>,
+) -> Result<Vec<(Uuid, String)>, DbErr> {
+    if usernames.is_empty() {
+        return Ok(Vec::new());
+    }
+    let members = sea_orm::sea_query::Query::select()
+        .column(Column::UserId)
+        .from(Entity)
+        .and_where(Expr::col(Column::ConversationId).eq(conversation))
+        .to_owned();
+    super::user::Entity::find()
+        .select_only()
+        .column(super::user::Column::Id)
+        .column(super::user::Column::Username)
+        .filter(super::user::Column::Username.is_in(usernames))
+        .filter(super::user::Column::Id.in_subquery(members))
+        .into_tuple()
+        .all(db)
+        .await
+}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QuerySelect, Set, Statement};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -36,13 +36,31 @@ pub async fn add<C: ConnectionTrait>(
         .on_conflict(OnConflict::columns([Column::MessageId, Column::UserId, Column::Emoji]).do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
+    if inserted > 0 {
+        recount(db, message, 1).await?;
+    }
     Ok(inserted > 0)
 }
 
-/// Removes a reaction; whether there was one.
+/// Removes a reaction; whether there was one. Run it in a transaction: it also lowers the
+/// message's count.
 pub async fn remove<C: ConnectionTrait>(db: &C, message: Uuid, user: Uuid, emoji: &str) -> Result<bool, DbErr> {
     let done = Entity::delete_by_id((message, user, emoji.to_owned())).exec(db).await?;
+    if done.rows_affected > 0 {
+        recount(db, message, -1).await?;
+    }
     Ok(done.rows_affected > 0)
+}
+
+/// Moves `messages.reaction_count` by `by`.
+async fn recount<C: ConnectionTrait>(db: &C, message: Uuid, by: i64) -> Result<(), DbErr> {
+    use super::message;
+    message::Entity::update_many()
+        .col_expr(message::Column::ReactionCount, Expr::col(message::Column::ReactionCount).add(by))
+        .filter(message::Column::Id.eq(message))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The distinct emoji on a message.
@@ -60,6 +78,11 @@ pub async fn emojis_of<C: ConnectionTrait>(db: &C, message: Uuid) -> Result<Vec<
 /// Every reaction of a message goes with it (a deleted message keeps none).
 pub async fn clear<C: ConnectionTrait>(db: &C, message: Uuid) -> Result<(), DbErr> {
     Entity::delete_many().filter(Column::MessageId.eq(message)).exec(db).await?;
+    super::message::Entity::update_many()
+        .col_expr(super::message::Column::ReactionCount, Expr::value(0i64))
+        .filter(super::message::Column::Id.eq(message))
+        .exec(db)
+        .await?;
     Ok(())
 }
 

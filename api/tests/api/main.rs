@@ -21,6 +21,7 @@ mod files;
 mod idempotency;
 mod limits;
 mod live_trust;
+mod mentions;
 mod messages;
 mod observability;
 mod outage;

@@ -29,4 +29,18 @@ impl MessageQuery {
         let page = services(ctx).messages.list(&caller, conversation_id, q).await.gql()?;
         Ok(connection(page, backward, |m| m.seq.to_string()))
     }
+
+    /// Messages that mention me (by name, `@here` or `@all`), newest first, in the
+    /// conversations I am in. `first` defaults to 20, at most 100; `after` is a cursor from
+    /// a page.
+    async fn mentions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<Connection<String, MessageView>> {
+        let caller = caller(ctx).gql()?;
+        let page = services(ctx).messages.mentions(&caller, first, after.as_deref()).await.gql()?;
+        Ok(connection(page, false, |m| m.id.to_string()))
+    }
 }

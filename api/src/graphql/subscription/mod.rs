@@ -73,8 +73,9 @@ mod tests {
     use crate::graphql::{AuthState, ClientInfo, SchemaLimits, build_schema};
     use crate::service::Caller;
     use crate::service::views::{
-        AttachmentView, ConversationChangedEvent, MessageAddedEvent, MessageDeletedEvent, MessageEditedEvent,
-        PinsChangedEvent, ReactionCountView, ReactionView, ReactionsUpdatedEvent, ReactorView, ReadEvent, UserRef,
+        AttachmentView, ConversationChangedEvent, MentionKind, MentionView, MentionedUserView, MessageAddedEvent,
+        MessageDeletedEvent, MessageEditedEvent, PinsChangedEvent, ReactionCountView, ReactionView,
+        ReactionsUpdatedEvent, ReactorView, ReadEvent, UserRef,
     };
 
     fn message() -> MessageView {
@@ -111,6 +112,12 @@ mod tests {
                 count: 2,
                 reacted_by_me: false,
                 users: vec![ReactorView { id, username: "sam".into() }],
+            }],
+            mentions: vec![MentionView {
+                kind: MentionKind::User,
+                user: Some(MentionedUserView { id, username: "sam".into() }),
+                start: 0,
+                end: 4,
             }],
         }
     }

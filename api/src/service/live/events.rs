@@ -195,6 +195,7 @@ mod tests {
                 edited_at: None,
                 deleted_at: None,
                 attachments: Vec::new(),
+                mentions: Vec::new(),
             },
         }
     }

@@ -111,6 +111,9 @@ struct MessageData<'a> {
     edited_at: Option<String>,
     deleted_at: Option<String>,
     attachment_ids: &'a [Uuid],
+    /// The people the body mentions (by name, `@here` or `@all`), so a bot sees it was called.
+    #[serde(skip_serializing_if = "<[Uuid]>::is_empty")]
+    mentioned_user_ids: &'a [Uuid],
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -129,6 +132,7 @@ pub(crate) fn new_message(
     body: &str,
     client_message_id: Option<&str>,
     files: &[Uuid],
+    mentioned: &[Uuid],
 ) -> String {
     to_text(&MessageData {
         id,
@@ -141,6 +145,7 @@ pub(crate) fn new_message(
         edited_at: None,
         deleted_at: None,
         attachment_ids: files,
+        mentioned_user_ids: mentioned,
     })
 }
 
@@ -158,6 +163,7 @@ pub(crate) fn changed_message(caller: &Caller, msg: &message::Model) -> String {
         edited_at: msg.edited_at.map(time),
         deleted_at: msg.deleted_at.map(time),
         attachment_ids: &[],
+        mentioned_user_ids: &[],
     })
 }
 
