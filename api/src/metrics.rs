@@ -27,6 +27,8 @@ pub const SETTINGS_CHANGED: &str = "syncchat_settings_changed_total";
 pub const REACTIONS: &str = "syncchat_reactions_total";
 pub const PINS: &str = "syncchat_pins_total";
 pub const MENTIONS: &str = "syncchat_mentions_total";
+pub const SEARCHES: &str = "syncchat_searches_total";
+pub const SEARCH_DURATION: &str = "syncchat_search_duration_seconds";
 pub const BLOCKS: &str = "syncchat_blocks_total";
 pub const RATE_LIMITED: &str = "syncchat_rate_limited_total";
 pub const EVENTS_PUBLISHED: &str = "syncchat_events_published_total";
@@ -110,6 +112,9 @@ fn zero_series() {
     }
     for kind in ["user", "here", "all"] {
         counter!(MENTIONS, "kind" => kind).absolute(0);
+    }
+    for outcome in ["hits", "none", "refused"] {
+        counter!(SEARCHES, "outcome" => outcome).absolute(0);
     }
     for action in ["blocked", "unblocked"] {
         counter!(BLOCKS, "action" => action).absolute(0);
@@ -387,6 +392,13 @@ pub fn block(action: &'static str) {
 
 pub fn pin(action: &'static str) {
     counter!(PINS, "action" => action).increment(1);
+}
+
+pub fn search(outcome: &'static str, elapsed: Option<std::time::Duration>) {
+    counter!(SEARCHES, "outcome" => outcome).increment(1);
+    if let Some(elapsed) = elapsed {
+        histogram!(SEARCH_DURATION).record(elapsed.as_secs_f64());
+    }
 }
 
 pub fn mention(kind: &'static str) {

@@ -287,6 +287,7 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "users", "me", "settings"] => "/api/v1/users/me/settings",
         ["api", "v1", "users", "me", "blocked"] => "/api/v1/users/me/blocked",
         ["api", "v1", "users", "me", "mentions"] => "/api/v1/users/me/mentions",
+        ["api", "v1", "search", "messages"] => "/api/v1/search/messages",
         ["api", "v1", "users", _, "block"] => "/api/v1/users/{id}/block",
         ["api", "v1", "users"] => "/api/v1/users",
         ["api", "v1", "users", _] => "/api/v1/users/{id}",

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub use m20261207_000003_search::pg_search_vector;
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_core_tables;
@@ -14,6 +15,7 @@ mod m20261203_000003_pins;
 mod m20261203_000004_blocks;
 mod m20261207_000001_mentions;
 mod m20261207_000002_reaction_count;
+mod m20261207_000003_search;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -34,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000004_blocks::Migration),
             Box::new(m20261207_000001_mentions::Migration),
             Box::new(m20261207_000002_reaction_count::Migration),
+            Box::new(m20261207_000003_search::Migration),
         ]
     }
 }

@@ -13,6 +13,15 @@ pub struct MessageApi {
     pub services: Option<Arc<Services>>,
 }
 
+/// Search hits, best first.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct SearchHitList {
+    items: Vec<crate::service::search::SearchHitView>,
+    /// Pass as `after` for the next page of the same search.
+    next_cursor: Option<String>,
+}
+
 /// Messages that mention you, newest first.
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
@@ -120,6 +129,30 @@ impl MessageApi {
         let caller = auth.caller(services).await?;
         let page = services.messages.mentions(&caller, limit.0, after.0.as_deref()).await?;
         Ok(Json(MentionList { items: page.items, next_cursor: page.next_cursor }))
+    }
+
+    /// Search the messages of your conversations. `q` takes words (all must match), `"exact
+    /// phrases"`, `-excluded` words or phrases, `prefix*`, `from:username`, `in:<conversation
+    /// id>`, `before:`/`after:`/`on:` a date (YYYY-MM-DD, UTC). Best hits first (then newest),
+    /// each with an HTML snippet whose hits are in `<mark>`. `limit` defaults to 20, at most 50;
+    /// results page up to 1,000 deep.
+    #[oai(path = "/search/messages", method = "get", operation_id = "searchMessages")]
+    async fn search(
+        &self,
+        auth: BearerAuth,
+        #[oai(validator(
+            max_length = 256,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff][^\x00-\x1f\x7f-\x9f]*$"
+        ))]
+        q: Query<String>,
+        #[oai(name = "conversationId")] conversation_id: Query<Option<Uuid>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "50")))] limit: Query<Option<u64>>,
+        #[oai(validator(pattern = r"^[0-9]{1,4}$"))] after: Query<Option<String>>,
+    ) -> Result<Json<SearchHitList>, ProblemResponse> {
+        let services = svc(&self.services)?;
+        let caller = auth.caller(services).await?;
+        let page = services.search.messages(&caller, &q.0, conversation_id.0, limit.0, after.0.as_deref()).await?;
+        Ok(Json(SearchHitList { items: page.items, next_cursor: page.next_cursor }))
     }
 
     /// Send a message. Retrying with the same `clientMessageId` returns the first message.

@@ -128,6 +128,7 @@ impl Messages {
         let mentioned = self.mentions.resolve(caller, input.conversation_id, &body).await?;
 
         let id = Uuid::now_v7();
+        let search_text = crate::domain::search_query::cjk_index_text(&body);
         let event_data = webhooks::payload::new_message(
             caller,
             id,
@@ -145,6 +146,7 @@ impl Messages {
             event_data,
             mentions: mentioned.json.clone(),
             mentioned: mentioned.users.clone(),
+            search_text,
         };
         let stored = if one_statement {
             self.sends.store(&self.ctx, send).await

@@ -20,9 +20,9 @@
 //! | [`Live`] (`live.rs`, `heal.rs`) | `live` | subscriptions, presence, typing, the connection registry, the healer | auth, conversations, messages |
 //! | [`Admin`] (`admin.rs`) | `admin` | console sign-in, moderation, console figures | auth, users, messages |
 //! | [`Apps`] (`apps.rs`; keys as credentials in `keys.rs`, on `auth`) | `apps` | apps, their bot users and API keys | auth |
+//! | [`Search`] (`search.rs`) | `search` | message search | conversations, messages |
 //! | [`Webhooks`] (`webhooks/`) | `webhooks` | endpoints, the outbox's dispatch and delivery worker, delivery log, replay, the event feed | context |
 //!
-//! Next to come, as an area of its own beside these: search (on `messages`).
 
 pub mod admin;
 pub mod apps;
@@ -41,6 +41,7 @@ mod password;
 pub mod pins;
 pub mod reactions;
 pub mod scopes;
+pub mod search;
 mod tokens;
 mod users;
 pub mod views;
@@ -64,6 +65,7 @@ pub use mentions::MentionEveryone;
 pub use messages::{HistoryQuery, Messages, SendMessageInput};
 pub use pins::Pins;
 pub use reactions::{ReactionSettings, Reactions};
+pub use search::Search;
 pub use tokens::TokenSettings;
 pub use users::Users;
 pub use webhooks::{WebhookSettings, Webhooks};
@@ -193,6 +195,7 @@ pub struct ServiceSet {
     pub idempotency: Arc<idempotency::Idempotency>,
     pub reactions: Arc<Reactions>,
     pub pins: Arc<Pins>,
+    pub search: Arc<Search>,
 }
 
 impl Services {
@@ -233,6 +236,7 @@ impl Services {
         let reactions =
             Arc::new(Reactions::new(ctx.clone(), conversations.clone(), messages.clone(), limits.reactions.clone()));
         let pins = Arc::new(Pins::new(ctx.clone(), users.clone(), conversations.clone(), messages.clone()));
+        let search = Arc::new(Search::new(ctx.clone(), conversations.clone(), messages.clone()));
         Services(Arc::new(ServiceSet {
             ctx,
             users,
@@ -247,6 +251,7 @@ impl Services {
             idempotency,
             reactions,
             pins,
+            search,
         }))
     }
 

@@ -33,6 +33,9 @@ pub struct Model {
     pub mentions: Option<String>,
     /// Reactions to it (kept by `reaction::add`/`remove`/`clear`).
     pub reaction_count: i64,
+    /// What search indexes instead of the body when the body has CJK text (`search`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub search_text: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -55,6 +58,8 @@ pub struct NewMessage {
     pub mentions: Option<String>,
     /// The participants it mentions (distinct, not the sender): rows of `message_mentions`.
     pub mentioned: Vec<Uuid>,
+    /// What to index for search instead of the body, if anything (`Model::search_text`).
+    pub search_text: Option<String>,
 }
 
 /// The send rule, written once for every path (a lone send, a batch, a send with files):
@@ -107,6 +112,7 @@ pub async fn insert_next<C: ConnectionTrait + TransactionTrait>(
             deleted_at: Set(None),
             mentions: Set(send.mentions.clone()),
             reaction_count: Set(0),
+            search_text: Set(send.search_text.clone()),
         }
         .insert(&txn)
         .await?;
@@ -134,7 +140,7 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
     for (ord, send) in sends.iter().enumerate() {
         let p = values.len() + 1;
         rows.push(format!(
-            "(${}::uuid, ${}::uuid, ${}::uuid, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, {ord})",
+            "(${}::uuid, ${}::uuid, ${}::uuid, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, {ord})",
             p,
             p + 1,
             p + 2,
@@ -142,7 +148,8 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
             p + 4,
             p + 5,
             p + 6,
-            p + 7
+            p + 7,
+            p + 8
         ));
         let mentioned = (!send.mentioned.is_empty())
             .then(|| send.mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","));
@@ -155,6 +162,7 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
             send.event_data.clone().into(),
             send.mentions.clone().into(),
             mentioned.into(),
+            send.search_text.clone().into(),
         ]);
     }
     // Only a batch that mentions someone carries the step that records it.
@@ -167,7 +175,8 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
         ""
     };
     let sql = format!(
-        "WITH input (id, conversation_id, sender_id, body, client_message_id, event_data, mentions, mentioned, ord) \
+        "WITH input (id, conversation_id, sender_id, body, client_message_id, event_data, mentions, mentioned, \
+            search_text, ord) \
             AS (VALUES {}), \
          allowed AS (SELECT i.* FROM input i WHERE EXISTS ( \
             SELECT 1 FROM participants p WHERE p.conversation_id = i.conversation_id AND p.user_id = i.sender_id)), \
@@ -178,13 +187,15 @@ fn insert_next_statement(sends: &[NewMessage], at: DateTime<Utc>) -> Statement {
             FROM counts WHERE c.id = counts.conversation_id AND c.id IN (SELECT id FROM locked) \
             RETURNING c.id, c.last_seq), \
          numbered AS (SELECT a.id, a.conversation_id, a.sender_id, a.body, a.client_message_id, a.mentions, \
+            a.search_text, \
             conv.last_seq - (count(*) OVER (PARTITION BY a.conversation_id ORDER BY a.ord DESC)) + 1 AS seq \
             FROM allowed a JOIN conv ON conv.id = a.conversation_id), \
          msg AS (INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_message_id, created_at, \
-            mentions) \
-            SELECT id, conversation_id, seq, sender_id, body, client_message_id, $1, mentions FROM numbered \
+            mentions, search_text) \
+            SELECT id, conversation_id, seq, sender_id, body, client_message_id, $1, mentions, search_text \
+            FROM numbered \
             RETURNING id, conversation_id, seq, sender_id, body, client_message_id, created_at, edited_at, deleted_at, \
-            mentions, reaction_count), \
+            mentions, reaction_count, search_text), \
          {mentions_step}\
          marker AS (UPDATE participants p SET last_read_seq = m.top \
             FROM (SELECT conversation_id, sender_id, max(seq) AS top FROM msg GROUP BY conversation_id, sender_id) m \
@@ -238,6 +249,7 @@ pub async fn edit<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> Result<Model, DbErr> {
     let mut active: ActiveModel = msg.into();
+    active.search_text = Set(crate::domain::search_query::cjk_index_text(&body));
     active.body = Set(body);
     active.mentions = Set(mentions);
     active.edited_at = Set(Some(at));
@@ -250,6 +262,7 @@ pub async fn wipe<C: ConnectionTrait>(db: &C, msg: Model, at: DateTime<Utc>) -> 
     let mut active: ActiveModel = msg.into();
     active.body = Set(String::new());
     active.mentions = Set(None);
+    active.search_text = Set(None);
     active.deleted_at = Set(Some(at));
     active.update(db).await
 }

@@ -16,6 +16,7 @@ pub mod message;
 pub mod participant;
 pub mod pin;
 pub mod reaction;
+pub mod search;
 pub mod session;
 pub mod upload_claim;
 pub mod user;

@@ -194,3 +194,11 @@ fn prefix_pattern(prefix: &str) -> LikeExpr {
     escaped.push('%');
     LikeExpr::new(escaped).escape('\\')
 }
+
+/// The ids of the users called `usernames` (those that exist).
+pub async fn ids_named<C: ConnectionTrait>(db: &C, usernames: Vec<String>) -> Result<Vec<Uuid>, DbErr> {
+    if usernames.is_empty() {
+        return Ok(Vec::new());
+    }
+    super::ids_where::<Entity, _>(db, Column::Id, Column::Username.is_in(usernames)).await
+}

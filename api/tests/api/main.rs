@@ -29,6 +29,7 @@ mod pins;
 mod reactions;
 mod realtime;
 mod receipts;
+mod search;
 mod users;
 mod visibility;
 mod webhooks;
