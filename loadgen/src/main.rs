@@ -5,7 +5,7 @@
 //! Loopback only. With `--server-pid` it reads the server's CPU time and memory from /proc.
 //!
 //! Scenarios: `fanout` (and cross-node with `--send-url`), `connections`, `write`,
-//! `history`, `uploads`. See BENCHMARKS.md and `scripts/bench`.
+//! `history`, `search`, `uploads`, `webhooks`. See BENCHMARKS.md and `scripts/bench`.
 
 mod api;
 mod connections;
@@ -13,6 +13,7 @@ mod fanout;
 mod history;
 mod procfs;
 mod report;
+mod search;
 mod uploads;
 mod webhooks;
 mod write;
@@ -50,6 +51,8 @@ enum Scenario {
     Write(write::WriteArgs),
     /// C readers of 50-message pages: pages/s and latency.
     History(history::HistoryArgs),
+    /// N messages seeded, then C searchers: searches/s and latency per kind of query.
+    Search(search::SearchArgs),
     /// C clients uploading large files at once: MiB/s and server memory.
     Uploads(uploads::UploadArgs),
     /// C senders in conversations with an app's bot, its webhook endpoint a sink here:
@@ -71,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Connections(a) => connections::run(&url, cli.server_pid, a, run_id).await?,
         Scenario::Write(a) => write::run(&url, cli.server_pid, a, run_id).await?,
         Scenario::History(a) => history::run(&url, a, run_id).await?,
+        Scenario::Search(a) => search::run(&url, a, run_id).await?,
         Scenario::Uploads(a) => uploads::run(&url, cli.server_pid, a, run_id).await?,
         Scenario::Webhooks(a) => webhooks::run(&url, cli.server_pid, a, run_id).await?,
     };

@@ -113,8 +113,11 @@ pub async fn search<C: ConnectionTrait>(
         for t in &excluded {
             expr = format!("({expr}) NOT {}", fts5_phrase(t));
         }
-        from = "message_search_fts JOIN message_search s ON s.id = message_search_fts.rowid \
-                JOIN messages m ON m.id = s.message_id"
+        // CROSS JOIN fixes SQLite's join order: the full-text match first, once. Otherwise
+        // a selective filter (`from:`) can put `messages` outside and run the match again for
+        // every row of it.
+        from = "message_search_fts CROSS JOIN message_search s ON s.id = message_search_fts.rowid \
+                CROSS JOIN messages m ON m.id = s.message_id"
             .to_owned();
         filters.push(format!("message_search_fts MATCH {}", p.bind(expr)));
         // bm25 is lower for better hits.
