@@ -16,6 +16,7 @@ mod m20261203_000004_blocks;
 mod m20261207_000001_mentions;
 mod m20261207_000002_reaction_count;
 mod m20261207_000003_search;
+mod m20261207_000004_blocked_messages;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_mentions::Migration),
             Box::new(m20261207_000002_reaction_count::Migration),
             Box::new(m20261207_000003_search::Migration),
+            Box::new(m20261207_000004_blocked_messages::Migration),
         ]
     }
 }

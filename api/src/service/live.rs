@@ -207,8 +207,10 @@ impl Live {
             }
             None => participant::conversation_ids_of(&self.ctx.db, me).await?,
         };
-        let mut filter =
-            EventsFilter::new(me, memberships).hiding_typing_of(self.conversations.users().blockers_of(me).await?);
+        let users = self.conversations.users();
+        let mut filter = EventsFilter::new(me, memberships)
+            .hiding_typing_of(users.blockers_of(me).await?)
+            .hiding_messages_of(users.hidden_senders(me).await?);
         if only.is_some() {
             filter = filter.fixed();
         }
@@ -240,7 +242,7 @@ impl Live {
             for conversation in replay {
                 // Boxed: as above.
                 match Box::pin(cursor.replay(conversation, &*service.messages)).await {
-                    Ok(replayed) => for msg in replayed {
+                    Ok(replayed) => for msg in replayed.into_iter().filter(|m| !filter.hides(m.sender_id)) {
                         yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
                     },
                     Err(e) => { yield Err(AppError::Internal(anyhow::anyhow!(e))); return; }
@@ -255,6 +257,9 @@ impl Live {
                     match step {
                         Step::Admit(message) => match cursor.admit(message.clone(), &*service.messages).await {
                             Ok(batch) => for msg in batch {
+                                if filter.hides(msg.sender_id) {
+                                    continue;
+                                }
                                 m::delivered(event.committed_at);
                                 yield Ok(LiveEvent::MessageAdded(MessageAddedEvent { message: msg.into() }));
                             },

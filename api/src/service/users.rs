@@ -10,7 +10,7 @@ use sea_orm::Set;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::views::{Page, ReadReceipts, SettingsInput, SettingsView, UserRef, UserView};
+use super::views::{BlockedMessages, Page, ReadReceipts, SettingsInput, SettingsView, UserRef, UserView};
 use super::{Caller, Context, password};
 use crate::domain::{Email, Password, SearchPrefix, Username, refuse_control};
 use crate::error::{AppError, AppResult};
@@ -113,32 +113,66 @@ impl Users {
 
     /// The caller's settings (the defaults until they change one).
     pub async fn settings(&self, caller: &Caller) -> AppResult<SettingsView> {
-        Ok(SettingsView { read_receipts: self.read_receipts(caller.user_id).await? })
+        self.settings_of(caller.user_id).await
+    }
+
+    async fn settings_of(&self, user: Uuid) -> AppResult<SettingsView> {
+        let found = user_settings::find(&self.ctx.db, user).await?;
+        Ok(SettingsView {
+            read_receipts: match &found {
+                Some(s) if s.read_receipts == user_settings::READ_RECEIPTS_PRIVATE => ReadReceipts::Private,
+                _ => ReadReceipts::Public,
+            },
+            blocked_messages: match &found {
+                Some(s) if s.blocked_messages == user_settings::BLOCKED_HIDE => BlockedMessages::Hide,
+                _ => BlockedMessages::Flag,
+            },
+        })
     }
 
     /// Whether `user` lets others see how far they have read.
     pub(crate) async fn read_receipts(&self, user: Uuid) -> AppResult<ReadReceipts> {
-        let found = user_settings::find(&self.ctx.db, user).await?;
-        Ok(match found {
-            Some(s) if s.read_receipts == user_settings::READ_RECEIPTS_PRIVATE => ReadReceipts::Private,
-            _ => ReadReceipts::Public,
-        })
+        Ok(self.settings_of(user).await?.read_receipts)
+    }
+
+    /// Whose messages `user` does not want to see: those they blocked, if they chose to hide
+    /// them (none otherwise).
+    pub(crate) async fn hidden_senders(&self, user: Uuid) -> AppResult<std::collections::HashSet<Uuid>> {
+        if self.settings_of(user).await?.blocked_messages == BlockedMessages::Flag {
+            return Ok(std::collections::HashSet::new());
+        }
+        Ok(block::blocked_by(&self.ctx.db, user).await?.into_iter().map(|b| b.blocked_id).collect())
     }
 
     /// Changes the caller's settings. Making read receipts private hides the caller's marker
     /// from the others at once (their next read of the conversation); later markers are not
-    /// sent to them.
+    /// sent to them. Hiding blocked senders' messages applies to the next read and the next
+    /// subscription.
     #[instrument(skip_all, fields(user.id = %caller.user_id))]
     pub async fn update_settings(&self, caller: &Caller, input: SettingsInput) -> AppResult<SettingsView> {
+        let mut settings = self.settings(caller).await?;
         if let Some(receipts) = input.read_receipts {
-            let stored = match receipts {
-                ReadReceipts::Public => user_settings::READ_RECEIPTS_PUBLIC,
-                ReadReceipts::Private => user_settings::READ_RECEIPTS_PRIVATE,
-            };
-            user_settings::set_read_receipts(&self.ctx.db, caller.user_id, stored, self.ctx.now()).await?;
-            crate::metrics::setting_changed("read_receipts", stored);
+            settings.read_receipts = receipts;
         }
-        self.settings(caller).await
+        if let Some(blocked) = input.blocked_messages {
+            settings.blocked_messages = blocked;
+        }
+        let receipts = match settings.read_receipts {
+            ReadReceipts::Public => user_settings::READ_RECEIPTS_PUBLIC,
+            ReadReceipts::Private => user_settings::READ_RECEIPTS_PRIVATE,
+        };
+        let blocked = match settings.blocked_messages {
+            BlockedMessages::Flag => user_settings::BLOCKED_FLAG,
+            BlockedMessages::Hide => user_settings::BLOCKED_HIDE,
+        };
+        user_settings::save(&self.ctx.db, caller.user_id, receipts, blocked, self.ctx.now()).await?;
+        if input.read_receipts.is_some() {
+            crate::metrics::setting_changed("read_receipts", receipts);
+        }
+        if input.blocked_messages.is_some() {
+            crate::metrics::setting_changed("blocked_messages", blocked);
+        }
+        Ok(settings)
     }
 
     #[instrument(skip_all, fields(user.id = %caller.user_id, target.id = %id))]

@@ -49,12 +49,24 @@ pub enum ReadReceipts {
     Private,
 }
 
+/// What becomes of messages from people I blocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum BlockedMessages {
+    /// They come with `senderBlocked: true` in history, so my client can hide them (the
+    /// default).
+    Flag,
+    /// They are left out: of my history, search, mentions and live events.
+    Hide,
+}
+
 /// My settings.
 #[derive(Clone, Debug, async_graphql::SimpleObject, poem_openapi::Object)]
 #[graphql(name = "UserSettings")]
 #[oai(rename_all = "camelCase")]
 pub struct SettingsView {
     pub read_receipts: ReadReceipts,
+    pub blocked_messages: BlockedMessages,
 }
 
 /// Changes to my settings; a field left out stays as it is.
@@ -63,6 +75,7 @@ pub struct SettingsView {
 #[oai(rename_all = "camelCase")]
 pub struct SettingsInput {
     pub read_receipts: Option<ReadReceipts>,
+    pub blocked_messages: Option<BlockedMessages>,
 }
 
 /// How far one participant has read (a read receipt).

@@ -55,3 +55,22 @@ pub async fn blockers_of<C: ConnectionTrait>(db: &C, user: Uuid) -> Result<Vec<U
 pub async fn exists<C: ConnectionTrait>(db: &C, blocker: Uuid, blocked: Uuid) -> Result<bool, DbErr> {
     Ok(Entity::find_by_id((blocker, blocked)).one(db).await?.is_some())
 }
+
+/// A subquery of the users whose messages `reader` hides: those they blocked, when their
+/// settings say `hide` (none otherwise). Not correlated: evaluated once per statement.
+pub fn hidden_from(reader: Uuid) -> sea_orm::sea_query::SelectStatement {
+    use super::user_settings as settings;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let hides = Query::select()
+        .expr(Expr::val(1))
+        .from(settings::Entity)
+        .and_where(Expr::col((settings::Entity, settings::Column::UserId)).eq(reader))
+        .and_where(Expr::col((settings::Entity, settings::Column::BlockedMessages)).eq(settings::BLOCKED_HIDE))
+        .to_owned();
+    Query::select()
+        .column((Entity, Column::BlockedId))
+        .from(Entity)
+        .and_where(Expr::col((Entity, Column::BlockerId)).eq(reader))
+        .and_where(Expr::exists(hides))
+        .to_owned()
+}

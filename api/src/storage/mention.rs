@@ -56,7 +56,8 @@ pub async fn count_after<C: ConnectionTrait>(db: &C, user: Uuid, conversation: U
 }
 
 /// Up to `limit` messages that mention `user`, newest first, older than `before` (a message
-/// id: ids are time-ordered), in conversations `user` is still in.
+/// id: ids are time-ordered), in conversations `user` is still in, from senders they do not
+/// hide.
 pub async fn page<C: ConnectionTrait>(
     db: &C,
     user: Uuid,
@@ -72,11 +73,19 @@ pub async fn page<C: ConnectionTrait>(
         )
         .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(user))
         .to_owned();
+    // Not from a sender `user` hides (`block::hidden_from`).
+    let hidden_sender = Query::select()
+        .expr(Expr::val(1))
+        .from(message::Entity)
+        .and_where(Expr::col((message::Entity, message::Column::Id)).equals((Entity, Column::MessageId)))
+        .and_where(Expr::col((message::Entity, message::Column::SenderId)).in_subquery(super::block::hidden_from(user)))
+        .to_owned();
     let mut ids = Entity::find()
         .select_only()
         .column(Column::MessageId)
         .filter(Column::UserId.eq(user))
         .filter(Expr::exists(still_in))
+        .filter(Expr::exists(hidden_sender).not())
         .order_by_desc(Column::MessageId)
         .limit(limit);
     if let Some(before) = before {

@@ -282,7 +282,7 @@ pub struct HistoryRow {
 }
 
 /// Up to `limit` messages of `conversation` in one query, none unless `reader` is one of
-/// its participants: forward from `after` in ascending `seq` when it is given, otherwise
+/// its participants, none from senders `reader` hides (`block::hidden_from`): forward from `after` in ascending `seq` when it is given, otherwise
 /// back from `before` (or from the newest) in descending `seq`. The page is cut in a
 /// subquery, so the plan is an index range scan of at most `limit` rows whatever the
 /// statistics say (a conversation far longer than the average, or a table not analysed yet,
@@ -316,6 +316,8 @@ pub async fn history_page<C: ConnectionTrait>(
     if let Some(after) = after {
         page.and_where(Expr::col(Column::Seq).gt(after));
     }
+    // Senders the reader blocked and chose to hide are left out of the page itself.
+    page.and_where(Expr::col(Column::SenderId).not_in_subquery(super::block::hidden_from(reader)));
     let m = Alias::new("m");
     let has_files = Query::select()
         .expr(Expr::val(1))

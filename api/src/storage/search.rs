@@ -1,4 +1,4 @@
-//! Full-text search over the messages a reader can see (the index: migration
+//! Full-text search over the messages a reader can see (and does not hide) (the index: migration
 //! `m20261207_000003_search`). The statement is built from a parsed [`SearchQuery`]: every
 //! word reaches the database as a bound value (quoted inside it as a token, never as syntax).
 
@@ -129,6 +129,13 @@ pub async fn search<C: ConnectionTrait>(
         p.bind(reader)
     ));
     filters.push("m.deleted_at IS NULL".to_owned());
+    // As `block::hidden_from`: the senders the reader blocked, if they hide them.
+    let (r1, r2) = (p.bind(reader), p.bind(reader));
+    filters.push(format!(
+        "m.sender_id NOT IN (SELECT b.blocked_id FROM blocks b WHERE b.blocker_id = {r1} AND EXISTS ( \
+           SELECT 1 FROM user_settings us WHERE us.user_id = {r2} AND us.blocked_messages = '{}'))",
+        super::user_settings::BLOCKED_HIDE
+    ));
     if !scope.conversations.is_empty() {
         filters.push(format!("m.conversation_id IN ({})", p.list(&scope.conversations)));
     }

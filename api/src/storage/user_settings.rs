@@ -13,6 +13,8 @@ pub struct Model {
     /// [`READ_RECEIPTS_PUBLIC`] or [`READ_RECEIPTS_PRIVATE`].
     pub read_receipts: String,
     pub updated_at: DateTimeUtc,
+    /// [`BLOCKED_FLAG`] or [`BLOCKED_HIDE`].
+    pub blocked_messages: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -22,23 +24,33 @@ impl ActiveModelBehavior for ActiveModel {}
 
 pub const READ_RECEIPTS_PUBLIC: &str = "public";
 pub const READ_RECEIPTS_PRIVATE: &str = "private";
+pub const BLOCKED_FLAG: &str = "flag";
+pub const BLOCKED_HIDE: &str = "hide";
 
 /// `user`'s settings row, if they changed any.
 pub async fn find<C: ConnectionTrait>(db: &C, user: Uuid) -> Result<Option<Model>, DbErr> {
     Entity::find_by_id(user).one(db).await
 }
 
-/// Stores `user`'s read-receipt setting.
-pub async fn set_read_receipts<C: ConnectionTrait>(
+/// Stores `user`'s settings (all of them: the caller merges a change into what was there).
+pub async fn save<C: ConnectionTrait>(
     db: &C,
     user: Uuid,
     read_receipts: &str,
+    blocked_messages: &str,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let row = ActiveModel { user_id: Set(user), read_receipts: Set(read_receipts.to_owned()), updated_at: Set(at) };
+    let row = ActiveModel {
+        user_id: Set(user),
+        read_receipts: Set(read_receipts.to_owned()),
+        blocked_messages: Set(blocked_messages.to_owned()),
+        updated_at: Set(at),
+    };
     Entity::insert(row)
         .on_conflict(
-            OnConflict::column(Column::UserId).update_columns([Column::ReadReceipts, Column::UpdatedAt]).to_owned(),
+            OnConflict::column(Column::UserId)
+                .update_columns([Column::ReadReceipts, Column::BlockedMessages, Column::UpdatedAt])
+                .to_owned(),
         )
         .exec_without_returning(db)
         .await?;

@@ -11,7 +11,10 @@ use crate::ws_client::WsClient;
 
 const TYPING: &str = "subscription($c: UUID!) { typing(conversationId: $c) { username typing } }";
 
-on_both_backends!(a_blocked_user_loses_direct_conversations_presence_and_typing_and_is_flagged);
+on_both_backends!(
+    a_blocked_user_loses_direct_conversations_presence_and_typing_and_is_flagged,
+    hiding_blocked_senders_leaves_their_messages_out_everywhere_i_read
+);
 
 async fn a_blocked_user_loses_direct_conversations_presence_and_typing_and_is_flagged(app: TestApp) {
     let (ann, ben, cat) = (app.register("ann").await, app.register("ben").await, app.register("cat").await);
@@ -100,4 +103,61 @@ async fn a_blocked_user_loses_direct_conversations_presence_and_typing_and_is_fl
     let blocks =
         syncchat_test_support::metric_sum(&app.metrics().await, "syncchat_blocks_total", &["action=\"blocked\""]);
     assert!(blocks >= 1.0, "{blocks}");
+}
+
+async fn hiding_blocked_senders_leaves_their_messages_out_everywhere_i_read(app: TestApp) {
+    let (ann, ben, cat) = (app.register("ann").await, app.register("ben").await, app.register("cat").await);
+    let group = app.conversation(&ann, &[&ben, &cat], Some("shared")).await;
+    app.send(&cat, &group, "first from cat").await;
+    app.send(&ben, &group, "ben says @ann hello").await;
+    let (status, _) = app.rest("PUT", &format!("/users/{}/block", ben.id), Some(&ann.token), None).await;
+    assert_eq!(status, 200);
+    let bodies = |page: &serde_json::Value, at: &str| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().filter_map(|m| m.pointer(at)?.as_str().map(str::to_owned)).collect()
+    };
+
+    // The default flags them.
+    let (_, flagged) = app.rest("GET", &format!("/conversations/{group}/messages"), Some(&ann.token), None).await;
+    assert_eq!(flagged["items"][1]["senderBlocked"], true);
+    let me = app.gql_ok(Some(&ann.token), "{ me { settings { blockedMessages readReceipts } } }", json!({})).await;
+    assert_eq!(me["me"]["settings"], json!({"blockedMessages": "FLAG", "readReceipts": "PUBLIC"}));
+
+    // Hide (REST), the other setting kept.
+    let (status, settings) =
+        app.rest("PATCH", "/users/me/settings", Some(&ann.token), Some(json!({"blockedMessages": "hide"}))).await;
+    assert_eq!((status, &settings), (200, &json!({"blockedMessages": "hide", "readReceipts": "public"})), "{settings}");
+    let (_, history) = app.rest("GET", &format!("/conversations/{group}/messages"), Some(&ann.token), None).await;
+    assert_eq!(bodies(&history, "/body"), ["first from cat"]);
+    let (_, found) = app.rest("GET", "/search/messages?q=hello", Some(&ann.token), None).await;
+    assert_eq!(found["items"], json!([]), "{found}");
+    let (_, mentions) = app.rest("GET", "/users/me/mentions", Some(&ann.token), None).await;
+    assert_eq!(mentions["items"], json!([]));
+
+    // Live: ben's new message does not come; cat's next one does, with no gap reported.
+    let mut anns = WsClient::signed_in(&app, &ann.token).await;
+    anns.subscribe(
+        "e",
+        "subscription { events { __typename ... on MessageAddedEvent { message { body seq } } } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.send(&ben, &group, "hidden live").await;
+    app.send(&cat, &group, "cat again").await;
+    let live = anns.next_data("e").await;
+    assert_eq!(live["events"]["message"], json!({"body": "cat again", "seq": 4}));
+
+    // Someone else, who does not hide him, sees everything; back to flag brings them back.
+    let (_, cats) = app.rest("GET", &format!("/conversations/{group}/messages"), Some(&cat.token), None).await;
+    assert_eq!(cats["items"].as_array().map(Vec::len), Some(4));
+    let flag = app
+        .gql_ok(
+            Some(&ann.token),
+            "mutation { updateSettings(input: {blockedMessages: FLAG}) { blockedMessages } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(flag["updateSettings"]["blockedMessages"], "FLAG");
+    let (_, history) = app.rest("GET", &format!("/conversations/{group}/messages"), Some(&ann.token), None).await;
+    assert_eq!(history["items"].as_array().map(Vec::len), Some(4));
 }

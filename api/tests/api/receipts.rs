@@ -74,7 +74,7 @@ async fn receipts_show_how_far_each_member_read_unless_they_keep_it_private(app:
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, settings) =
         app.rest("PATCH", "/users/me/settings", Some(&ben.token), Some(json!({"readReceipts": "private"}))).await;
-    assert_eq!((status, settings), (200, json!({"readReceipts": "private"})));
+    assert_eq!((status, settings), (200, json!({"readReceipts": "private", "blockedMessages": "flag"})));
     let (_, me) = app.rest("GET", "/users/me", Some(&ben.token), None).await;
     assert_eq!(me["settings"]["readReceipts"], "private", "{me}");
     let (_, ben_for_ann) = app.rest("GET", &format!("/users/{}", ben.id), Some(&ann.token), None).await;

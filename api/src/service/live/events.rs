@@ -19,6 +19,8 @@ pub(crate) struct EventsFilter {
     following: HashSet<Uuid>,
     /// Users whose typing the subscriber does not get (they blocked the subscriber).
     typing_hidden: HashSet<Uuid>,
+    /// Senders whose messages the subscriber hides (blocked, with `blockedMessages: HIDE`).
+    hidden: HashSet<Uuid>,
     /// One conversation's subscription: joining another one does not start following it.
     fixed: bool,
 }
@@ -41,7 +43,13 @@ pub(crate) enum Step<'e> {
 impl EventsFilter {
     /// A subscriber `me` who is in `conversations`.
     pub(crate) fn new(me: Uuid, conversations: impl IntoIterator<Item = Uuid>) -> EventsFilter {
-        EventsFilter { me, following: conversations.into_iter().collect(), typing_hidden: HashSet::new(), fixed: false }
+        EventsFilter {
+            me,
+            following: conversations.into_iter().collect(),
+            typing_hidden: HashSet::new(),
+            hidden: HashSet::new(),
+            fixed: false,
+        }
     }
 
     /// Follows only the conversations it started with.
@@ -54,6 +62,19 @@ impl EventsFilter {
     pub(crate) fn hiding_typing_of(mut self, users: HashSet<Uuid>) -> EventsFilter {
         self.typing_hidden = users;
         self
+    }
+
+    /// Drops the messages (new, edited, deleted) and typing of `users` (whom the subscriber
+    /// blocked and hides). New ones still pass the seq cursor, so it sees no gap: the stream
+    /// skips them after it ([`EventsFilter::hides`]).
+    pub(crate) fn hiding_messages_of(mut self, users: HashSet<Uuid>) -> EventsFilter {
+        self.hidden = users;
+        self
+    }
+
+    /// Whether messages of `sender` are not for this subscriber.
+    pub(crate) fn hides(&self, sender: Uuid) -> bool {
+        self.hidden.contains(&sender)
     }
 
     /// The conversations followed now.
@@ -74,7 +95,14 @@ impl EventsFilter {
                 vec![Step::Admit(message)]
             }
             EventKind::MessageAdded { .. } => Vec::new(),
-            EventKind::Typing { user_id, .. } if self.typing_hidden.contains(user_id) => Vec::new(),
+            EventKind::Typing { user_id, .. } if self.typing_hidden.contains(user_id) || self.hides(*user_id) => {
+                Vec::new()
+            }
+            EventKind::MessageEdited { message } | EventKind::MessageDeleted { message }
+                if self.hides(message.sender_id) =>
+            {
+                Vec::new()
+            }
             EventKind::ConversationChanged { conversation_id, .. } if self.fixed && !self.follows(*conversation_id) => {
                 Vec::new()
             }
