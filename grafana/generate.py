@@ -72,7 +72,6 @@ BUSINESS = [
     ("Messages/s by kind", "timeseries", "sum by (kind) (rate(syncchat_messages_total[5m]))", "short", [], "{{kind}}"),
     ("Reactions/s", "timeseries", "sum by (action) (rate(syncchat_reactions_total[5m]))", "short", [], "{{action}}"),
     ("Searches/s by outcome", "timeseries", "sum by (outcome) (rate(syncchat_searches_total[5m]))", "short", [], "{{outcome}}"),
-    ("Search p99", "timeseries", 'histogram_quantile(0.99, sum by (le) (rate(syncchat_search_duration_seconds_bucket[5m])))', "s", [], "p99"),
     ("Mentions/s by kind", "timeseries", "sum by (kind) (rate(syncchat_mentions_total[5m]))", "short", [], "{{kind}}"),
     ("Pins per day", "timeseries", "sum by (action) (increase(syncchat_pins_total[1d]))", "short", [], "{{action}}"),
     ("Blocks per day", "timeseries", "sum by (action) (increase(syncchat_blocks_total[1d]))", "short", [], "{{action}}"),

@@ -209,6 +209,8 @@ fn describe() {
         "Mentions in sent messages, by kind (user, here, all); edits are not counted again."
     );
     describe_counter!(BLOCKS, Unit::Count, "Users blocked and unblocked.");
+    describe_counter!(SEARCHES, Unit::Count, "Message searches by outcome (hits, none, refused).");
+    describe_histogram!(SEARCH_DURATION, Unit::Seconds, "Message search duration, query to page of hits.");
     describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by a rate limit, by limit.");
     describe_counter!(EVENTS_PUBLISHED, Unit::Count, "Committed events published to the event bus, by kind.");
     describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; labels carry the version and node.");
